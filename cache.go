@@ -1,0 +1,217 @@
+package dagflow
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/dagflow/dagflow/internal/flow"
+	"github.com/dagflow/dagflow/store"
+)
+
+// runCache is what the engine keeps in memory of a run it is working on: the
+// compiled plan, the workflow, and one shared copy of each completed step's
+// result, so that previousSteps costs nothing per step.
+type runCache struct {
+	id    string
+	wf    *Workflow
+	plan  *flow.Plan
+	index map[string]int
+
+	// ctx is cancelled when the run is cancelled or times out, which
+	// cancels the contexts of its attempts on this engine.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// seqs[i] is the completion number of step i (0: not completed);
+	// results[i] is written before seqs[i] is stored.
+	seqs    []atomic.Int64
+	results []json.RawMessage
+
+	mu     sync.Mutex
+	filled []bool // by completion number, to track contig
+	contig int64  // completions 1..contig are all in the cache
+}
+
+func newRunCache(parent context.Context, id string, wf *Workflow, plan *flow.Plan) *runCache {
+	rc := &runCache{id: id, wf: wf, plan: plan, index: make(map[string]int, len(wf.Steps)),
+		seqs: make([]atomic.Int64, len(wf.Steps)), results: make([]json.RawMessage, len(wf.Steps))}
+	for i := range wf.Steps {
+		rc.index[wf.Steps[i].ID] = i
+	}
+	rc.ctx, rc.cancel = context.WithCancel(parent)
+	return rc
+}
+
+// result returns step i's result if it completed at or before upto.
+func (rc *runCache) result(i int, upto int64) (json.RawMessage, bool) {
+	s := rc.seqs[i].Load()
+	if s == 0 || s > upto {
+		return nil, false
+	}
+	r := rc.results[i]
+	if r == nil {
+		r = json.RawMessage("null")
+	}
+	return r, true
+}
+
+// complete records that step i completed as completion number seq.
+func (rc *runCache) complete(i int, seq int64, result json.RawMessage) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.seqs[i].Load() != 0 {
+		return
+	}
+	rc.results[i] = result
+	rc.seqs[i].Store(seq)
+	for int64(len(rc.filled)) <= seq {
+		rc.filled = append(rc.filled, false)
+	}
+	rc.filled[seq] = true
+	for rc.contig+1 < int64(len(rc.filled)) && rc.filled[rc.contig+1] {
+		rc.contig++
+	}
+}
+
+// has reports whether every completion up to seq is in the cache.
+func (rc *runCache) has(seq int64) bool {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.contig >= seq
+}
+
+func (rc *runCache) load(tx store.Tx, after int64) error {
+	steps, err := tx.CompletedAfter(rc.id, after)
+	if err != nil {
+		return err
+	}
+	for _, st := range steps {
+		if st.Index >= 0 && st.Index < len(rc.seqs) {
+			rc.complete(st.Index, st.Seq, st.Result)
+		}
+	}
+	return nil
+}
+
+// Plan implements flow.Env: it returns the cached plan of a run, compiling
+// it from the stored spec the first time.
+func (e *Engine) Plan(tx store.Tx, runID string) (*flow.Plan, error) {
+	rc, err := e.cached(tx, runID)
+	if err != nil {
+		return nil, err
+	}
+	return rc.plan, nil
+}
+
+// cached returns the cache of a run, building it from the store through tx
+// when the engine has none.
+func (e *Engine) cached(tx store.Tx, runID string) (*runCache, error) {
+	e.cmu.Lock()
+	rc := e.cache[runID]
+	e.cmu.Unlock()
+	if rc != nil {
+		return rc, nil
+	}
+	spec, err := tx.Spec(runID)
+	if err != nil {
+		return nil, fmt.Errorf("reading the spec of run %q: %w", runID, err)
+	}
+	var wf Workflow
+	if err := json.Unmarshal(spec, &wf); err != nil {
+		return nil, fmt.Errorf("decoding the stored spec of run %q: %w", runID, err)
+	}
+	rc = newRunCache(e.ctx, runID, &wf, compile(&wf))
+	if err := rc.load(tx, 0); err != nil {
+		return nil, err
+	}
+	e.cmu.Lock()
+	defer e.cmu.Unlock()
+	if old := e.cache[runID]; old != nil {
+		rc.cancel()
+		return old, nil
+	}
+	e.cache[runID] = rc
+	return rc, nil
+}
+
+func (e *Engine) cachedRun(runID string) *runCache {
+	e.cmu.Lock()
+	defer e.cmu.Unlock()
+	return e.cache[runID]
+}
+
+// forget drops a run that ended from the cache.
+func (e *Engine) forget(runID string) {
+	e.cmu.Lock()
+	rc := e.cache[runID]
+	delete(e.cache, runID)
+	e.cmu.Unlock()
+	if rc != nil {
+		rc.cancel()
+	}
+}
+
+// compile turns a normalized workflow into the state machine's plan.
+func compile(w *Workflow) *flow.Plan {
+	p := &flow.Plan{
+		Saga: w.Saga, Continue: w.OnStepFailure == ContinueOnFailure, Timeout: seconds(w.Timeout),
+		OnComplete: w.OnComplete, OnError: w.OnError,
+		Steps: make([]flow.StepPlan, len(w.Steps)),
+	}
+	index := make(map[string]int32, len(w.Steps))
+	for i := range w.Steps {
+		index[w.Steps[i].ID] = int32(i)
+	}
+	ndeps := 0
+	for i := range w.Steps {
+		ndeps += len(w.Steps[i].DependsOn)
+	}
+	// One backing array for every dependency list, and one for every
+	// dependents list.
+	deps := make([]int32, 0, ndeps)
+	count := make([]int32, len(w.Steps))
+	for i := range w.Steps {
+		s := &w.Steps[i]
+		start := len(deps)
+		for _, d := range s.DependsOn {
+			j := index[d]
+			deps = append(deps, j)
+			count[j]++
+		}
+		r := s.Retries
+		if r == nil {
+			r = &RetryConfig{MaxAttempts: DefaultMaxAttempts, InitialInterval: DefaultInitialInterval, MaxInterval: DefaultMaxInterval}
+		}
+		kind := flow.Exponential
+		switch r.Backoff {
+		case Linear:
+			kind = flow.Linear
+		case Fixed:
+			kind = flow.Fixed
+		}
+		p.Steps[i] = flow.StepPlan{
+			ID: s.ID, Deps: deps[start:len(deps):len(deps)], Parallel: s.Parallel, AllowFailedDeps: s.AllowFailedDeps,
+			HasComp: s.Compensation != "", Timeout: seconds(s.Timeout),
+			Retry: flow.Retry{MaxAttempts: max(r.MaxAttempts, 1), Kind: kind, Initial: seconds(r.InitialInterval), Max: seconds(r.MaxInterval)},
+		}
+	}
+	dependents := make([]int32, ndeps)
+	offset := make([]int32, len(w.Steps)+1)
+	for i, c := range count {
+		offset[i+1] = offset[i] + c
+	}
+	fill := append([]int32(nil), offset[:len(w.Steps)]...)
+	for i := range p.Steps {
+		for _, d := range p.Steps[i].Deps {
+			dependents[fill[d]] = int32(i)
+			fill[d]++
+		}
+	}
+	for i := range p.Steps {
+		p.Steps[i].Dependents = dependents[offset[i]:offset[i+1]:offset[i+1]]
+	}
+	return p
+}

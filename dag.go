@@ -1,0 +1,275 @@
+package dagflow
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/url"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/dagflow/dagflow/internal/graph"
+)
+
+// Validate checks a workflow and returns a *ValidationError that lists every
+// problem with its place, or nil. It checks what the workflow alone can tell:
+// ids, dependencies, cycles, and the values of every field. Create checks the
+// same and also what depends on the engine, such as handler names that are
+// not registered. Validation takes time linear in steps plus dependencies.
+func (w *Workflow) Validate() error {
+	if ps := w.validate(nil); len(ps) > 0 {
+		return &ValidationError{WorkflowID: w.ID, Problems: ps}
+	}
+	return nil
+}
+
+// engineCheck holds what validation needs to know of an engine.
+type engineCheck struct {
+	hasHandler func(name string) bool
+	hasBaseURL bool
+}
+
+const maxIDLen = 256
+
+// checkID reports what is wrong with an id, or "".
+func checkID(id string, slash bool) string {
+	switch {
+	case id == "":
+		return "is required"
+	case len(id) > maxIDLen:
+		return fmt.Sprintf("is %d bytes long; the limit is %d", len(id), maxIDLen)
+	case !utf8.ValidString(id):
+		return "is not valid UTF-8"
+	case strings.TrimSpace(id) != id:
+		return fmt.Sprintf("%q has leading or trailing white space", id)
+	case !slash && strings.Contains(id, "/"):
+		return fmt.Sprintf("%q contains \"/\", which the idempotency key <workflowId>/<stepId> reserves", id)
+	}
+	for _, r := range id {
+		if unicode.IsControl(r) {
+			return fmt.Sprintf("%q contains a control character", id)
+		}
+	}
+	return ""
+}
+
+// checkURL reports what is wrong with a step or webhook URL, or "".
+func checkURL(raw string, e *engineCheck) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Sprintf("is not a valid URL: %v", unwrapURLError(err))
+	}
+	if u.IsAbs() {
+		if u.Scheme != "http" && u.Scheme != "https" {
+			return fmt.Sprintf("has scheme %q; only http and https are supported", u.Scheme)
+		}
+		if u.Host == "" {
+			return "has no host"
+		}
+		return ""
+	}
+	if u.Host != "" {
+		return "has a host but no scheme"
+	}
+	if e != nil && !e.hasBaseURL {
+		return fmt.Sprintf("%q is relative, and the engine has no base URL to resolve it against (set one with WithHTTP)", redactURL(raw))
+	}
+	return ""
+}
+
+func unwrapURLError(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err
+	}
+	return err
+}
+
+// redactURL hides the password of a URL's userinfo.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
+}
+
+func badSeconds(v float64) string {
+	switch {
+	case math.IsNaN(v) || math.IsInf(v, 0):
+		return "must be a finite number of seconds"
+	case v < 0:
+		return fmt.Sprintf("must not be negative, got %v", v)
+	case v > 10*365*86400:
+		return fmt.Sprintf("%v seconds is more than ten years", v)
+	}
+	return ""
+}
+
+// maxSuggestions bounds the "did you mean" searches, each of which looks at
+// every step id, so that validation stays linear however many dependencies
+// are unknown.
+const maxSuggestions = 16
+
+// validate returns every problem of w. e, when not nil, adds the checks that
+// depend on the engine.
+func (w *Workflow) validate(e *engineCheck) []Problem {
+	var ps []Problem
+	add := func(path, format string, args ...any) {
+		ps = append(ps, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+	}
+	if msg := checkID(w.ID, true); msg != "" {
+		add("id", "%s", msg)
+	}
+	if msg := badSeconds(w.Timeout); msg != "" {
+		add("timeout", "%s", msg)
+	}
+	switch w.OnStepFailure {
+	case "", FailWorkflow, ContinueOnFailure:
+	default:
+		add("onStepFailure", "must be %q or %q, not %q", FailWorkflow, ContinueOnFailure, w.OnStepFailure)
+	}
+	if c := bytes.TrimSpace(w.Context); len(c) > 0 && string(c) != "null" {
+		if !json.Valid(c) {
+			add("context", "is not valid JSON")
+		} else if c[0] != '{' {
+			add("context", "must be a JSON object, not %s", jsonKind(c[0]))
+		}
+	}
+	for _, hook := range []struct{ name, u string }{{"onComplete", w.OnComplete}, {"onError", w.OnError}} {
+		if hook.u != "" {
+			if msg := checkURL(hook.u, e); msg != "" {
+				add(hook.name, "%s", msg)
+			}
+		}
+	}
+	if len(w.Steps) == 0 {
+		add("steps", "a workflow needs at least one step")
+		return ps
+	}
+
+	index := make(map[string]int, len(w.Steps))
+	for i := range w.Steps {
+		s := &w.Steps[i]
+		if msg := checkID(s.ID, false); msg != "" {
+			add(fmt.Sprintf("steps[%d].id", i), "%s", msg)
+			continue
+		}
+		if j, dup := index[s.ID]; dup {
+			add(fmt.Sprintf("steps[%d].id", i), "duplicate step id %q (also steps[%d])", s.ID, j)
+			continue
+		}
+		index[s.ID] = i
+	}
+	var ids []string // built only when a suggestion is needed
+	suggestions := 0
+	deps := make([][]int32, len(w.Steps))
+	for i := range w.Steps {
+		s := &w.Steps[i]
+		path := fmt.Sprintf("steps[%d]", i)
+		switch {
+		case s.URL != "" && s.Handler != "":
+			add(path, "has both url and handler; a step is either an HTTP job (url) or a Go handler (handler)")
+		case s.URL == "" && s.Handler == "":
+			add(path, "needs a url (an HTTP job handler) or a handler (a Go handler registered on the engine)")
+		case s.URL != "":
+			if msg := checkURL(s.URL, e); msg != "" {
+				add(path+".url", "%s", msg)
+			}
+		case e != nil && !e.hasHandler(s.Handler):
+			add(path+".handler", "no handler named %q is registered on the engine (register it with Engine.Handle)", s.Handler)
+		}
+		seen := make(map[string]bool, len(s.DependsOn))
+		for j, d := range s.DependsOn {
+			dpath := fmt.Sprintf("%s.dependsOn[%d]", path, j)
+			k, ok := index[d]
+			switch {
+			case d == "":
+				add(dpath, "is empty")
+			case d == s.ID:
+				add(dpath, "step %q depends on itself", s.ID)
+			case seen[d]:
+				add(dpath, "lists %q twice", d)
+			case !ok:
+				msg := fmt.Sprintf("unknown step %q", d)
+				if suggestions < maxSuggestions {
+					suggestions++
+					if ids == nil {
+						ids = make([]string, 0, len(index))
+						for _, st := range w.Steps {
+							ids = append(ids, st.ID)
+						}
+					}
+					if sug := graph.Suggest(d, ids); sug != "" {
+						msg += fmt.Sprintf(" (did you mean %q?)", sug)
+					}
+				}
+				add(dpath, "%s", msg)
+			default:
+				deps[i] = append(deps[i], int32(k))
+			}
+			seen[d] = true
+		}
+		if s.Retries != nil {
+			r := s.Retries
+			rpath := path + ".retries"
+			if r.MaxAttempts < 0 {
+				add(rpath+".maxAttempts", "must be at least 1, got %d", r.MaxAttempts)
+			}
+			switch r.Backoff {
+			case "", Exponential, Linear, Fixed:
+			default:
+				add(rpath+".backoff", "must be %q, %q or %q, not %q", Exponential, Linear, Fixed, r.Backoff)
+			}
+			if msg := badSeconds(r.InitialInterval); msg != "" {
+				add(rpath+".initialInterval", "%s", msg)
+			}
+			if msg := badSeconds(r.MaxInterval); msg != "" {
+				add(rpath+".maxInterval", "%s", msg)
+			} else if r.MaxInterval > 0 && r.MaxInterval < r.InitialInterval {
+				add(rpath+".maxInterval", "%v is less than initialInterval %v", r.MaxInterval, r.InitialInterval)
+			}
+		}
+		if msg := badSeconds(s.Timeout); msg != "" {
+			add(path+".timeout", "%s", msg)
+		}
+		if s.Compensation != "" {
+			switch {
+			case !w.Saga:
+				add(path+".compensation", "only saga workflows compensate steps; set \"saga\": true or remove the compensation")
+			case s.URL != "":
+				if msg := checkURL(s.Compensation, e); msg != "" {
+					add(path+".compensation", "%s", msg)
+				}
+			case s.Handler != "" && e != nil && !e.hasHandler(s.Compensation):
+				add(path+".compensation", "no handler named %q is registered on the engine (register it with Engine.Handle)", s.Compensation)
+			}
+		}
+		if s.AllowFailedDeps && w.OnStepFailure != ContinueOnFailure {
+			add(path+".allowFailedDeps", "has no effect unless the workflow's onStepFailure is %q", ContinueOnFailure)
+		}
+	}
+	for _, c := range graph.Cycles(len(w.Steps), func(i int) []int32 { return deps[i] }) {
+		// deps edges point from a step to what it depends on; name the
+		// cycle in the order the steps would run.
+		names := make([]string, len(c))
+		for k, i := range c {
+			names[len(c)-1-k] = w.Steps[i].ID
+		}
+		add("", "cycle: %s", strings.Join(names, " -> "))
+	}
+	return ps
+}
+
+func jsonKind(c byte) string {
+	switch c {
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	}
+	return "a number"
+}

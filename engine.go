@@ -1,0 +1,706 @@
+package dagflow
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/dagflow/dagflow/httpstep"
+	"github.com/dagflow/dagflow/internal/flow"
+	"github.com/dagflow/dagflow/store"
+	"github.com/dagflow/dagflow/store/bolt"
+)
+
+// Engine runs workflows. Open one per store; it is safe for concurrent use by
+// multiple goroutines. An engine starts goroutines: call Close to stop them.
+type Engine struct {
+	cfg      config
+	store    store.Store
+	ownStore bool
+	owner    string
+	lease    time.Duration // 0: exclusive store, claims never expire
+	http     *httpstep.Client
+	log      *slog.Logger
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelCauseFunc
+	closed atomic.Bool
+	once   sync.Once
+
+	hmu      sync.RWMutex
+	handlers map[string]HandlerFunc
+
+	cmu   sync.Mutex
+	cache map[string]*runCache
+
+	// The worker pool: free counts claim slots not held by a claim; queue
+	// holds claimed tasks waiting for a worker.
+	free    atomic.Int64
+	workers errgroup.Group
+	qmu     sync.Mutex
+	queue   []*task
+	active  int
+
+	bg       sync.WaitGroup
+	wake     chan struct{} // claim loop
+	hookWake chan struct{} // webhook loop
+	starved  atomic.Bool   // the claim loop waits for a free slot
+
+	wmu     sync.Mutex
+	waiters map[string][]chan struct{}
+
+	pmu    sync.Mutex
+	parked map[string][]flow.Parked // by handler name
+
+	lmu  sync.Mutex
+	live map[*task]struct{} // claims to renew (shared stores)
+}
+
+// errClosing is the cause of the engine context's cancellation.
+var errClosing = errors.New("dagflow: engine closing")
+
+// Open opens an engine on a store: the bbolt file of WithPath (DefaultPath
+// when neither WithPath nor WithStore is given), or the store of WithStore.
+// Runs left unfinished in the store resume at once: handlers given with
+// WithHandler are there for them; steps whose handler is registered later
+// with Handle wait for it.
+func Open(opts ...Option) (*Engine, error) {
+	cfg := config{
+		concurrency: DefaultConcurrency, lease: DefaultLease, poll: DefaultPollInterval,
+		openTimeout: DefaultOpenTimeout, hookTries: DefaultWebhookAttempts, logLimit: DefaultLogLines,
+		now: time.Now, jitter: fullJitter,
+	}
+	var errs []error
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o(&cfg); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if cfg.store != nil && cfg.path != "" {
+		errs = append(errs, errors.New("WithPath and WithStore: give one or the other"))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("dagflow: Open: %w", errors.Join(errs...))
+	}
+	if cfg.logger == nil {
+		cfg.logger = slog.Default()
+	}
+	var hopts httpstep.Options
+	if cfg.httpOpts != nil {
+		hopts = *cfg.httpOpts
+	}
+	hc, err := httpstep.New(hopts)
+	if err != nil {
+		return nil, fmt.Errorf("dagflow: Open: WithHTTP: %w", err)
+	}
+	e := &Engine{
+		cfg: cfg, store: cfg.store, http: hc, log: cfg.logger, lease: cfg.lease,
+		handlers: make(map[string]HandlerFunc), cache: make(map[string]*runCache),
+		wake: make(chan struct{}, 1), hookWake: make(chan struct{}, 1),
+		waiters: make(map[string][]chan struct{}), parked: make(map[string][]flow.Parked),
+		live: make(map[*task]struct{}),
+	}
+	for name, h := range cfg.handlers {
+		e.handlers[name] = h
+	}
+	if e.store == nil {
+		path := cfg.path
+		if path == "" {
+			path = DefaultPath
+		}
+		s, err := bolt.Open(path, bolt.Options{Timeout: cfg.openTimeout})
+		if err != nil {
+			return nil, fmt.Errorf("dagflow: Open: %w", err)
+		}
+		e.store, e.ownStore = s, true
+	}
+	if ex, ok := e.store.(store.Exclusive); ok && ex.Exclusive() {
+		e.lease = 0
+	}
+	e.owner = newOwner()
+	e.ctx, e.cancel = context.WithCancelCause(context.Background())
+	e.free.Store(int64(cfg.concurrency))
+	e.workers.SetLimit(cfg.concurrency)
+
+	if e.lease == 0 {
+		// An exclusive store: whatever an earlier process was running is
+		// over now.
+		var eff flow.Effects
+		err := e.store.Update(e.ctx, func(tx store.Tx) error {
+			return flow.Begin(tx, e, e.now(), &eff).Recover()
+		})
+		if err != nil {
+			e.shutdown()
+			return nil, fmt.Errorf("dagflow: Open: resuming unfinished runs: %w", err)
+		}
+	}
+	e.goBackground(e.claimLoop)
+	e.goBackground(e.hookLoop)
+	if e.lease > 0 {
+		e.goBackground(e.renewLoop)
+		if w, ok := e.store.(store.Watcher); ok {
+			ch, err := w.Watch(e.ctx)
+			if err != nil {
+				e.shutdown()
+				return nil, fmt.Errorf("dagflow: Open: watching the store: %w", err)
+			}
+			e.goBackground(func() { e.watchLoop(ch) })
+		}
+	}
+	e.signal()
+	e.signalHooks()
+	return e, nil
+}
+
+func newOwner() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	rand.Read(b[:])
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+func fullJitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return time.Duration(mrand.Int64N(int64(d) + 1))
+}
+
+// now is the engine's clock, cut to microseconds (what every store keeps).
+func (e *Engine) now() time.Time { return e.cfg.now().UTC().Truncate(time.Microsecond) }
+
+func (e *Engine) goBackground(f func()) {
+	e.bg.Add(1)
+	go func() {
+		defer e.bg.Done()
+		f()
+	}()
+}
+
+// Owner implements flow.Env: the engine's name in leases.
+func (e *Engine) Owner() string { return e.owner }
+
+// Lease implements flow.Env.
+func (e *Engine) Lease() time.Duration { return e.lease }
+
+// Jitter implements flow.Env.
+func (e *Engine) Jitter(d time.Duration) time.Duration { return e.cfg.jitter(d) }
+
+// CanRun implements flow.Env: whether this engine has the step's handler.
+func (e *Engine) CanRun(runID string, p *flow.Plan, index int, comp bool) bool {
+	rc := e.cachedRun(runID)
+	if rc == nil {
+		return true
+	}
+	s := &rc.wf.Steps[index]
+	if s.Handler == "" {
+		return true // an HTTP step
+	}
+	name := s.Handler
+	if comp {
+		name = s.Compensation
+	}
+	return e.handler(name) != nil
+}
+
+func (e *Engine) handler(name string) HandlerFunc {
+	e.hmu.RLock()
+	defer e.hmu.RUnlock()
+	return e.handlers[name]
+}
+
+func (e *Engine) hasHandler(name string) bool { return e.handler(name) != nil }
+
+// Handle registers the Go handler h under name, replacing any handler of
+// that name. Steps name it in their "handler" field (or, for compensations,
+// "compensation"). Steps of resumed runs that were waiting for it start at
+// once. Handle is safe to call at any time; it returns an error for an empty
+// name, a nil handler, or a closed engine.
+func (e *Engine) Handle(name string, h HandlerFunc) error {
+	if name == "" || h == nil {
+		return errors.New("dagflow: Handle: empty name or nil handler")
+	}
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	e.hmu.Lock()
+	e.handlers[name] = h
+	e.hmu.Unlock()
+	e.unpark(name)
+	return nil
+}
+
+// unpark makes the steps put off for want of handler name due now.
+func (e *Engine) unpark(name string) {
+	e.pmu.Lock()
+	refs := e.parked[name]
+	delete(e.parked, name)
+	e.pmu.Unlock()
+	if len(refs) == 0 {
+		return
+	}
+	err := e.store.Update(e.ctx, func(tx store.Tx) error {
+		now := e.now()
+		for _, p := range refs {
+			st, err := tx.Step(p.RunID, p.Index)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			} else if err != nil {
+				return err
+			}
+			waiting := (p.Handler && st.State == store.StepReady) || (!p.Handler && st.Comp == store.CompReady)
+			if waiting && st.DueAt.After(now) {
+				st.DueAt = now
+				if err := tx.PutStep(st); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil && e.ctx.Err() == nil {
+		e.log.Warn("dagflow: waking steps waiting for a handler", "handler", name, "error", err)
+	}
+	e.signal()
+}
+
+// Create validates a workflow and starts a run of it. It returns the run's
+// status as it is right after creation. Creating a workflow whose id is
+// taken returns the existing run's status when the spec is the same (Create
+// is idempotent) and an error matching ErrConflict when it differs. Invalid
+// workflows get a *ValidationError listing every problem. Create is safe for
+// concurrent use; it returns once the run is in the store.
+func (e *Engine) Create(ctx context.Context, w Workflow) (*Status, error) {
+	if e.closed.Load() {
+		return nil, ErrClosed
+	}
+	check := &engineCheck{hasHandler: e.hasHandler, hasBaseURL: e.http.HasBaseURL()}
+	if ps := w.validate(check); len(ps) > 0 {
+		return nil, &ValidationError{WorkflowID: w.ID, Problems: ps}
+	}
+	n := w.normalized()
+	spec, err := json.Marshal(&n)
+	if err != nil {
+		return nil, fmt.Errorf("dagflow: Create %q: encoding the workflow: %w", w.ID, err)
+	}
+	plan := compile(&n)
+	var eff flow.Effects
+	err = e.store.Update(ctx, func(tx store.Tx) error {
+		if _, err := tx.Run(n.ID); err == nil {
+			old, err := tx.Spec(n.ID)
+			if err != nil {
+				return err
+			}
+			if !bytes.Equal(old, spec) {
+				return fmt.Errorf("dagflow: Create: %w: a run with id %q exists with a different workflow", ErrConflict, n.ID)
+			}
+			eff = flow.Effects{}
+			return nil
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		now := e.now()
+		x := flow.Begin(tx, e, now, &eff)
+		r := store.Run{ID: n.ID, CreatedAt: now, StartedAt: now, Deadline: now.Add(plan.Timeout)}
+		if err := x.Create(r, spec, plan); err != nil {
+			return err
+		}
+		return x.Flush()
+	})
+	if err != nil {
+		if errors.Is(err, ErrConflict) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("dagflow: Create %q: %w", w.ID, err)
+	}
+	e.cmu.Lock()
+	if e.cache[n.ID] == nil {
+		e.cache[n.ID] = newRunCache(e.ctx, n.ID, &n, plan)
+	}
+	e.cmu.Unlock()
+	e.notify(store.Event{Kind: store.EventDue})
+	e.signal()
+	return e.Status(ctx, n.ID)
+}
+
+// Status returns the status of a run, read from the store, or an error
+// matching ErrNotFound.
+func (e *Engine) Status(ctx context.Context, id string) (*Status, error) {
+	if e.closed.Load() {
+		return nil, ErrClosed
+	}
+	var st *Status
+	err := e.store.View(ctx, func(tx store.Tx) error {
+		r, err := tx.Run(id)
+		if err != nil {
+			return err
+		}
+		steps, err := tx.Steps(id)
+		if err != nil {
+			return err
+		}
+		wctx, err := e.runContext(tx, id)
+		if err != nil {
+			return err
+		}
+		st = buildStatus(&r, wctx, steps)
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("dagflow: run %q: %w", id, ErrNotFound)
+		}
+		return nil, fmt.Errorf("dagflow: status of run %q: %w", id, err)
+	}
+	return st, nil
+}
+
+// runContext returns a run's workflow context, from the cache or the spec.
+func (e *Engine) runContext(tx store.Tx, id string) (json.RawMessage, error) {
+	if rc := e.cachedRun(id); rc != nil {
+		return rc.wf.Context, nil
+	}
+	spec, err := tx.Spec(id)
+	if err != nil {
+		return nil, err
+	}
+	var w struct {
+		Context json.RawMessage `json:"context"`
+	}
+	if err := json.Unmarshal(spec, &w); err != nil {
+		return nil, fmt.Errorf("decoding the stored spec: %w", err)
+	}
+	return w.Context, nil
+}
+
+// Workflow returns the workflow of a run as the engine stored it, with every
+// default filled in, or an error matching ErrNotFound.
+func (e *Engine) Workflow(ctx context.Context, id string) (*Workflow, error) {
+	if e.closed.Load() {
+		return nil, ErrClosed
+	}
+	var w Workflow
+	err := e.store.View(ctx, func(tx store.Tx) error {
+		spec, err := tx.Spec(id)
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(spec, &w)
+	})
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("dagflow: run %q: %w", id, ErrNotFound)
+		}
+		return nil, fmt.Errorf("dagflow: workflow of run %q: %w", id, err)
+	}
+	return &w, nil
+}
+
+// Wait blocks until the run is completed, failed or cancelled (after its
+// compensations, for a saga) and returns its final status. It returns early
+// with ctx's error when ctx is done, ErrClosed when the engine closes, and
+// an error matching ErrNotFound for an unknown id.
+func (e *Engine) Wait(ctx context.Context, id string) (*Status, error) {
+	for {
+		ch := e.addWaiter(id)
+		st, err := e.Status(ctx, id)
+		if err != nil || st.State.Final() {
+			e.removeWaiter(id, ch)
+			return st, err
+		}
+		var poll <-chan time.Time
+		if e.lease > 0 {
+			// Another engine may end the run: look again now and then.
+			t := time.NewTimer(e.cfg.poll)
+			defer t.Stop()
+			poll = t.C
+		}
+		select {
+		case <-ch:
+		case <-poll:
+			e.removeWaiter(id, ch)
+		case <-ctx.Done():
+			e.removeWaiter(id, ch)
+			return nil, ctx.Err()
+		case <-e.ctx.Done():
+			e.removeWaiter(id, ch)
+			return nil, ErrClosed
+		}
+	}
+}
+
+func (e *Engine) addWaiter(id string) chan struct{} {
+	ch := make(chan struct{})
+	e.wmu.Lock()
+	e.waiters[id] = append(e.waiters[id], ch)
+	e.wmu.Unlock()
+	return ch
+}
+
+func (e *Engine) removeWaiter(id string, ch chan struct{}) {
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	list := e.waiters[id]
+	for i, c := range list {
+		if c == ch {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(e.waiters, id)
+	} else {
+		e.waiters[id] = list
+	}
+}
+
+func (e *Engine) wakeWaiters(id string) {
+	e.wmu.Lock()
+	list := e.waiters[id]
+	delete(e.waiters, id)
+	e.wmu.Unlock()
+	for _, ch := range list {
+		close(ch)
+	}
+}
+
+// ListOptions selects runs for List.
+type ListOptions struct {
+	// State keeps only runs in this state (pending runs are listed as
+	// running).
+	State State
+	// IDContains keeps only runs whose id contains it.
+	IDContains string
+	// After is the Next of the previous page; "" starts at the newest run.
+	After string
+	// Limit is the page size; 0 means 100.
+	Limit int
+}
+
+// RunList is a page of runs, newest first.
+type RunList struct {
+	Runs []RunSummary `json:"runs"`
+	// Next is the ListOptions.After of the next page, "" on the last page.
+	Next string `json:"next,omitempty"`
+}
+
+// RunSummary is a run as List shows it.
+type RunSummary struct {
+	ID          string    `json:"id"`
+	State       State     `json:"state"`
+	CreatedAt   time.Time `json:"createdAt"`
+	StartedAt   time.Time `json:"startedAt,omitzero"`
+	CompletedAt time.Time `json:"completedAt,omitzero"`
+	Steps       int       `json:"steps"`
+	Done        int       `json:"done"`
+	Failed      int       `json:"failed"`
+	Error       string    `json:"error,omitempty"`
+}
+
+// List returns a page of runs, newest first.
+func (e *Engine) List(ctx context.Context, o ListOptions) (*RunList, error) {
+	if e.closed.Load() {
+		return nil, ErrClosed
+	}
+	limit := o.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	q := store.RunQuery{IDContains: o.IDContains, Limit: limit + 1}
+	switch o.State {
+	case "":
+	case StatePending, StateRunning:
+		q.State = store.RunRunning
+	case StateCompleted, StateFailed, StateCancelled:
+		q.State = store.RunState(o.State)
+	default:
+		return nil, fmt.Errorf("dagflow: List: unknown state %q", o.State)
+	}
+	if o.After != "" {
+		c, err := decodeCursor(o.After)
+		if err != nil {
+			return nil, fmt.Errorf("dagflow: List: bad After: %w", err)
+		}
+		q.Before = c
+	}
+	var runs []store.Run
+	err := e.store.View(ctx, func(tx store.Tx) (err error) {
+		runs, err = tx.Runs(q)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dagflow: List: %w", err)
+	}
+	out := &RunList{Runs: make([]RunSummary, 0, min(len(runs), limit))}
+	for i, r := range runs {
+		if i == limit {
+			last := runs[i-1]
+			out.Next = encodeCursor(last.CreatedAt, last.ID)
+			break
+		}
+		state := State(r.State)
+		if r.State == store.RunRunning {
+			state = StateRunning
+		}
+		out.Runs = append(out.Runs, RunSummary{ID: r.ID, State: state, CreatedAt: r.CreatedAt, StartedAt: r.StartedAt,
+			CompletedAt: r.CompletedAt, Steps: r.Total, Done: r.Done, Failed: r.Failed, Error: r.Error})
+	}
+	return out, nil
+}
+
+func encodeCursor(t time.Time, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(t.UnixNano(), 10) + "/" + id))
+}
+
+func decodeCursor(s string) (*store.Cursor, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, err
+	}
+	ts, id, ok := strings.Cut(string(b), "/")
+	if !ok {
+		return nil, errors.New("malformed cursor")
+	}
+	n, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return nil, errors.New("malformed cursor")
+	}
+	return &store.Cursor{CreatedAt: time.Unix(0, n).UTC(), ID: id}, nil
+}
+
+// Cancel cancels a running run: its running attempts' contexts are
+// cancelled (HTTP requests aborted), no step starts any more, a saga is
+// compensated, and the run ends cancelled, calling onError. Cancel returns
+// once the cancellation is in the store, not when the run has ended (use
+// Wait). Cancelling a run that has ended returns a *StateError matching
+// ErrConflict; cancelling one that is already stopping or compensating
+// changes nothing.
+func (e *Engine) Cancel(ctx context.Context, id string) (*Status, error) {
+	if e.closed.Load() {
+		return nil, ErrClosed
+	}
+	var eff flow.Effects
+	err := e.store.Update(ctx, func(tx store.Tx) error {
+		x := flow.Begin(tx, e, e.now(), &eff)
+		before, err := x.Stop(id, store.RunCancelled, "cancelled")
+		if err != nil {
+			return err
+		}
+		if before.State.Final() {
+			return &StateError{Op: "cancel", RunID: id, State: string(before.State)}
+		}
+		return x.Flush()
+	})
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("dagflow: run %q: %w", id, ErrNotFound)
+		}
+		var se *StateError
+		if errors.As(err, &se) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("dagflow: Cancel %q: %w", id, err)
+	}
+	e.apply(&eff, 0)
+	return e.Status(ctx, id)
+}
+
+// Retry runs a failed or cancelled run again: its failed, skipped and
+// cancelled steps start afresh with a new attempt budget, every completed
+// step keeps its result, and the workflow timeout starts again. A run may be
+// retried each time it fails. Retry returns once the retry is in the store.
+// It returns a *StateError matching ErrConflict for a run that is running or
+// completed, or a saga that was compensated.
+func (e *Engine) Retry(ctx context.Context, id string) (*Status, error) {
+	if e.closed.Load() {
+		return nil, ErrClosed
+	}
+	e.forget(id)
+	var eff flow.Effects
+	err := e.store.Update(ctx, func(tx store.Tx) error {
+		r, err := tx.Run(id)
+		if err != nil {
+			return err
+		}
+		if r.State != store.RunFailed && r.State != store.RunCancelled {
+			return &StateError{Op: "retry", RunID: id, State: string(r.State)}
+		}
+		steps, err := tx.Steps(id)
+		if err != nil {
+			return err
+		}
+		for _, st := range steps {
+			if st.Comp != store.CompNone {
+				return &StateError{Op: "retry", RunID: id, State: string(r.State),
+					Reason: "its saga was compensated; create a new run instead"}
+			}
+		}
+		x := flow.Begin(tx, e, e.now(), &eff)
+		if err := x.Retry(id); err != nil {
+			return err
+		}
+		return x.Flush()
+	})
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("dagflow: run %q: %w", id, ErrNotFound)
+		}
+		var se *StateError
+		if errors.As(err, &se) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("dagflow: Retry %q: %w", id, err)
+	}
+	e.apply(&eff, 0)
+	e.notify(store.Event{Kind: store.EventDue})
+	e.signal()
+	return e.Status(ctx, id)
+}
+
+// Close stops the engine: it starts no new attempt, cancels the contexts of
+// the attempts under way and waits for their handlers to return. An attempt
+// that completed is recorded; one that failed because of the shutdown is
+// not, and runs again when an engine next opens the store. Close closes the
+// store when the engine opened it (WithPath or the default), not one given
+// with WithStore. Calls on the engine after Close return ErrClosed.
+func (e *Engine) Close() error {
+	var err error
+	e.once.Do(func() { err = e.shutdown() })
+	return err
+}
+
+func (e *Engine) shutdown() error {
+	e.closed.Store(true)
+	e.cancel(errClosing)
+	e.bg.Wait()
+	e.workers.Wait()
+	e.cmu.Lock()
+	for _, rc := range e.cache {
+		rc.cancel()
+	}
+	e.cache = map[string]*runCache{}
+	e.cmu.Unlock()
+	e.http.CloseIdleConnections()
+	if e.ownStore {
+		return e.store.Close()
+	}
+	return nil
+}

@@ -1,0 +1,168 @@
+// Package graph holds the graph algorithms behind workflow validation:
+// cycle finding in linear time and "did you mean" suggestions.
+package graph
+
+// Cycles finds the cycles of a directed graph of n nodes whose edges run from
+// each node to the nodes next(i) returns. It returns one cycle for every
+// strongly connected component of more than one node, as a path of node
+// numbers that starts and ends with the same node and follows the edges.
+// Self-loops are not reported (callers report them as their own problem).
+// Tarjan's algorithm, iterative: O(nodes + edges) time, no recursion.
+func Cycles(n int, next func(i int) []int32) [][]int {
+	const unvisited = -1
+	index := make([]int32, n)
+	low := make([]int32, n)
+	onStack := make([]bool, n)
+	comp := make([]int32, n) // component id of each node, for the path search
+	for i := range index {
+		index[i] = unvisited
+		comp[i] = -1
+	}
+	var (
+		stack   []int32
+		counter int32
+		ncomp   int32
+		cycles  [][]int
+	)
+	type frame struct {
+		v    int32
+		edge int
+	}
+	var call []frame
+	for root := 0; root < n; root++ {
+		if index[root] != unvisited {
+			continue
+		}
+		call = append(call[:0], frame{v: int32(root)})
+		index[root], low[root] = counter, counter
+		counter++
+		stack = append(stack, int32(root))
+		onStack[root] = true
+		for len(call) > 0 {
+			f := &call[len(call)-1]
+			edges := next(int(f.v))
+			if f.edge < len(edges) {
+				w := edges[f.edge]
+				f.edge++
+				if w < 0 || int(w) >= n {
+					continue
+				}
+				if index[w] == unvisited {
+					index[w], low[w] = counter, counter
+					counter++
+					stack = append(stack, w)
+					onStack[w] = true
+					call = append(call, frame{v: w})
+				} else if onStack[w] && index[w] < low[f.v] {
+					low[f.v] = index[w]
+				}
+				continue
+			}
+			v := f.v
+			call = call[:len(call)-1]
+			if len(call) > 0 {
+				if p := call[len(call)-1].v; low[v] < low[p] {
+					low[p] = low[v]
+				}
+			}
+			if low[v] != index[v] {
+				continue
+			}
+			// v is the root of a component: pop it.
+			start := len(stack) - 1
+			for stack[start] != v {
+				start--
+			}
+			members := stack[start:]
+			for _, m := range members {
+				onStack[m] = false
+				comp[m] = ncomp
+			}
+			if len(members) > 1 {
+				cycles = append(cycles, cyclePath(v, ncomp, comp, next))
+			}
+			ncomp++
+			stack = stack[:start]
+		}
+	}
+	return cycles
+}
+
+// cyclePath walks from v inside its component until it meets a node it has
+// seen, and returns the cycle through that node. Every node of a strongly
+// connected component has an edge to another node of it, so the walk never
+// gets stuck, and it visits each node at most once.
+func cyclePath(v, c int32, comp []int32, next func(i int) []int32) []int {
+	pos := map[int32]int{}
+	var path []int
+	for cur := v; ; {
+		if at, seen := pos[cur]; seen {
+			cycle := append([]int(nil), path[at:]...)
+			return append(cycle, int(cur))
+		}
+		pos[cur] = len(path)
+		path = append(path, int(cur))
+		for _, w := range next(int(cur)) {
+			if w >= 0 && int(w) < len(comp) && comp[w] == c && w != cur {
+				cur = w
+				break
+			}
+		}
+	}
+}
+
+// Suggest returns the candidate nearest to s by edit distance when it is near
+// enough to be a likely typo (at most a third of the length of s, and at least
+// one edit), or "" when none is.
+func Suggest(s string, candidates []string) string {
+	best, bestDist := "", len(s)/3+1
+	if bestDist > 4 {
+		bestDist = 4
+	}
+	for _, c := range candidates {
+		if c == s {
+			continue
+		}
+		if d := absDiff(len(c), len(s)); d >= bestDist+1 {
+			continue
+		}
+		if d := distance(s, c, bestDist); d <= bestDist && (best == "" || d < bestDist) {
+			best, bestDist = c, d
+		}
+	}
+	return best
+}
+
+func absDiff(a, b int) int {
+	if a > b {
+		return a - b
+	}
+	return b - a
+}
+
+// distance is the Levenshtein distance of a and b in bytes, or a number
+// larger than limit once it is sure to exceed it.
+func distance(a, b string, limit int) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		rowMin := cur[0]
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			rowMin = min(rowMin, cur[j])
+		}
+		if rowMin > limit {
+			return limit + 1
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

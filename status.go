@@ -1,0 +1,202 @@
+package dagflow
+
+import (
+	"cmp"
+	"encoding/json"
+	"slices"
+	"time"
+
+	"github.com/dagflow/dagflow/store"
+)
+
+// State is the state of a run or of a step, as Status reports it.
+type State string
+
+// The states of a run: pending (created, no step started yet), running,
+// then one of completed, failed or cancelled.
+const (
+	StatePending   State = "pending"
+	StateRunning   State = "running"
+	StateCompleted State = "completed"
+	StateFailed    State = "failed"
+	StateCancelled State = "cancelled"
+)
+
+// The states a step has besides those of a run.
+const (
+	// StateSkipped: the step did not run because a dependency failed, or
+	// the run failed before it could start.
+	StateSkipped State = "skipped"
+	// StateCompensated: the step completed and a saga undid it.
+	StateCompensated State = "compensated"
+	// StateCompensationFailed: the step completed and undoing it failed.
+	StateCompensationFailed State = "compensationFailed"
+)
+
+// Final reports whether s is a state a run ends in.
+func (s State) Final() bool {
+	return s == StateCompleted || s == StateFailed || s == StateCancelled
+}
+
+// Status is the state of a run with every step's, the shape returned by
+// Engine.Status, POSTed to webhooks and printed by `dagflow status`.
+type Status struct {
+	ID          string    `json:"id"`
+	State       State     `json:"state"`
+	StartedAt   time.Time `json:"startedAt,omitzero"`
+	CompletedAt time.Time `json:"completedAt,omitzero"`
+	// CurrentStep is the step running now (the one started last when
+	// several are), or "".
+	CurrentStep string `json:"currentStep,omitempty"`
+	// CompletedSteps lists completed steps in the order they completed.
+	CompletedSteps []string `json:"completedSteps"`
+	// FailedSteps lists the steps that failed for good.
+	FailedSteps []string `json:"failedSteps"`
+	// CompensatedSteps lists the steps a saga undid, in the order it undid
+	// them.
+	CompensatedSteps []string `json:"compensatedSteps"`
+	// Context is the workflow's context.
+	Context json.RawMessage `json:"context"`
+	// Results maps each completed step's id to its result.
+	Results map[string]json.RawMessage `json:"results"`
+	// Error says why the run failed or was cancelled.
+	Error string `json:"error,omitempty"`
+	// Phase, while the run is running, says "stopping" (waiting for
+	// running attempts after a failure, timeout or cancel) or
+	// "compensating"; it is empty otherwise.
+	Phase string `json:"phase,omitempty"`
+	// Generation counts the times the run was retried with Engine.Retry.
+	Generation int `json:"generation,omitempty"`
+	// Steps is every step in the order declared.
+	Steps []StepStatus `json:"steps"`
+}
+
+// StepStatus is the state of one step of a run.
+type StepStatus struct {
+	ID          string    `json:"id"`
+	State       State     `json:"state"`
+	StartedAt   time.Time `json:"startedAt,omitzero"`
+	CompletedAt time.Time `json:"completedAt,omitzero"`
+	// Attempts counts the attempts started since the run was created or
+	// last retried.
+	Attempts int             `json:"attempts"`
+	Result   json.RawMessage `json:"result,omitempty"`
+	// Error is the last attempt's error; for a skipped or cancelled step,
+	// why it did not run.
+	Error string `json:"error,omitempty"`
+	// NextAttemptAt is when a step waiting to be retried starts again.
+	NextAttemptAt time.Time `json:"nextAttemptAt,omitzero"`
+	// Compensation describes the step's compensation in a saga.
+	Compensation *CompensationStatus `json:"compensation,omitempty"`
+}
+
+// CompensationStatus is the state of a step's compensation.
+type CompensationStatus struct {
+	// State is "pending", "running", "compensated" or "compensationFailed".
+	State       string    `json:"state"`
+	Attempts    int       `json:"attempts"`
+	StartedAt   time.Time `json:"startedAt,omitzero"`
+	CompletedAt time.Time `json:"completedAt,omitzero"`
+	Error       string    `json:"error,omitempty"`
+}
+
+// buildStatus makes a Status from a run's records.
+func buildStatus(r *store.Run, wfContext json.RawMessage, steps []store.Step) *Status {
+	s := &Status{
+		ID: r.ID, StartedAt: r.StartedAt, CompletedAt: r.CompletedAt, Context: wfContext, Error: r.Error,
+		Phase: string(r.Phase), Generation: r.Generation,
+		CompletedSteps: []string{}, FailedSteps: []string{}, CompensatedSteps: []string{},
+		Results: make(map[string]json.RawMessage), Steps: make([]StepStatus, 0, len(steps)),
+	}
+	if len(s.Context) == 0 {
+		s.Context = json.RawMessage(`{}`)
+	}
+	started := false
+	var current *store.Step
+	var completed, compensated []*store.Step
+	for i := range steps {
+		st := &steps[i]
+		ss := StepStatus{ID: st.ID, StartedAt: st.StartedAt, CompletedAt: st.CompletedAt, Attempts: st.Attempts, Error: st.Error}
+		if !st.StartedAt.IsZero() {
+			started = true
+		}
+		switch st.State {
+		case store.StepPending:
+			ss.State = StatePending
+		case store.StepReady:
+			ss.State = StatePending
+			if st.Attempts > 0 {
+				ss.NextAttemptAt = st.DueAt
+			}
+		case store.StepRunning:
+			ss.State = StateRunning
+			if current == nil || st.StartedAt.After(current.StartedAt) {
+				current = st
+			}
+		case store.StepCompleted:
+			ss.State = StateCompleted
+			ss.Result = st.Result
+			if ss.Result == nil {
+				ss.Result = json.RawMessage("null")
+			}
+			s.Results[st.ID] = ss.Result
+			completed = append(completed, st)
+		case store.StepFailed:
+			ss.State = StateFailed
+			s.FailedSteps = append(s.FailedSteps, st.ID)
+		case store.StepSkipped:
+			ss.State = StateSkipped
+		case store.StepCancelled:
+			ss.State = StateCancelled
+		}
+		if st.Comp != store.CompNone {
+			cs := &CompensationStatus{State: string(st.Comp), Attempts: st.CompAttempts,
+				StartedAt: st.CompStartedAt, CompletedAt: st.CompEndedAt, Error: st.CompError}
+			switch st.Comp {
+			case store.CompReady:
+				cs.State = "pending"
+			case store.CompRunning:
+				cs.State = "running"
+				if current == nil || st.CompStartedAt.After(current.StartedAt) {
+					current = st
+				}
+			case store.CompDone:
+				ss.State = StateCompensated
+				compensated = append(compensated, st)
+			case store.CompFailed:
+				ss.State = StateCompensationFailed
+				compensated = append(compensated, st)
+			}
+			ss.Compensation = cs
+		}
+		s.Steps = append(s.Steps, ss)
+	}
+	slices.SortFunc(completed, func(a, b *store.Step) int { return cmp.Compare(a.Seq, b.Seq) })
+	for _, st := range completed {
+		s.CompletedSteps = append(s.CompletedSteps, st.ID)
+	}
+	// Compensations run in reverse order of completion.
+	slices.SortFunc(compensated, func(a, b *store.Step) int { return cmp.Compare(b.Seq, a.Seq) })
+	for _, st := range compensated {
+		if st.Comp == store.CompDone {
+			s.CompensatedSteps = append(s.CompensatedSteps, st.ID)
+		}
+	}
+	if current != nil {
+		s.CurrentStep = current.ID
+	}
+	switch r.State {
+	case store.RunCompleted:
+		s.State = StateCompleted
+	case store.RunFailed:
+		s.State = StateFailed
+	case store.RunCancelled:
+		s.State = StateCancelled
+	default:
+		s.State = StateRunning
+		if !started && r.Phase == store.PhaseActive && r.Generation == 0 {
+			s.State = StatePending
+		}
+	}
+	return s
+}

@@ -1,0 +1,729 @@
+// Package bolt is dagflow's default store: one bbolt file on local disk,
+// durable (every commit is fsynced) and used by one engine process at a time.
+//
+// Concurrent Updates are committed in groups: one goroutine takes every
+// transaction function waiting at that moment, runs them in one bbolt
+// transaction and commits it with one fsync, then wakes all their callers.
+// There is no timer: a lone caller commits at once, and callers that arrive
+// while a commit is under way share the next one. When one function of a
+// group fails, the group's transaction is rolled back and run again without
+// it, so its error is returned and nothing it wrote is kept.
+package bolt
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/dagflow/dagflow/store"
+)
+
+// Options configure Open.
+type Options struct {
+	// Timeout is how long Open waits for a file that another process holds
+	// before it fails. Zero means one second.
+	Timeout time.Duration
+	// NoSync skips fsync on commit. A crash can then lose or corrupt the
+	// database; it is for tests and benchmarks that measure everything
+	// but the disk.
+	NoSync bool
+}
+
+// schemaVersion is the layout of the file; Open refuses other versions.
+const schemaVersion = 1
+
+var (
+	bMeta      = []byte("meta")
+	bRuns      = []byte("runs")
+	bCreated   = []byte("created")
+	bSpecs     = []byte("specs")
+	bSteps     = []byte("steps")
+	bStepDue   = []byte("stepdue")
+	bDue       = []byte("due")
+	bAttempts  = []byte("attempts")
+	bHooks     = []byte("hooks")
+	bHookDue   = []byte("hookdue")
+	allBuckets = [][]byte{bMeta, bRuns, bCreated, bSpecs, bSteps, bStepDue, bDue, bAttempts, bHooks, bHookDue}
+	keyVersion = []byte("version")
+)
+
+// Store is a store.Store on a bbolt file. It is safe for concurrent use.
+type Store struct {
+	db   *bbolt.DB
+	path string
+
+	mu      sync.Mutex
+	pending []*request
+	closed  bool
+	kick    chan struct{}
+	done    chan struct{}
+	wg      sync.WaitGroup // transactions under way
+}
+
+type request struct {
+	fn   func(store.Tx) error
+	err  error
+	done chan struct{}
+}
+
+// Open opens (creating it if needed) the database file at path.
+func Open(path string, o Options) (s *Store, err error) {
+	if o.Timeout <= 0 {
+		o.Timeout = time.Second
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			s, err = nil, fmt.Errorf("bolt: opening %s: the file is corrupt or not a database: %v", path, p)
+		}
+	}()
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
+		Timeout:        o.Timeout,
+		NoSync:         o.NoSync,
+		NoFreelistSync: true,
+		FreelistType:   bbolt.FreelistMapType,
+	})
+	if err != nil {
+		switch {
+		case errors.Is(err, berrors.ErrTimeout):
+			return nil, fmt.Errorf("bolt: opening %s: the file is in use by another process (waited %v for its lock)", path, o.Timeout)
+		case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
+			return nil, fmt.Errorf("bolt: opening %s: not a dagflow database, or corrupt: %w", path, err)
+		}
+		return nil, fmt.Errorf("bolt: opening %s: %w", path, err)
+	}
+	if err := initialize(db, path); err != nil {
+		db.Close()
+		return nil, err
+	}
+	s = &Store{db: db, path: path, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	go s.commitLoop()
+	return s, nil
+}
+
+// initialize creates the buckets of a new file, and checks that an existing
+// one is a dagflow database of this version.
+func initialize(db *bbolt.DB, path string) error {
+	return db.Update(func(tx *bbolt.Tx) error {
+		meta := tx.Bucket(bMeta)
+		if meta == nil {
+			var names []string
+			tx.ForEach(func(name []byte, _ *bbolt.Bucket) error {
+				names = append(names, string(name))
+				return nil
+			})
+			if len(names) > 0 {
+				return fmt.Errorf("bolt: %s is a bbolt database of another program (its buckets: %v), not a dagflow database", path, names)
+			}
+			for _, b := range allBuckets {
+				if _, err := tx.CreateBucket(b); err != nil {
+					return fmt.Errorf("bolt: initializing %s: %w", path, err)
+				}
+			}
+			var v [8]byte
+			binary.BigEndian.PutUint64(v[:], schemaVersion)
+			return tx.Bucket(bMeta).Put(keyVersion, v[:])
+		}
+		v := meta.Get(keyVersion)
+		if len(v) != 8 {
+			return fmt.Errorf("bolt: %s: not a dagflow database (no schema version)", path)
+		}
+		if got := binary.BigEndian.Uint64(v); got != schemaVersion {
+			if got > schemaVersion {
+				return fmt.Errorf("bolt: %s was written by a newer dagflow (schema %d; this one reads %d)", path, got, schemaVersion)
+			}
+			return fmt.Errorf("bolt: %s has schema %d, which this dagflow cannot read (it reads %d)", path, got, schemaVersion)
+		}
+		for _, b := range allBuckets {
+			if tx.Bucket(b) == nil {
+				return fmt.Errorf("bolt: %s: not a dagflow database (bucket %q is missing)", path, b)
+			}
+		}
+		return nil
+	})
+}
+
+// Exclusive reports true: the file is locked by the process that opened it.
+func (s *Store) Exclusive() bool { return true }
+
+// Path returns the file's path.
+func (s *Store) Path() string { return s.path }
+
+// Update runs fn in a read-write transaction, grouped with the other
+// Updates waiting at the same moment into one bbolt commit.
+func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := &request{fn: fn, done: make(chan struct{})}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return store.ErrClosed
+	}
+	s.wg.Add(1)
+	s.pending = append(s.pending, r)
+	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	<-r.done
+	s.wg.Done()
+	return r.err
+}
+
+func (s *Store) commitLoop() {
+	for {
+		select {
+		case <-s.kick:
+		case <-s.done:
+			return
+		}
+		// Let callers that are about to arrive join this group.
+		runtime.Gosched()
+		s.mu.Lock()
+		batch := s.pending
+		s.pending = nil
+		s.mu.Unlock()
+		if len(batch) > 0 {
+			s.commit(batch)
+		}
+	}
+}
+
+// errFnFailed rolls back a group in which one function failed.
+var errFnFailed = errors.New("bolt: a transaction function failed")
+
+func (s *Store) commit(batch []*request) {
+	for len(batch) > 0 {
+		failed := -1
+		err := s.db.Update(func(btx *bbolt.Tx) error {
+			t := newTx(btx, true)
+			for i, r := range batch {
+				if err := call(r.fn, t); err != nil {
+					r.err, failed = err, i
+					return errFnFailed
+				}
+			}
+			return nil
+		})
+		if err == errFnFailed {
+			// Report the failed function's error and commit the others
+			// without it: its writes are gone with the rollback.
+			close(batch[failed].done)
+			batch = append(batch[:failed:failed], batch[failed+1:]...)
+			continue
+		}
+		for _, r := range batch {
+			r.err = err
+			close(r.done)
+		}
+		return
+	}
+}
+
+// call runs fn, turning a panic (a corrupt page deep in bbolt, say) into an
+// error.
+func call(fn func(store.Tx) error, t store.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("bolt: transaction panicked (is the file corrupt?): %v", p)
+		}
+	}()
+	return fn(t)
+}
+
+// View runs fn in a read-only bbolt transaction.
+func (s *Store) View(ctx context.Context, fn func(store.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return store.ErrClosed
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	return s.db.View(func(btx *bbolt.Tx) error { return call(fn, newTx(btx, false)) })
+}
+
+// Close waits for transactions under way and closes the file.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return store.ErrClosed
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.wg.Wait()
+	close(s.done)
+	return s.db.Close()
+}
+
+// tx implements store.Tx over a bbolt transaction.
+type tx struct {
+	b                                                                   *bbolt.Tx
+	write                                                               bool
+	runs, created, specs, steps, stepDue, due, attempts, hooks, hookDue *bbolt.Bucket
+}
+
+func newTx(b *bbolt.Tx, write bool) *tx {
+	return &tx{b: b, write: write,
+		runs: b.Bucket(bRuns), created: b.Bucket(bCreated), specs: b.Bucket(bSpecs), steps: b.Bucket(bSteps),
+		stepDue: b.Bucket(bStepDue), due: b.Bucket(bDue), attempts: b.Bucket(bAttempts), hooks: b.Bucket(bHooks),
+		hookDue: b.Bucket(bHookDue)}
+}
+
+var _ store.Exclusive = (*Store)(nil)
+
+// Keys. A run's records share the prefix runKey(id): a two-byte length and
+// the id, so that no id is a prefix of another's key. The index of runs by
+// creation time is keyed by the time and the bare id, so that runs created at
+// the same instant sort by id.
+
+func runKey(id string) []byte {
+	k := make([]byte, 2+len(id), 2+len(id)+16)
+	binary.BigEndian.PutUint16(k, uint16(len(id)))
+	copy(k[2:], id)
+	return k
+}
+
+func stepKey(runID string, index int) []byte {
+	return binary.BigEndian.AppendUint32(runKey(runID), uint32(index))
+}
+
+func timeKey(t time.Time, rest []byte) []byte {
+	k := make([]byte, 8, 8+len(rest))
+	binary.BigEndian.PutUint64(k, uint64(t.UnixNano())^(1<<63))
+	return append(k, rest...)
+}
+
+func keyTime(k []byte) time.Time {
+	return time.Unix(0, int64(binary.BigEndian.Uint64(k)^(1<<63))).UTC()
+}
+
+// parseStepKey splits the key of a step into run id and index.
+func parseStepKey(k []byte) (string, int, bool) {
+	if len(k) < 2 {
+		return "", 0, false
+	}
+	n := int(binary.BigEndian.Uint16(k))
+	if len(k) != 2+n+4 {
+		return "", 0, false
+	}
+	return string(k[2 : 2+n]), int(binary.BigEndian.Uint32(k[2+n:])), true
+}
+
+func parseHookKey(k []byte) (string, string, bool) {
+	if len(k) < 2 {
+		return "", "", false
+	}
+	n := int(binary.BigEndian.Uint16(k))
+	if len(k) < 2+n {
+		return "", "", false
+	}
+	return string(k[2 : 2+n]), string(k[2+n:]), true
+}
+
+func decode[T any](data []byte, what string) (T, error) {
+	var v T
+	if err := json.Unmarshal(data, &v); err != nil {
+		return v, fmt.Errorf("bolt: decoding %s: %w", what, err)
+	}
+	return v, nil
+}
+
+func (t *tx) put(b *bbolt.Bucket, k []byte, v any) error {
+	if !t.write {
+		return store.ErrReadOnly
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(k, data)
+}
+
+func (t *tx) Run(id string) (store.Run, error) {
+	data := t.runs.Get(runKey(id))
+	if data == nil {
+		return store.Run{}, store.ErrNotFound
+	}
+	return decode[store.Run](data, "run "+id)
+}
+
+func (t *tx) PutRun(r store.Run) error {
+	if !t.write {
+		return store.ErrReadOnly
+	}
+	k := runKey(r.ID)
+	if old := t.runs.Get(k); old != nil {
+		prev, err := decode[store.Run](old, "run "+r.ID)
+		if err != nil {
+			return err
+		}
+		if !prev.CreatedAt.Equal(r.CreatedAt) {
+			if err := t.created.Delete(timeKey(prev.CreatedAt, []byte(r.ID))); err != nil {
+				return err
+			}
+		}
+	}
+	if err := t.created.Put(timeKey(r.CreatedAt, []byte(r.ID)), nil); err != nil {
+		return err
+	}
+	return t.put(t.runs, k, r)
+}
+
+func (t *tx) Runs(q store.RunQuery) ([]store.Run, error) {
+	out := []store.Run{}
+	c := t.created.Cursor()
+	var k []byte
+	if q.Before != nil {
+		seek := timeKey(q.Before.CreatedAt, []byte(q.Before.ID))
+		k, _ = c.Seek(seek)
+		if k == nil {
+			k, _ = c.Last()
+		} else {
+			k, _ = c.Prev()
+		}
+		// Seek lands on the cursor's own key or the first after it;
+		// both are excluded.
+		for k != nil && string(k) >= string(seek) {
+			k, _ = c.Prev()
+		}
+	} else {
+		k, _ = c.Last()
+	}
+	for ; k != nil; k, _ = c.Prev() {
+		if len(k) < 8 {
+			continue
+		}
+		data := t.runs.Get(runKey(string(k[8:])))
+		if data == nil {
+			continue
+		}
+		r, err := decode[store.Run](data, "run")
+		if err != nil {
+			return nil, err
+		}
+		if q.State != "" && r.State != q.State {
+			continue
+		}
+		if q.IDContains != "" && !strings.Contains(r.ID, q.IDContains) {
+			continue
+		}
+		out = append(out, r)
+		if q.Limit > 0 && len(out) == q.Limit {
+			break
+		}
+	}
+	return out, nil
+}
+
+// deletePrefix deletes every key of b that starts with prefix, and calls
+// each with it first.
+func deletePrefix(b *bbolt.Bucket, prefix []byte, each func(k, v []byte) error) error {
+	var keys [][]byte
+	c := b.Cursor()
+	for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
+		if each != nil {
+			if err := each(k, v); err != nil {
+				return err
+			}
+		}
+		keys = append(keys, append([]byte(nil), k...))
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func hasPrefix(k, prefix []byte) bool {
+	return len(k) >= len(prefix) && string(k[:len(prefix)]) == string(prefix)
+}
+
+func (t *tx) DeleteRun(id string) error {
+	if !t.write {
+		return store.ErrReadOnly
+	}
+	r, err := t.Run(id)
+	if err != nil {
+		return err
+	}
+	k := runKey(id)
+	if err := t.created.Delete(timeKey(r.CreatedAt, []byte(id))); err != nil {
+		return err
+	}
+	if err := t.runs.Delete(k); err != nil {
+		return err
+	}
+	if err := t.specs.Delete(k); err != nil {
+		return err
+	}
+	if err := deletePrefix(t.stepDue, k, func(sk, v []byte) error {
+		return t.due.Delete(append(append([]byte(nil), v...), sk...))
+	}); err != nil {
+		return err
+	}
+	if err := deletePrefix(t.steps, k, nil); err != nil {
+		return err
+	}
+	if err := deletePrefix(t.attempts, k, nil); err != nil {
+		return err
+	}
+	return deletePrefix(t.hooks, k, func(hk, v []byte) error {
+		w, err := decode[store.Webhook](v, "webhook")
+		if err != nil {
+			return err
+		}
+		if !w.DueAt.IsZero() {
+			return t.hookDue.Delete(timeKey(w.DueAt, hk))
+		}
+		return nil
+	})
+}
+
+func (t *tx) Spec(runID string) (json.RawMessage, error) {
+	data := t.specs.Get(runKey(runID))
+	if data == nil {
+		return nil, store.ErrNotFound
+	}
+	return append(json.RawMessage(nil), data...), nil
+}
+
+func (t *tx) PutSpec(runID string, spec json.RawMessage) error {
+	if !t.write {
+		return store.ErrReadOnly
+	}
+	k := runKey(runID)
+	if t.runs.Get(k) == nil {
+		return store.ErrNotFound
+	}
+	return t.specs.Put(k, spec)
+}
+
+func (t *tx) Step(runID string, index int) (store.Step, error) {
+	data := t.steps.Get(stepKey(runID, index))
+	if data == nil {
+		return store.Step{}, store.ErrNotFound
+	}
+	return decode[store.Step](data, "step")
+}
+
+func (t *tx) PutStep(st store.Step) error {
+	if !t.write {
+		return store.ErrReadOnly
+	}
+	if t.runs.Get(runKey(st.RunID)) == nil || st.Index < 0 {
+		return store.ErrNotFound
+	}
+	k := stepKey(st.RunID, st.Index)
+	var newDue []byte
+	if !st.DueAt.IsZero() {
+		newDue = timeKey(st.DueAt, nil)
+	}
+	if old := t.stepDue.Get(k); old != nil && string(old) != string(newDue) {
+		if err := t.due.Delete(append(append([]byte(nil), old...), k...)); err != nil {
+			return err
+		}
+		if newDue == nil {
+			if err := t.stepDue.Delete(k); err != nil {
+				return err
+			}
+		}
+	}
+	if newDue != nil {
+		if err := t.stepDue.Put(k, newDue); err != nil {
+			return err
+		}
+		if err := t.due.Put(append(newDue, k...), nil); err != nil {
+			return err
+		}
+	}
+	return t.put(t.steps, k, st)
+}
+
+func (t *tx) Steps(runID string) ([]store.Step, error) {
+	out := []store.Step{}
+	prefix := runKey(runID)
+	c := t.steps.Cursor()
+	for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
+		st, err := decode[store.Step](v, "step")
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+func (t *tx) CompletedAfter(runID string, seq int64) ([]store.Step, error) {
+	steps, err := t.Steps(runID)
+	if err != nil {
+		return nil, err
+	}
+	out := steps[:0]
+	for _, st := range steps {
+		if st.Seq > seq {
+			out = append(out, st)
+		}
+	}
+	sortBySeq(out)
+	return out, nil
+}
+
+func (t *tx) DueSteps(now time.Time, max int) ([]store.Step, error) {
+	out := []store.Step{}
+	if max <= 0 {
+		return out, nil
+	}
+	c := t.due.Cursor()
+	for k, _ := c.First(); k != nil && len(out) < max; k, _ = c.Next() {
+		if len(k) < 8 || keyTime(k).After(now) {
+			break
+		}
+		data := t.steps.Get(k[8:])
+		if data == nil {
+			continue
+		}
+		st, err := decode[store.Step](data, "step")
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+func (t *tx) NextDue() (time.Time, error) {
+	var next time.Time
+	for _, b := range []*bbolt.Bucket{t.due, t.hookDue} {
+		if k, _ := b.Cursor().First(); len(k) >= 8 {
+			if at := keyTime(k); next.IsZero() || at.Before(next) {
+				next = at
+			}
+		}
+	}
+	return next, nil
+}
+
+func attemptKey(a *store.Attempt) []byte {
+	k := stepKey(a.RunID, a.Index)
+	comp := byte(0)
+	if a.Compensation {
+		comp = 1
+	}
+	k = append(k, comp)
+	k = binary.BigEndian.AppendUint32(k, uint32(a.Generation))
+	return binary.BigEndian.AppendUint32(k, uint32(a.Number))
+}
+
+func (t *tx) PutAttempt(a store.Attempt) error {
+	if !t.write {
+		return store.ErrReadOnly
+	}
+	if t.steps.Get(stepKey(a.RunID, a.Index)) == nil {
+		return store.ErrNotFound
+	}
+	return t.put(t.attempts, attemptKey(&a), a)
+}
+
+func (t *tx) Attempts(runID string, index int) ([]store.Attempt, error) {
+	out := []store.Attempt{}
+	prefix := runKey(runID)
+	if index >= 0 {
+		prefix = stepKey(runID, index)
+	}
+	c := t.attempts.Cursor()
+	for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
+		a, err := decode[store.Attempt](v, "attempt")
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func (t *tx) PutWebhook(w store.Webhook) error {
+	if !t.write {
+		return store.ErrReadOnly
+	}
+	rk := runKey(w.RunID)
+	if t.runs.Get(rk) == nil {
+		return store.ErrNotFound
+	}
+	k := append(rk, w.ID...)
+	if old := t.hooks.Get(k); old != nil {
+		prev, err := decode[store.Webhook](old, "webhook")
+		if err != nil {
+			return err
+		}
+		if !prev.DueAt.IsZero() {
+			if err := t.hookDue.Delete(timeKey(prev.DueAt, k)); err != nil {
+				return err
+			}
+		}
+	}
+	if !w.DueAt.IsZero() {
+		if err := t.hookDue.Put(timeKey(w.DueAt, k), nil); err != nil {
+			return err
+		}
+	}
+	return t.put(t.hooks, k, w)
+}
+
+func (t *tx) Webhooks(runID string) ([]store.Webhook, error) {
+	out := []store.Webhook{}
+	prefix := runKey(runID)
+	c := t.hooks.Cursor()
+	for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
+		w, err := decode[store.Webhook](v, "webhook")
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, w)
+	}
+	return out, nil
+}
+
+func (t *tx) DueWebhooks(now time.Time, max int) ([]store.Webhook, error) {
+	out := []store.Webhook{}
+	c := t.hookDue.Cursor()
+	for k, _ := c.First(); k != nil && len(out) < max; k, _ = c.Next() {
+		if len(k) < 8 || keyTime(k).After(now) {
+			break
+		}
+		data := t.hooks.Get(k[8:])
+		if data == nil {
+			continue
+		}
+		w, err := decode[store.Webhook](data, "webhook")
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, w)
+	}
+	return out, nil
+}
+
+func sortBySeq(steps []store.Step) {
+	slices.SortFunc(steps, func(a, b store.Step) int { return cmp.Compare(a.Seq, b.Seq) })
+}

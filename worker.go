@@ -1,0 +1,569 @@
+package dagflow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/dagflow/dagflow/httpstep"
+	"github.com/dagflow/dagflow/internal/flow"
+	"github.com/dagflow/dagflow/store"
+)
+
+// task is a claimed attempt waiting for, or on, a worker.
+type task struct {
+	c      flow.Claim
+	rc     *runCache
+	logs   attemptLog
+	cancel context.CancelFunc // set while the attempt runs (shared stores)
+}
+
+// The worker pool. Every claim holds one of cfg.concurrency slots from the
+// transaction that claims it to the one that records its outcome; the latter
+// usually claims the next due step with the same slot, and the worker runs it
+// at once, so a chain of steps never waits for a goroutine hand-off. Workers
+// are started through an errgroup whose limit is the concurrency, only while
+// there are tasks queued.
+
+// reserve takes every free slot and returns how many it took.
+func (e *Engine) reserve() int {
+	for {
+		n := e.free.Load()
+		if n <= 0 {
+			return 0
+		}
+		if e.free.CompareAndSwap(n, 0) {
+			return int(n)
+		}
+	}
+}
+
+// release gives back n slots, waking the claim loop if it waits for one.
+func (e *Engine) release(n int) {
+	if n <= 0 {
+		return
+	}
+	e.free.Add(int64(n))
+	if e.starved.Load() {
+		e.signal()
+	}
+}
+
+// submit queues a task and starts a worker for it if fewer than the limit
+// are running.
+func (e *Engine) submit(t *task) {
+	e.qmu.Lock()
+	e.queue = append(e.queue, t)
+	spawn := e.active < e.cfg.concurrency
+	if spawn {
+		e.active++
+	}
+	e.qmu.Unlock()
+	if spawn {
+		e.workers.Go(e.worker)
+	}
+}
+
+func (e *Engine) worker() error {
+	var eff flow.Effects
+	for {
+		e.qmu.Lock()
+		if len(e.queue) == 0 {
+			e.active--
+			e.qmu.Unlock()
+			return nil
+		}
+		t := e.queue[0]
+		e.queue[0] = nil
+		e.queue = e.queue[1:]
+		e.qmu.Unlock()
+		for t != nil {
+			o := e.execute(t)
+			t = e.finish(t, o, &eff)
+		}
+	}
+}
+
+func (e *Engine) signal() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Engine) signalHooks() {
+	select {
+	case e.hookWake <- struct{}{}:
+	default:
+	}
+}
+
+// claimLoop claims due work whenever it is told some may be there (a run
+// created or retried, a handler registered, a slot freed while work waited,
+// a notification from another engine) and when the next due time comes.
+func (e *Engine) claimLoop() {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-e.wake:
+		case <-timer.C:
+		}
+		for e.ctx.Err() == nil {
+			n := e.reserve()
+			var eff flow.Effects
+			var next time.Time
+			err := e.store.Update(e.ctx, func(tx store.Tx) error {
+				now := e.now()
+				x := flow.Begin(tx, e, now, &eff)
+				if err := x.Claim(n); err != nil {
+					return err
+				}
+				if err := x.Flush(); err != nil {
+					return err
+				}
+				var err error
+				next, err = tx.NextDue()
+				return err
+			})
+			if err != nil {
+				e.release(n)
+				if e.ctx.Err() == nil {
+					e.log.Error("dagflow: claiming due steps", "error", err)
+					timer.Reset(time.Second)
+				}
+				break
+			}
+			tasks := e.apply(&eff, n)
+			e.release(n - len(tasks))
+			for _, t := range tasks {
+				e.submit(t)
+			}
+			if n > 0 && len(tasks) == n {
+				continue // there may be more
+			}
+			now := e.now()
+			if !next.IsZero() && !next.After(now) {
+				// Due now but no slot free: wait for one.
+				e.starved.Store(true)
+				if e.free.Load() > 0 {
+					e.starved.Store(false)
+					continue
+				}
+				break
+			}
+			e.starved.Store(false)
+			wait := time.Duration(-1)
+			if !next.IsZero() {
+				wait = next.Sub(now)
+			}
+			if e.lease > 0 && (wait < 0 || wait > e.cfg.poll) {
+				wait = e.cfg.poll // the slow fallback on a shared store
+			}
+			if wait >= 0 {
+				timer.Reset(wait)
+			}
+			break
+		}
+	}
+}
+
+// apply acts on the effects of a committed transaction and returns the
+// tasks it claimed. want is how many claims the transaction asked for.
+func (e *Engine) apply(eff *flow.Effects, want int) []*task {
+	for _, c := range eff.Completed {
+		if rc := e.cachedRun(c.RunID); rc != nil {
+			rc.complete(c.Index, c.Seq, c.Result)
+		}
+	}
+	for _, s := range eff.Stopped {
+		if s.Cancel {
+			if rc := e.cachedRun(s.RunID); rc != nil {
+				rc.cancel()
+			}
+		}
+		e.notify(store.Event{Kind: store.EventRun, RunID: s.RunID})
+	}
+	for _, id := range eff.Finished {
+		e.forget(id)
+		e.wakeWaiters(id)
+		e.notify(store.Event{Kind: store.EventRun, RunID: id})
+	}
+	if len(eff.Parked) > 0 {
+		e.park(eff.Parked)
+	}
+	if eff.Due && (len(eff.Claimed) >= want || e.lease > 0) {
+		// More may be due than this transaction claimed.
+		e.notify(store.Event{Kind: store.EventDue})
+		if e.free.Load() > 0 {
+			e.signal()
+		}
+	}
+	if !eff.NextDue.IsZero() {
+		e.signal() // the claim loop sets its timer
+	}
+	if eff.Hooks {
+		e.signalHooks()
+	}
+	if len(eff.Claimed) == 0 {
+		return nil
+	}
+	tasks := make([]*task, 0, len(eff.Claimed))
+	for _, c := range eff.Claimed {
+		rc := e.cachedRun(c.RunID)
+		if rc == nil || !rc.has(c.Seq) {
+			rc = e.refresh(c.RunID, c.Seq)
+		}
+		tasks = append(tasks, &task{c: c, rc: rc})
+	}
+	return tasks
+}
+
+// refresh brings a run's cache up to completion number seq from the store
+// (results completed by another engine, or committed by another worker a
+// moment ago). A cache it cannot refresh is used as it is: the step then
+// misses some previous results rather than not running.
+func (e *Engine) refresh(runID string, seq int64) *runCache {
+	var rc *runCache
+	err := e.store.View(context.WithoutCancel(e.ctx), func(tx store.Tx) error {
+		var err error
+		if rc, err = e.cached(tx, runID); err != nil {
+			return err
+		}
+		if rc.has(seq) {
+			return nil
+		}
+		return rc.load(tx, 0)
+	})
+	if err != nil {
+		e.log.Error("dagflow: loading the results of a run", "run", runID, "error", err)
+	}
+	return rc
+}
+
+func (e *Engine) park(ps []flow.Parked) {
+	e.pmu.Lock()
+	defer e.pmu.Unlock()
+	for _, p := range ps {
+		rc := e.cachedRun(p.RunID)
+		if rc == nil {
+			continue
+		}
+		s := &rc.wf.Steps[p.Index]
+		name := s.Handler
+		if !p.Handler {
+			name = s.Compensation
+		}
+		if e.handler(name) != nil {
+			go e.unpark(name) // registered in the meantime
+		}
+		e.parked[name] = append(e.parked[name], p)
+	}
+}
+
+func (e *Engine) notify(ev store.Event) {
+	if w, ok := e.store.(store.Watcher); ok && e.lease > 0 {
+		if err := w.Notify(context.WithoutCancel(e.ctx), ev); err != nil && e.ctx.Err() == nil {
+			e.log.Warn("dagflow: notifying other engines", "error", err)
+		}
+	}
+}
+
+// maxStoreRetries bounds how often the engine tries again to record an
+// outcome the store refused for a reason other than a lost lease.
+const maxStoreRetries = 8
+
+// finish records an attempt's outcome, claims more work with the slot it
+// frees (and any other free slot), and returns the task to run next on this
+// worker, if any.
+func (e *Engine) finish(t *task, o flow.Outcome, eff *flow.Effects) *task {
+	e.unlive(t)
+	closing := e.ctx.Err() != nil
+	if closing && o.Err != "" {
+		// Failed because the engine is closing: leave the claim; the
+		// step runs again when an engine next opens the store.
+		e.release(1)
+		return nil
+	}
+	want := 0
+	if !closing {
+		want = 1 + e.reserve()
+	}
+	ctx := context.WithoutCancel(e.ctx)
+	var err error
+	for try := 0; ; try++ {
+		err = e.store.Update(ctx, func(tx store.Tx) error {
+			x := flow.Begin(tx, e, e.now(), eff)
+			if err := x.Finish(&t.c, o); err != nil {
+				return err
+			}
+			if want > 0 && e.ctx.Err() == nil {
+				if err := x.Claim(want); err != nil {
+					return err
+				}
+			}
+			return x.Flush()
+		})
+		if err == nil || errors.Is(err, store.ErrLeaseLost) || errors.Is(err, store.ErrClosed) || try == maxStoreRetries {
+			break
+		}
+		if e.ctx.Err() == nil {
+			e.log.Warn("dagflow: recording an outcome failed; trying again", "run", t.c.RunID, "step", t.c.StepID, "error", err)
+		}
+		time.Sleep(time.Duration(10<<try) * time.Millisecond)
+	}
+	if err != nil {
+		e.release(max(want, 1))
+		switch {
+		case errors.Is(err, store.ErrLeaseLost):
+			e.log.Warn("dagflow: an attempt's outcome was dropped: its lease was taken over", "run", t.c.RunID, "step", t.c.StepID, "error", err)
+		case o.Err == "" || !o.Permanent:
+			// Could not record the outcome: fail the step for good with
+			// a clear error if the store takes that, else leave the claim
+			// to be taken over (at the next Open, or when its lease ends).
+			e.log.Error("dagflow: recording an outcome failed", "run", t.c.RunID, "step", t.c.StepID, "error", err)
+			msg := fmt.Sprintf("the store could not record the attempt's outcome: %v", err)
+			if e.store.Update(ctx, func(tx store.Tx) error {
+				x := flow.Begin(tx, e, e.now(), eff)
+				if err := x.Finish(&t.c, flow.Outcome{Err: msg, Permanent: true}); err != nil {
+					return err
+				}
+				return x.Flush()
+			}) == nil {
+				e.apply(eff, 0)
+			}
+		default:
+			e.log.Error("dagflow: recording an outcome failed", "run", t.c.RunID, "step", t.c.StepID, "error", err)
+		}
+		return nil
+	}
+	tasks := e.apply(eff, want)
+	// This worker held one slot and reserved want-1 more; the tasks hold
+	// len(tasks) of them now.
+	e.release(max(want, 1) - len(tasks))
+	if len(tasks) == 0 {
+		return nil
+	}
+	for _, nt := range tasks[1:] {
+		e.submit(nt)
+	}
+	return tasks[0]
+}
+
+// execute runs one attempt and says how it ended. It never panics.
+func (e *Engine) execute(t *task) (o flow.Outcome) {
+	c, rc := &t.c, t.rc
+	s := &rc.wf.Steps[c.Index]
+	sp := &rc.plan.Steps[c.Index]
+	start := time.Now()
+	deadline := start.Add(sp.Timeout)
+	runDeadline := false
+	if !c.Comp && !c.Deadline.IsZero() && c.Deadline.Before(deadline) {
+		deadline, runDeadline = c.Deadline, true
+	}
+	ctx, cancel := context.WithDeadline(rc.ctx, deadline)
+	defer cancel()
+	if e.lease > 0 {
+		t.cancel = cancel
+		e.setLive(t)
+	}
+	in := Input{WorkflowID: rc.id, StepID: s.ID, Attempt: c.Attempt, Context: rc.wf.Context,
+		PreviousSteps: Results{rc: rc, upto: c.Seq}, Compensation: c.Comp, Result: c.Result, logs: &t.logs}
+	t.logs.init(e, &in)
+	var err error
+	if s.Handler != "" {
+		name := s.Handler
+		if c.Comp {
+			name = s.Compensation
+		}
+		h := e.handler(name)
+		if h == nil {
+			err = fmt.Errorf("no handler named %q is registered on this engine", name)
+		} else {
+			var res any
+			res, err = callHandler(ctx, h, in)
+			if err == nil {
+				o.Result, err = marshalResult(res)
+			}
+		}
+	} else {
+		url := s.URL
+		if c.Comp {
+			url = s.Compensation
+		}
+		o, err = e.callHTTP(ctx, url, in)
+	}
+	o.Logs, o.LogsCut = t.logs.take()
+	if err == nil {
+		return o
+	}
+	o.Result = nil
+	o.Err = err.Error()
+	o.Permanent = IsPermanent(err)
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		switch {
+		case rc.ctx.Err() != nil && e.ctx.Err() == nil:
+			o.Err = "cancelled: " + o.Err
+			o.Permanent = true
+		case errors.Is(ctxErr, context.DeadlineExceeded) && runDeadline:
+			o.Err = fmt.Sprintf("workflow timed out after %s: %s", rc.plan.Timeout, o.Err)
+			o.Permanent = true
+		case errors.Is(ctxErr, context.DeadlineExceeded):
+			o.Err = fmt.Sprintf("attempt timed out after %s: %s", sp.Timeout, o.Err)
+		}
+	}
+	return o
+}
+
+func (e *Engine) callHTTP(ctx context.Context, url string, in Input) (flow.Outcome, error) {
+	var o flow.Outcome
+	body, err := in.MarshalJSON()
+	if err != nil {
+		return o, Permanent(fmt.Errorf("encoding the step input: %w", err))
+	}
+	reply, err := e.http.Call(ctx, url, in.IdempotencyKey(), body)
+	o.StatusCode, o.Duration = reply.StatusCode, reply.Duration
+	if err != nil {
+		var he *httpstep.Error
+		if errors.As(err, &he) {
+			o.StatusCode = he.StatusCode
+			o.RetryAfter = he.RetryAfter
+			if !he.Retryable {
+				err = Permanent(err)
+			}
+		}
+		return o, err
+	}
+	o.Result = reply.Result
+	return o, nil
+}
+
+// callHandler calls h, turning a panic into a *PanicError.
+func callHandler(ctx context.Context, h HandlerFunc, in Input) (res any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			res, err = nil, &PanicError{Value: p, Stack: debug.Stack()}
+		}
+	}()
+	return h(ctx, in)
+}
+
+// marshalResult encodes a handler's result. A result that cannot be encoded
+// fails the step for good: another attempt would return the same.
+func marshalResult(v any) (json.RawMessage, error) {
+	switch r := v.(type) {
+	case nil:
+		return nil, nil
+	case json.RawMessage:
+		if !json.Valid(r) {
+			return nil, Permanent(errors.New("the handler's result is a json.RawMessage that is not valid JSON"))
+		}
+		return r, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, Permanent(fmt.Errorf("the handler's result cannot be encoded as JSON: %w", err))
+	}
+	return b, nil
+}
+
+func (e *Engine) setLive(t *task) {
+	e.lmu.Lock()
+	e.live[t] = struct{}{}
+	e.lmu.Unlock()
+}
+
+func (e *Engine) unlive(t *task) {
+	if e.lease == 0 {
+		return
+	}
+	e.lmu.Lock()
+	delete(e.live, t)
+	e.lmu.Unlock()
+}
+
+// renewLoop extends the leases of the attempts this engine runs, on a store
+// shared with other engines, and cancels an attempt whose lease was lost.
+func (e *Engine) renewLoop() {
+	tick := time.NewTicker(e.lease / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		e.lmu.Lock()
+		tasks := make([]*task, 0, len(e.live))
+		for t := range e.live {
+			tasks = append(tasks, t)
+		}
+		e.lmu.Unlock()
+		if len(tasks) == 0 {
+			continue
+		}
+		var lost []*task
+		err := e.store.Update(e.ctx, func(tx store.Tx) error {
+			lost = lost[:0]
+			var eff flow.Effects
+			x := flow.Begin(tx, e, e.now(), &eff)
+			for _, t := range tasks {
+				if err := x.Renew(&t.c, e.lease); errors.Is(err, store.ErrLeaseLost) || errors.Is(err, store.ErrNotFound) {
+					lost = append(lost, t)
+				} else if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			if e.ctx.Err() == nil {
+				e.log.Warn("dagflow: renewing leases", "error", err)
+			}
+			continue
+		}
+		for _, t := range lost {
+			e.log.Warn("dagflow: lease lost; cancelling the attempt", "run", t.c.RunID, "step", t.c.StepID)
+			if t.cancel != nil {
+				t.cancel()
+			}
+		}
+	}
+}
+
+// watchLoop turns a shared store's notifications into work: due steps and
+// webhooks are claimed, stopped runs' attempts cancelled, waiters woken.
+func (e *Engine) watchLoop(ch <-chan store.Event) {
+	for ev := range ch {
+		switch ev.Kind {
+		case store.EventDue:
+			e.signal()
+			e.signalHooks()
+		case store.EventRun:
+			e.wakeWaiters(ev.RunID)
+			rc := e.cachedRun(ev.RunID)
+			if rc == nil {
+				continue
+			}
+			var r store.Run
+			err := e.store.View(e.ctx, func(tx store.Tx) (err error) { r, err = tx.Run(ev.RunID); return })
+			if err == nil && (r.State.Final() || r.Phase != store.PhaseActive) {
+				if r.State.Final() {
+					e.forget(ev.RunID)
+				} else if r.Outcome == store.RunCancelled || r.Phase == store.PhaseStopping && r.Error != "" && isTimeout(r.Error) {
+					rc.cancel()
+				}
+			}
+		}
+	}
+}
+
+func isTimeout(reason string) bool {
+	return len(reason) >= 16 && reason[:16] == "workflow timed o"
+}
