@@ -98,8 +98,8 @@ func (rc *runCache) load(tx store.Tx, after int64) error {
 
 // Plan implements flow.Env: it returns the cached plan of a run, compiling
 // it from the stored spec the first time.
-func (e *Engine) Plan(tx store.Tx, runID string) (*flow.Plan, error) {
-	rc, err := e.cached(tx, runID)
+func (v *flowEnv) Plan(tx store.Tx, runID string) (*flow.Plan, error) {
+	rc, err := (*Engine)(v).cached(tx, runID)
 	if err != nil {
 		return nil, err
 	}

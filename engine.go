@@ -145,7 +145,7 @@ func Open(opts ...Option) (*Engine, error) {
 		// over now.
 		var eff flow.Effects
 		err := e.store.Update(e.ctx, func(tx store.Tx) error {
-			return flow.Begin(tx, e, e.now(), &eff).Recover()
+			return flow.Begin(tx, e.env(), e.now(), &eff).Recover()
 		})
 		if err != nil {
 			e.shutdown()
@@ -195,17 +195,24 @@ func (e *Engine) goBackground(f func()) {
 	}()
 }
 
+// flowEnv is the engine as the state machine sees it (flow.Env), kept off
+// the Engine's exported methods.
+type flowEnv Engine
+
+func (e *Engine) env() flow.Env { return (*flowEnv)(e) }
+
 // Owner implements flow.Env: the engine's name in leases.
-func (e *Engine) Owner() string { return e.owner }
+func (v *flowEnv) Owner() string { return v.owner }
 
 // Lease implements flow.Env.
-func (e *Engine) Lease() time.Duration { return e.lease }
+func (v *flowEnv) Lease() time.Duration { return v.lease }
 
 // Jitter implements flow.Env.
-func (e *Engine) Jitter(d time.Duration) time.Duration { return e.cfg.jitter(d) }
+func (v *flowEnv) Jitter(d time.Duration) time.Duration { return v.cfg.jitter(d) }
 
 // CanRun implements flow.Env: whether this engine has the step's handler.
-func (e *Engine) CanRun(runID string, p *flow.Plan, index int, comp bool) bool {
+func (v *flowEnv) CanRun(runID string, p *flow.Plan, index int, comp bool) bool {
+	e := (*Engine)(v)
 	rc := e.cachedRun(runID)
 	if rc == nil {
 		return true
@@ -318,7 +325,7 @@ func (e *Engine) Create(ctx context.Context, w Workflow) (*Status, error) {
 			return err
 		}
 		now := e.now()
-		x := flow.Begin(tx, e, now, &eff)
+		x := flow.Begin(tx, e.env(), now, &eff)
 		r := store.Run{ID: n.ID, CreatedAt: now, StartedAt: now, Deadline: now.Add(plan.Timeout)}
 		if err := x.Create(r, spec, plan); err != nil {
 			return err
@@ -599,7 +606,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) (*Status, error) {
 	}
 	var eff flow.Effects
 	err := e.store.Update(ctx, func(tx store.Tx) error {
-		x := flow.Begin(tx, e, e.now(), &eff)
+		x := flow.Begin(tx, e.env(), e.now(), &eff)
 		before, err := x.Stop(id, store.RunCancelled, "cancelled")
 		if err != nil {
 			return err
@@ -653,7 +660,7 @@ func (e *Engine) Retry(ctx context.Context, id string) (*Status, error) {
 					Reason: "its saga was compensated; create a new run instead"}
 			}
 		}
-		x := flow.Begin(tx, e, e.now(), &eff)
+		x := flow.Begin(tx, e.env(), e.now(), &eff)
 		if err := x.Retry(id); err != nil {
 			return err
 		}

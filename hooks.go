@@ -14,7 +14,8 @@ import (
 // Webhooks implements flow.Env: the onComplete or onError call of a run
 // that has just ended, with its final status as the body. They are written
 // in the same transaction that ends the run, so a crash cannot lose them.
-func (e *Engine) Webhooks(tx store.Tx, r *store.Run, p *flow.Plan, now time.Time) ([]store.Webhook, error) {
+func (v *flowEnv) Webhooks(tx store.Tx, r *store.Run, p *flow.Plan, now time.Time) ([]store.Webhook, error) {
+	e := (*Engine)(v)
 	url, event := p.OnComplete, "complete"
 	if r.State != store.RunCompleted {
 		url, event = p.OnError, "error"

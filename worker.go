@@ -121,7 +121,7 @@ func (e *Engine) claimLoop() {
 			var next time.Time
 			err := e.store.Update(e.ctx, func(tx store.Tx) error {
 				now := e.now()
-				x := flow.Begin(tx, e, now, &eff)
+				x := flow.Begin(tx, e.env(), now, &eff)
 				if err := x.Claim(n); err != nil {
 					return err
 				}
@@ -299,7 +299,7 @@ func (e *Engine) finish(t *task, o flow.Outcome, eff *flow.Effects) *task {
 	var err error
 	for try := 0; ; try++ {
 		err = e.store.Update(ctx, func(tx store.Tx) error {
-			x := flow.Begin(tx, e, e.now(), eff)
+			x := flow.Begin(tx, e.env(), e.now(), eff)
 			if err := x.Finish(&t.c, o); err != nil {
 				return err
 			}
@@ -330,7 +330,7 @@ func (e *Engine) finish(t *task, o flow.Outcome, eff *flow.Effects) *task {
 			e.log.Error("dagflow: recording an outcome failed", "run", t.c.RunID, "step", t.c.StepID, "error", err)
 			msg := fmt.Sprintf("the store could not record the attempt's outcome: %v", err)
 			if e.store.Update(ctx, func(tx store.Tx) error {
-				x := flow.Begin(tx, e, e.now(), eff)
+				x := flow.Begin(tx, e.env(), e.now(), eff)
 				if err := x.Finish(&t.c, flow.Outcome{Err: msg, Permanent: true}); err != nil {
 					return err
 				}
@@ -512,7 +512,7 @@ func (e *Engine) renewLoop() {
 		err := e.store.Update(e.ctx, func(tx store.Tx) error {
 			lost = lost[:0]
 			var eff flow.Effects
-			x := flow.Begin(tx, e, e.now(), &eff)
+			x := flow.Begin(tx, e.env(), e.now(), &eff)
 			for _, t := range tasks {
 				if err := x.Renew(&t.c, e.lease); errors.Is(err, store.ErrLeaseLost) || errors.Is(err, store.ErrNotFound) {
 					lost = append(lost, t)

@@ -1,0 +1,118 @@
+package dagflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dagflow/dagflow/store"
+)
+
+// Attempt is one attempt of a step or of its compensation, with the lines
+// its handler logged: the history the console draws as a timeline.
+type Attempt struct {
+	StepID       string    `json:"stepId"`
+	Compensation bool      `json:"compensation,omitempty"`
+	Generation   int       `json:"generation,omitempty"`
+	Number       int       `json:"number"`
+	Engine       string    `json:"engine,omitempty"`
+	StartedAt    time.Time `json:"startedAt"`
+	EndedAt      time.Time `json:"endedAt,omitzero"`
+	// Error is why the attempt failed; "" when it succeeded or is under
+	// way.
+	Error string `json:"error,omitempty"`
+	// StatusCode and Duration describe the reply of an HTTP step.
+	StatusCode int           `json:"statusCode,omitempty"`
+	Duration   time.Duration `json:"duration,omitempty"`
+	Logs       []LogLine     `json:"logs,omitempty"`
+	// LogsCut says lines were dropped past the engine's limit.
+	LogsCut bool `json:"logsCut,omitempty"`
+}
+
+// LogLine is a line a handler logged through Input.Logger.
+type LogLine struct {
+	Time    time.Time `json:"time"`
+	Level   string    `json:"level"`
+	Message string    `json:"message"`
+	Attrs   string    `json:"attrs,omitempty"`
+}
+
+// Webhook is an onComplete or onError call of a run and how its delivery
+// went.
+type Webhook struct {
+	Event       string    `json:"event"`
+	URL         string    `json:"url"`
+	Attempts    int       `json:"attempts"`
+	CreatedAt   time.Time `json:"createdAt"`
+	DeliveredAt time.Time `json:"deliveredAt,omitzero"`
+	NextAt      time.Time `json:"nextAt,omitzero"`
+	LastError   string    `json:"lastError,omitempty"`
+}
+
+// Attempts returns every attempt of every step of a run, ordered by step (as
+// declared), compensations after the step's own attempts, then by number.
+// It returns an error matching ErrNotFound for an unknown run.
+func (e *Engine) Attempts(ctx context.Context, runID string) ([]Attempt, error) {
+	if e.closed.Load() {
+		return nil, ErrClosed
+	}
+	var out []Attempt
+	err := e.store.View(ctx, func(tx store.Tx) error {
+		if _, err := tx.Run(runID); err != nil {
+			return err
+		}
+		atts, err := tx.Attempts(runID, -1)
+		if err != nil {
+			return err
+		}
+		out = make([]Attempt, 0, len(atts))
+		for _, a := range atts {
+			x := Attempt{StepID: a.StepID, Compensation: a.Compensation, Generation: a.Generation, Number: a.Number,
+				Engine: a.Owner, StartedAt: a.StartedAt, EndedAt: a.EndedAt, Error: a.Error,
+				StatusCode: a.StatusCode, Duration: a.Duration, LogsCut: a.LogsCut}
+			for _, l := range a.Logs {
+				x.Logs = append(x.Logs, LogLine(l))
+			}
+			out = append(out, x)
+		}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("dagflow: run %q: %w", runID, ErrNotFound)
+		}
+		return nil, fmt.Errorf("dagflow: attempts of run %q: %w", runID, err)
+	}
+	return out, nil
+}
+
+// Webhooks returns the webhooks of a run (at most one per end of the run)
+// and how their delivery went.
+func (e *Engine) Webhooks(ctx context.Context, runID string) ([]Webhook, error) {
+	if e.closed.Load() {
+		return nil, ErrClosed
+	}
+	var out []Webhook
+	err := e.store.View(ctx, func(tx store.Tx) error {
+		if _, err := tx.Run(runID); err != nil {
+			return err
+		}
+		hooks, err := tx.Webhooks(runID)
+		if err != nil {
+			return err
+		}
+		for _, w := range hooks {
+			out = append(out, Webhook{Event: w.Event, URL: redactURL(w.URL), Attempts: w.Attempts, CreatedAt: w.CreatedAt,
+				DeliveredAt: w.DeliveredAt, NextAt: w.DueAt, LastError: w.LastError})
+		}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("dagflow: run %q: %w", runID, ErrNotFound)
+		}
+		return nil, fmt.Errorf("dagflow: webhooks of run %q: %w", runID, err)
+	}
+	return out, nil
+}
