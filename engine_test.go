@@ -5,17 +5,35 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/dagflow/dagflow"
 	"github.com/dagflow/dagflow/store/memory"
 )
 
+// testLogger sends the engine's warnings and errors to the test's log.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tlogWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type tlogWriter struct{ t testing.TB }
+
+func (w tlogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
 func newEngine(t testing.TB, opts ...dagflow.Option) *dagflow.Engine {
 	t.Helper()
-	eng, err := dagflow.Open(append([]dagflow.Option{dagflow.WithStore(memory.New())}, opts...)...)
+	eng, err := dagflow.Open(append([]dagflow.Option{dagflow.WithStore(memory.New()), dagflow.WithLogger(testLogger(t))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,10 +41,16 @@ func newEngine(t testing.TB, opts ...dagflow.Option) *dagflow.Engine {
 	return eng
 }
 
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// run creates a workflow and waits for its end.
 func run(t testing.TB, eng *dagflow.Engine, wf dagflow.Workflow) *dagflow.Status {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	ctx := ctxT(t)
 	if _, err := eng.Create(ctx, wf); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
@@ -37,36 +61,742 @@ func run(t testing.TB, eng *dagflow.Engine, wf dagflow.Workflow) *dagflow.Status
 	return st
 }
 
-func TestSmokeChain(t *testing.T) {
-	eng := newEngine(t)
-	var calls atomic.Int64
-	eng.Handle("inc", func(ctx context.Context, in dagflow.Input) (any, error) {
-		calls.Add(1)
-		n := 0
-		for _, raw := range in.PreviousSteps.All() {
-			var v int
-			json.Unmarshal(raw, &v)
-			n = max(n, v)
-		}
-		return n + 1, nil
-	})
-	wf := dagflow.Workflow{ID: "chain"}
-	for i := 0; i < 10; i++ {
-		s := dagflow.Step{ID: fmt.Sprintf("s%d", i), Handler: "inc"}
-		if i > 0 {
-			s.DependsOn = []string{fmt.Sprintf("s%d", i-1)}
-		}
-		wf.Steps = append(wf.Steps, s)
+func mustHandle(t testing.TB, eng *dagflow.Engine, name string, h dagflow.HandlerFunc) {
+	t.Helper()
+	if err := eng.Handle(name, h); err != nil {
+		t.Fatal(err)
 	}
+}
+
+func stepStates(st *dagflow.Status) map[string]dagflow.State {
+	m := map[string]dagflow.State{}
+	for _, s := range st.Steps {
+		m[s.ID] = s.State
+	}
+	return m
+}
+
+func step(id, handler string, deps ...string) dagflow.Step {
+	return dagflow.Step{ID: id, Handler: handler, DependsOn: deps}
+}
+
+// recorder is a handler that records the order of its calls and returns a
+// result naming the step.
+type recorder struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (r *recorder) handle(ctx context.Context, in dagflow.Input) (any, error) {
+	r.mu.Lock()
+	r.calls = append(r.calls, in.StepID)
+	r.mu.Unlock()
+	return map[string]string{"done": in.StepID}, nil
+}
+
+func (r *recorder) order() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.calls)
+}
+
+func TestChainPassesResults(t *testing.T) {
+	eng := newEngine(t)
+	// The hosted docs' order chain: each step reads the previous one's
+	// result and the workflow context.
+	mustHandle(t, eng, "order", func(ctx context.Context, in dagflow.Input) (any, error) {
+		var c struct {
+			OrderID string `json:"orderId"`
+		}
+		if err := in.DecodeContext(&c); err != nil {
+			return nil, err
+		}
+		var prev []string
+		for id := range in.PreviousSteps.All() {
+			prev = append(prev, id)
+		}
+		return map[string]any{"order": c.OrderID, "step": in.StepID, "saw": prev}, nil
+	})
+	wf := dagflow.Workflow{
+		ID:      "order-1",
+		Context: json.RawMessage(`{"orderId": "order_123"}`),
+		Steps: []dagflow.Step{
+			step("validate-order", "order"),
+			step("charge-payment", "order", "validate-order"),
+			step("ship-order", "order", "charge-payment"),
+			step("send-confirmation", "order", "ship-order"),
+		},
+	}
+	st := run(t, eng, wf)
+	if st.State != dagflow.StateCompleted {
+		t.Fatalf("state = %s (%s)", st.State, st.Error)
+	}
+	want := []string{"validate-order", "charge-payment", "ship-order", "send-confirmation"}
+	if d := cmp.Diff(want, st.CompletedSteps); d != "" {
+		t.Errorf("completedSteps (-want +got):\n%s", d)
+	}
+	var last struct {
+		Order string   `json:"order"`
+		Saw   []string `json:"saw"`
+	}
+	if err := json.Unmarshal(st.Results["send-confirmation"], &last); err != nil {
+		t.Fatal(err)
+	}
+	if last.Order != "order_123" || !slices.Equal(last.Saw, want[:3]) {
+		t.Errorf("send-confirmation saw %+v, want order_123 and %v", last, want[:3])
+	}
+	if string(st.Context) != `{"orderId":"order_123"}` {
+		t.Errorf("status context = %s", st.Context)
+	}
+	for _, s := range st.Steps {
+		if s.Attempts != 1 || s.StartedAt.IsZero() || s.CompletedAt.Before(s.StartedAt) {
+			t.Errorf("step %s: attempts %d, started %v, completed %v", s.ID, s.Attempts, s.StartedAt, s.CompletedAt)
+		}
+	}
+	if st.StartedAt.IsZero() || st.CompletedAt.Before(st.StartedAt) {
+		t.Errorf("run times: %v .. %v", st.StartedAt, st.CompletedAt)
+	}
+}
+
+func TestFanOutFanIn(t *testing.T) {
+	eng := newEngine(t, dagflow.WithConcurrency(8))
+	var running, peak atomic.Int64
+	release := make(chan struct{})
+	mustHandle(t, eng, "work", func(ctx context.Context, in dagflow.Input) (any, error) {
+		n := running.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		if n == 8 {
+			close(release)
+		}
+		select {
+		case <-release:
+		case <-time.After(5 * time.Second):
+		}
+		running.Add(-1)
+		return len(in.StepID), nil
+	})
+	mustHandle(t, eng, "sum", func(ctx context.Context, in dagflow.Input) (any, error) {
+		total := 0
+		for _, raw := range in.PreviousSteps.All() {
+			var n int
+			if err := json.Unmarshal(raw, &n); err == nil {
+				total += n
+			}
+		}
+		return total, nil
+	})
+	wf := dagflow.Workflow{ID: "fan", Steps: []dagflow.Step{step("start", "sum")}}
+	var deps []string
+	for i := 0; i < 20; i++ {
+		id := fmt.Sprintf("item-%02d", i)
+		s := step(id, "work", "start")
+		s.Parallel = true
+		wf.Steps = append(wf.Steps, s)
+		deps = append(deps, id)
+	}
+	wf.Steps = append(wf.Steps, step("total", "sum", deps...))
 	st := run(t, eng, wf)
 	if st.State != dagflow.StateCompleted {
 		t.Fatalf("state %s: %s", st.State, st.Error)
 	}
-	if string(st.Results["s9"]) != "10" {
-		t.Fatalf("s9 = %s", st.Results["s9"])
+	if string(st.Results["total"]) != "140" {
+		t.Errorf("fan-in total = %s, want 140 (20 results of 7)", st.Results["total"])
 	}
-	if calls.Load() != 10 {
-		t.Fatalf("calls %d", calls.Load())
+	if p := peak.Load(); p != 8 {
+		t.Errorf("peak concurrency %d, want 8 (WithConcurrency)", p)
 	}
-	_ = errors.New
+}
+
+func TestNonParallelStepsRunOneAtATimeInDeclarationOrder(t *testing.T) {
+	eng := newEngine(t)
+	var running, overlap atomic.Int64
+	rec := &recorder{}
+	mustHandle(t, eng, "h", func(ctx context.Context, in dagflow.Input) (any, error) {
+		if running.Add(1) > 1 {
+			overlap.Add(1)
+		}
+		time.Sleep(5 * time.Millisecond)
+		running.Add(-1)
+		return rec.handle(ctx, in)
+	})
+	// Five steps ready at once, none parallel: they run one at a time, in
+	// the order declared, after the root.
+	wf := dagflow.Workflow{ID: "serial", Steps: []dagflow.Step{step("root", "h")}}
+	for _, id := range []string{"e", "b", "d", "a", "c"} {
+		wf.Steps = append(wf.Steps, step(id, "h", "root"))
+	}
+	st := run(t, eng, wf)
+	if st.State != dagflow.StateCompleted {
+		t.Fatalf("state %s", st.State)
+	}
+	if overlap.Load() != 0 {
+		t.Errorf("%d times two non-parallel steps ran at once", overlap.Load())
+	}
+	if d := cmp.Diff([]string{"root", "e", "b", "d", "a", "c"}, rec.order()); d != "" {
+		t.Errorf("order (-want +got):\n%s", d)
+	}
+}
+
+func TestParallelStepsOverlap(t *testing.T) {
+	eng := newEngine(t)
+	var running atomic.Int64
+	both := make(chan struct{})
+	var once sync.Once
+	mustHandle(t, eng, "h", func(ctx context.Context, in dagflow.Input) (any, error) {
+		if running.Add(1) == 2 {
+			once.Do(func() { close(both) })
+		}
+		defer running.Add(-1)
+		select {
+		case <-both:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	})
+	wf := dagflow.Workflow{ID: "par", Steps: []dagflow.Step{
+		{ID: "a", Handler: "h", Parallel: true, Timeout: 5},
+		{ID: "b", Handler: "h", Parallel: true, Timeout: 5},
+	}}
+	if st := run(t, eng, wf); st.State != dagflow.StateCompleted {
+		t.Fatalf("parallel steps did not overlap: %s %s", st.State, st.Error)
+	}
+}
+
+// TestPipeline runs the hosted docs' complex pipeline shape: two branches
+// that fan out and join, with results flowing along every edge.
+func TestPipeline(t *testing.T) {
+	eng := newEngine(t)
+	mustHandle(t, eng, "join", func(ctx context.Context, in dagflow.Input) (any, error) {
+		var parts []string
+		for id, raw := range in.PreviousSteps.All() {
+			var s string
+			json.Unmarshal(raw, &s)
+			_ = id
+			parts = append(parts, s)
+		}
+		slices.Sort(parts)
+		return strings.Join(append(parts, in.StepID), "+"), nil
+	})
+	par := func(s dagflow.Step) dagflow.Step { s.Parallel = true; return s }
+	wf := dagflow.Workflow{ID: "pipeline", Steps: []dagflow.Step{
+		par(step("extract", "join")),
+		par(step("clean", "join", "extract")),
+		par(step("enrich", "join", "extract")),
+		par(step("score", "join", "clean", "enrich")),
+		par(step("index", "join", "clean")),
+		par(step("publish", "join", "score", "index")),
+	}}
+	st := run(t, eng, wf)
+	if st.State != dagflow.StateCompleted {
+		t.Fatalf("state %s: %s", st.State, st.Error)
+	}
+	if len(st.CompletedSteps) != 6 || st.CompletedSteps[0] != "extract" || st.CompletedSteps[5] != "publish" {
+		t.Errorf("completedSteps = %v", st.CompletedSteps)
+	}
+	// publish ran after every other step: it saw all five results.
+	var s string
+	json.Unmarshal(st.Results["publish"], &s)
+	if strings.Count(s, "+") != 5+4+3+1 && !strings.HasSuffix(s, "+publish") {
+		t.Errorf("publish result %q", s)
+	}
+	pos := map[string]int{}
+	for i, id := range st.CompletedSteps {
+		pos[id] = i
+	}
+	for _, s := range wf.Steps {
+		for _, d := range s.DependsOn {
+			if pos[d] >= pos[s.ID] {
+				t.Errorf("%s completed before its dependency %s", s.ID, d)
+			}
+		}
+	}
+}
+
+func TestRetriesWithBackoff(t *testing.T) {
+	eng := newEngine(t)
+	var attempts []int
+	var mu sync.Mutex
+	mustHandle(t, eng, "flaky", func(ctx context.Context, in dagflow.Input) (any, error) {
+		mu.Lock()
+		attempts = append(attempts, in.Attempt)
+		mu.Unlock()
+		if in.Attempt < 3 {
+			return nil, fmt.Errorf("transient failure %d", in.Attempt)
+		}
+		return "ok", nil
+	})
+	wf := dagflow.Workflow{ID: "retry", Steps: []dagflow.Step{{ID: "a", Handler: "flaky",
+		Retries: &dagflow.RetryConfig{MaxAttempts: 3, Backoff: dagflow.Fixed, InitialInterval: 0.01}}}}
+	st := run(t, eng, wf)
+	if st.State != dagflow.StateCompleted || st.Steps[0].Attempts != 3 {
+		t.Fatalf("state %s, attempts %d: %s", st.State, st.Steps[0].Attempts, st.Error)
+	}
+	if d := cmp.Diff([]int{1, 2, 3}, attempts); d != "" {
+		t.Errorf("attempt numbers (-want +got):\n%s", d)
+	}
+	hist, err := eng.Attempts(ctxT(t), "retry")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errs []string
+	for _, a := range hist {
+		errs = append(errs, a.Error)
+	}
+	if d := cmp.Diff([]string{"transient failure 1", "transient failure 2", ""}, errs); d != "" {
+		t.Errorf("attempt errors (-want +got):\n%s", d)
+	}
+}
+
+func TestRetriesExhausted(t *testing.T) {
+	eng := newEngine(t)
+	var calls atomic.Int64
+	mustHandle(t, eng, "bad", func(ctx context.Context, in dagflow.Input) (any, error) {
+		calls.Add(1)
+		return nil, errors.New("always fails")
+	})
+	mustHandle(t, eng, "ok", (&recorder{}).handle)
+	wf := dagflow.Workflow{ID: "exhaust", Steps: []dagflow.Step{
+		{ID: "a", Handler: "bad", Retries: &dagflow.RetryConfig{MaxAttempts: 4, InitialInterval: 0.001, MaxInterval: 0.005}},
+		step("b", "ok", "a"),
+	}}
+	st := run(t, eng, wf)
+	if st.State != dagflow.StateFailed {
+		t.Fatalf("state %s", st.State)
+	}
+	if calls.Load() != 4 || st.Steps[0].Attempts != 4 {
+		t.Errorf("calls %d, attempts %d, want 4", calls.Load(), st.Steps[0].Attempts)
+	}
+	if !strings.Contains(st.Error, `step "a" failed after 4 attempts: always fails`) {
+		t.Errorf("run error %q", st.Error)
+	}
+	if d := cmp.Diff(map[string]dagflow.State{"a": dagflow.StateFailed, "b": dagflow.StateSkipped}, stepStates(st)); d != "" {
+		t.Errorf("states (-want +got):\n%s", d)
+	}
+	if !slices.Equal(st.FailedSteps, []string{"a"}) {
+		t.Errorf("failedSteps %v", st.FailedSteps)
+	}
+}
+
+func TestPermanentErrorStopsRetrying(t *testing.T) {
+	eng := newEngine(t)
+	var calls atomic.Int64
+	mustHandle(t, eng, "bad", func(ctx context.Context, in dagflow.Input) (any, error) {
+		calls.Add(1)
+		return nil, dagflow.Permanent(errors.New("card declined"))
+	})
+	wf := dagflow.Workflow{ID: "perm", Steps: []dagflow.Step{
+		{ID: "charge", Handler: "bad", Retries: &dagflow.RetryConfig{MaxAttempts: 5, InitialInterval: 0.001}},
+	}}
+	st := run(t, eng, wf)
+	if st.State != dagflow.StateFailed || calls.Load() != 1 {
+		t.Fatalf("state %s after %d calls, want failed after 1", st.State, calls.Load())
+	}
+	if st.Steps[0].Error != "card declined" {
+		t.Errorf("step error %q", st.Steps[0].Error)
+	}
+}
+
+func TestStepTimeout(t *testing.T) {
+	eng := newEngine(t)
+	mustHandle(t, eng, "slow", func(ctx context.Context, in dagflow.Input) (any, error) {
+		if in.Attempt == 1 {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
+		return "second try", nil
+	})
+	wf := dagflow.Workflow{ID: "timeout", Steps: []dagflow.Step{{ID: "a", Handler: "slow", Timeout: 0.05,
+		Retries: &dagflow.RetryConfig{MaxAttempts: 2, InitialInterval: 0.001}}}}
+	st := run(t, eng, wf)
+	if st.State != dagflow.StateCompleted || st.Steps[0].Attempts != 2 {
+		t.Fatalf("state %s attempts %d", st.State, st.Steps[0].Attempts)
+	}
+	hist, _ := eng.Attempts(ctxT(t), "timeout")
+	if len(hist) != 2 || !strings.HasPrefix(hist[0].Error, "attempt timed out after 50ms") {
+		t.Errorf("first attempt error: %+v", hist)
+	}
+}
+
+func TestWorkflowTimeout(t *testing.T) {
+	eng := newEngine(t)
+	mustHandle(t, eng, "quick", (&recorder{}).handle)
+	mustHandle(t, eng, "hang", func(ctx context.Context, in dagflow.Input) (any, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	wf := dagflow.Workflow{ID: "wft", Timeout: 0.1, Steps: []dagflow.Step{
+		step("a", "quick"), step("b", "hang", "a"), step("c", "quick", "b"),
+	}}
+	start := time.Now()
+	st := run(t, eng, wf)
+	if st.State != dagflow.StateFailed || !strings.HasPrefix(st.Error, "workflow timed out") {
+		t.Fatalf("state %s error %q", st.State, st.Error)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("timed out after %v", el)
+	}
+	want := map[string]dagflow.State{"a": dagflow.StateCompleted, "b": dagflow.StateFailed, "c": dagflow.StateCancelled}
+	if d := cmp.Diff(want, stepStates(st)); d != "" {
+		t.Errorf("states (-want +got):\n%s", d)
+	}
+}
+
+func TestPanicBecomesFailedAttempt(t *testing.T) {
+	eng := newEngine(t)
+	mustHandle(t, eng, "boom", func(ctx context.Context, in dagflow.Input) (any, error) {
+		if in.Attempt == 1 {
+			var m map[string]int
+			m["x"]++ // nil map write: a real runtime panic
+		}
+		return "recovered", nil
+	})
+	wf := dagflow.Workflow{ID: "panic", Steps: []dagflow.Step{{ID: "a", Handler: "boom",
+		Retries: &dagflow.RetryConfig{MaxAttempts: 2, InitialInterval: 0.001}}}}
+	st := run(t, eng, wf)
+	if st.State != dagflow.StateCompleted {
+		t.Fatalf("state %s: %s", st.State, st.Error)
+	}
+	hist, _ := eng.Attempts(ctxT(t), "panic")
+	if len(hist) != 2 || !strings.Contains(hist[0].Error, "handler panicked: assignment to entry in nil map") {
+		t.Errorf("attempts %+v", hist)
+	}
+}
+
+func TestPanicErrorType(t *testing.T) {
+	// The typed error is what a handler's own code sees through errors.As
+	// when it wraps handlers; here: the engine's own report.
+	eng := newEngine(t)
+	mustHandle(t, eng, "boom", func(ctx context.Context, in dagflow.Input) (any, error) { panic(errors.New("kaput")) })
+	st := run(t, eng, dagflow.Workflow{ID: "p2", Steps: []dagflow.Step{step("a", "boom")}})
+	if st.State != dagflow.StateFailed || st.Steps[0].Error != "handler panicked: kaput" {
+		t.Fatalf("state %s, error %q", st.State, st.Steps[0].Error)
+	}
+	var pe *dagflow.PanicError
+	err := error(&dagflow.PanicError{Value: errors.New("kaput")})
+	if !errors.As(err, &pe) || pe.Unwrap().Error() != "kaput" {
+		t.Errorf("PanicError does not unwrap to its value")
+	}
+}
+
+func TestCreateIsIdempotent(t *testing.T) {
+	eng := newEngine(t)
+	var calls atomic.Int64
+	mustHandle(t, eng, "h", func(ctx context.Context, in dagflow.Input) (any, error) {
+		calls.Add(1)
+		return nil, nil
+	})
+	ctx := ctxT(t)
+	wf := dagflow.Workflow{ID: "idem", Context: json.RawMessage(`{"a": 1}`), Steps: []dagflow.Step{step("a", "h")}}
+	if _, err := eng.Create(ctx, wf); err != nil {
+		t.Fatal(err)
+	}
+	// The same spec, written differently (defaults spelled out, other
+	// spacing): the same run.
+	same := wf
+	same.Context = json.RawMessage(`{ "a" : 1 }`)
+	same.Timeout = dagflow.DefaultWorkflowTimeout
+	same.Steps = []dagflow.Step{{ID: "a", Handler: "h", Timeout: 300, Retries: &dagflow.RetryConfig{MaxAttempts: 1}}}
+	st, err := eng.Create(ctx, same)
+	if err != nil {
+		t.Fatalf("Create of the same spec again: %v", err)
+	}
+	if st.ID != "idem" {
+		t.Errorf("status id %q", st.ID)
+	}
+	if _, err := eng.Wait(ctx, "idem"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.Create(ctx, wf); err != nil {
+		t.Fatalf("Create after completion: %v", err)
+	}
+	if calls.Load() != 1 {
+		t.Errorf("handler ran %d times, want 1", calls.Load())
+	}
+	other := wf
+	other.Steps = []dagflow.Step{step("b", "h")}
+	_, err = eng.Create(ctx, other)
+	if !errors.Is(err, dagflow.ErrConflict) {
+		t.Fatalf("Create with another spec: %v, want ErrConflict", err)
+	}
+}
+
+func TestCreateConcurrentSameID(t *testing.T) {
+	eng := newEngine(t)
+	var calls atomic.Int64
+	mustHandle(t, eng, "h", func(ctx context.Context, in dagflow.Input) (any, error) { calls.Add(1); return nil, nil })
+	wf := dagflow.Workflow{ID: "race", Steps: []dagflow.Step{step("a", "h")}}
+	var wg sync.WaitGroup
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := eng.Create(ctxT(t), wf); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if _, err := eng.Wait(ctxT(t), "race"); err != nil {
+		t.Fatal(err)
+	}
+	if calls.Load() != 1 {
+		t.Errorf("step ran %d times", calls.Load())
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	eng := newEngine(t)
+	mustHandle(t, eng, "h", (&recorder{}).handle)
+	ctx := ctxT(t)
+
+	t.Run("invalid workflow", func(t *testing.T) {
+		_, err := eng.Create(ctx, dagflow.Workflow{ID: "bad", Steps: []dagflow.Step{
+			step("a", "h", "nope"), step("b", "missing"), {ID: "c"},
+		}})
+		var ve *dagflow.ValidationError
+		if !errors.As(err, &ve) || len(ve.Problems) != 3 {
+			t.Fatalf("err = %v", err)
+		}
+		want := []string{
+			`steps[0].dependsOn[0]: unknown step "nope"`,
+			`steps[1].handler: no handler named "missing" is registered on the engine (register it with Engine.Handle)`,
+			`steps[2]: needs a url (an HTTP job handler) or a handler (a Go handler registered on the engine)`,
+		}
+		var got []string
+		for _, p := range ve.Problems {
+			got = append(got, p.String())
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("problems (-want +got):\n%s", d)
+		}
+		if _, err := eng.Status(ctx, "bad"); !errors.Is(err, dagflow.ErrNotFound) {
+			t.Errorf("an invalid workflow left a run behind: %v", err)
+		}
+	})
+	t.Run("relative url without base", func(t *testing.T) {
+		_, err := eng.Create(ctx, dagflow.Workflow{ID: "rel", Steps: []dagflow.Step{{ID: "a", URL: "/api/jobs/a"}}})
+		var ve *dagflow.ValidationError
+		if !errors.As(err, &ve) || !strings.Contains(err.Error(), "relative") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("context not an object", func(t *testing.T) {
+		_, err := eng.Create(ctx, dagflow.Workflow{ID: "ctx", Context: json.RawMessage(`[1,2]`), Steps: []dagflow.Step{step("a", "h")}})
+		if err == nil || !strings.Contains(err.Error(), "context: must be a JSON object, not an array") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("unknown run", func(t *testing.T) {
+		for name, f := range map[string]func() error{
+			"Status":   func() error { _, err := eng.Status(ctx, "nope"); return err },
+			"Wait":     func() error { _, err := eng.Wait(ctx, "nope"); return err },
+			"Cancel":   func() error { _, err := eng.Cancel(ctx, "nope"); return err },
+			"Retry":    func() error { _, err := eng.Retry(ctx, "nope"); return err },
+			"Attempts": func() error { _, err := eng.Attempts(ctx, "nope"); return err },
+			"Workflow": func() error { _, err := eng.Workflow(ctx, "nope"); return err },
+		} {
+			if err := f(); !errors.Is(err, dagflow.ErrNotFound) {
+				t.Errorf("%s(unknown) = %v, want ErrNotFound", name, err)
+			}
+		}
+	})
+	t.Run("result not JSON", func(t *testing.T) {
+		mustHandle(t, eng, "chan", func(ctx context.Context, in dagflow.Input) (any, error) { return make(chan int), nil })
+		st := run(t, eng, dagflow.Workflow{ID: "nojson", Steps: []dagflow.Step{{ID: "a", Handler: "chan",
+			Retries: &dagflow.RetryConfig{MaxAttempts: 3, InitialInterval: 0.001}}}})
+		if st.State != dagflow.StateFailed || st.Steps[0].Attempts != 1 ||
+			!strings.Contains(st.Steps[0].Error, "cannot be encoded as JSON") {
+			t.Fatalf("state %s, attempts %d, error %q", st.State, st.Steps[0].Attempts, st.Steps[0].Error)
+		}
+	})
+	t.Run("bad options", func(t *testing.T) {
+		_, err := dagflow.Open(dagflow.WithStore(memory.New()), dagflow.WithConcurrency(0), dagflow.WithPath("x.db"))
+		if err == nil || !strings.Contains(err.Error(), "WithConcurrency: 0 is less than 1") ||
+			!strings.Contains(err.Error(), "WithPath and WithStore") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("bad handler registration", func(t *testing.T) {
+		if err := eng.Handle("", nil); err == nil {
+			t.Error("Handle with an empty name and nil func succeeded")
+		}
+	})
+}
+
+func TestClosedEngine(t *testing.T) {
+	eng, err := dagflow.Open(dagflow.WithStore(memory.New()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustHandle(t, eng, "h", (&recorder{}).handle)
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	ctx := ctxT(t)
+	wf := dagflow.Workflow{ID: "x", Steps: []dagflow.Step{step("a", "h")}}
+	if _, err := eng.Create(ctx, wf); !errors.Is(err, dagflow.ErrClosed) {
+		t.Errorf("Create after Close = %v", err)
+	}
+	if _, err := eng.Status(ctx, "x"); !errors.Is(err, dagflow.ErrClosed) {
+		t.Errorf("Status after Close = %v", err)
+	}
+	if err := eng.Handle("h", (&recorder{}).handle); !errors.Is(err, dagflow.ErrClosed) {
+		t.Errorf("Handle after Close = %v", err)
+	}
+}
+
+func TestWaitHonoursContext(t *testing.T) {
+	eng := newEngine(t)
+	block := make(chan struct{})
+	mustHandle(t, eng, "block", func(ctx context.Context, in dagflow.Input) (any, error) {
+		select {
+		case <-block:
+		case <-ctx.Done():
+		}
+		return nil, nil
+	})
+	defer close(block)
+	if _, err := eng.Create(ctxT(t), dagflow.Workflow{ID: "w", Steps: []dagflow.Step{step("a", "block")}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := eng.Wait(ctx, "w"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait = %v, want DeadlineExceeded", err)
+	}
+}
+
+func TestPreviousStepsIsASnapshot(t *testing.T) {
+	// A step sees the results of steps completed before it started, not
+	// of steps that complete while it runs.
+	eng := newEngine(t)
+	slowStarted := make(chan struct{})
+	fastDone := make(chan struct{})
+	mustHandle(t, eng, "fast", func(ctx context.Context, in dagflow.Input) (any, error) {
+		<-slowStarted
+		return "fast", nil
+	})
+	mustHandle(t, eng, "slow", func(ctx context.Context, in dagflow.Input) (any, error) {
+		close(slowStarted)
+		<-fastDone
+		_, ok := in.PreviousSteps.Get("fast")
+		return ok, nil
+	})
+	mustHandle(t, eng, "after", func(ctx context.Context, in dagflow.Input) (any, error) {
+		return in.PreviousSteps.Len(), nil
+	})
+	if _, err := eng.Create(ctxT(t), dagflow.Workflow{ID: "snap", Steps: []dagflow.Step{
+		{ID: "slow", Handler: "slow", Parallel: true},
+		{ID: "fast", Handler: "fast", Parallel: true},
+		step("after", "after", "slow", "fast"),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	// Let fast complete, then release slow.
+	for {
+		st, err := eng.Status(ctxT(t), "snap")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(st.CompletedSteps, "fast") {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(fastDone)
+	st, err := eng.Wait(ctxT(t), "snap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(st.Results["slow"]) != "false" || string(st.Results["after"]) != "2" {
+		t.Errorf("slow saw fast: %s; after saw %s results", st.Results["slow"], st.Results["after"])
+	}
+}
+
+func TestLoggerLinesKeptPerAttempt(t *testing.T) {
+	eng := newEngine(t, dagflow.WithLogLines(3))
+	mustHandle(t, eng, "chatty", func(ctx context.Context, in dagflow.Input) (any, error) {
+		log := in.Logger()
+		for i := 0; i < 5; i++ {
+			log.Info("working", "i", i, "attempt", in.Attempt)
+		}
+		if in.Attempt == 1 {
+			return nil, errors.New("again")
+		}
+		return nil, nil
+	})
+	run(t, eng, dagflow.Workflow{ID: "logs", Steps: []dagflow.Step{{ID: "a", Handler: "chatty",
+		Retries: &dagflow.RetryConfig{MaxAttempts: 2, InitialInterval: 0.001}}}})
+	hist, err := eng.Attempts(ctxT(t), "logs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) != 2 {
+		t.Fatalf("%d attempts", len(hist))
+	}
+	for i, a := range hist {
+		if len(a.Logs) != 3 || !a.LogsCut {
+			t.Errorf("attempt %d: %d lines, cut %v; want 3, true", i+1, len(a.Logs), a.LogsCut)
+			continue
+		}
+		want := fmt.Sprintf("i=0 attempt=%d", i+1)
+		if a.Logs[0].Message != "working" || a.Logs[0].Attrs != want || a.Logs[0].Level != "INFO" {
+			t.Errorf("attempt %d first line %+v, want attrs %q", i+1, a.Logs[0], want)
+		}
+	}
+}
+
+func TestList(t *testing.T) {
+	eng := newEngine(t)
+	mustHandle(t, eng, "ok", (&recorder{}).handle)
+	mustHandle(t, eng, "bad", func(ctx context.Context, in dagflow.Input) (any, error) { return nil, errors.New("no") })
+	for i := 0; i < 5; i++ {
+		h := "ok"
+		if i%2 == 1 {
+			h = "bad"
+		}
+		run(t, eng, dagflow.Workflow{ID: fmt.Sprintf("run-%d", i), Steps: []dagflow.Step{step("a", h)}})
+	}
+	ctx := ctxT(t)
+	page, err := eng.List(ctx, dagflow.ListOptions{Limit: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for page != nil {
+		for _, r := range page.Runs {
+			ids = append(ids, r.ID)
+		}
+		if page.Next == "" {
+			break
+		}
+		if page, err = eng.List(ctx, dagflow.ListOptions{Limit: 2, After: page.Next}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := cmp.Diff([]string{"run-4", "run-3", "run-2", "run-1", "run-0"}, ids); d != "" {
+		t.Errorf("paged list (-want +got):\n%s", d)
+	}
+	failed, err := eng.List(ctx, dagflow.ListOptions{State: dagflow.StateFailed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(failed.Runs) != 2 || failed.Runs[0].ID != "run-3" || failed.Runs[0].Failed != 1 {
+		t.Errorf("failed runs %+v", failed.Runs)
+	}
+	if _, err := eng.List(ctx, dagflow.ListOptions{State: "weird"}); err == nil {
+		t.Error("List with an unknown state succeeded")
+	}
+	if _, err := eng.List(ctx, dagflow.ListOptions{After: "!!"}); err == nil {
+		t.Error("List with a bad cursor succeeded")
+	}
 }

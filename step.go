@@ -35,6 +35,9 @@ type Input struct {
 	Compensation bool
 	// Result is, for a compensation, the result of the step it undoes.
 	Result json.RawMessage
+	// FailedDependencies names the dependencies that failed or were
+	// skipped, for a step that runs despite them (allowFailedDeps).
+	FailedDependencies []string
 
 	logs *attemptLog
 }
@@ -70,7 +73,8 @@ func (in Input) IdempotencyKey() string {
 
 // MarshalJSON writes the input as the JSON body of the HTTP job protocol:
 // workflowId, stepId, attempt, context, previousSteps (a map from step id to
-// {"result": ...}) and, for compensations, "compensation": true and result.
+// {"result": ...}), for compensations "compensation": true and result, and
+// for a step that allows failed dependencies, failedDependencies.
 func (in Input) MarshalJSON() ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteString(`{"workflowId":`)
@@ -94,6 +98,11 @@ func (in Input) MarshalJSON() ([]byte, error) {
 	if in.Compensation {
 		b.WriteString(`,"compensation":true,"result":`)
 		writeRaw(&b, in.Result)
+	}
+	if len(in.FailedDependencies) > 0 {
+		b.WriteString(`,"failedDependencies":`)
+		fd, _ := json.Marshal(in.FailedDependencies)
+		b.Write(fd)
 	}
 	b.WriteByte('}')
 	return b.Bytes(), nil

@@ -374,7 +374,8 @@ func (e *Engine) execute(t *task) (o flow.Outcome) {
 		e.setLive(t)
 	}
 	in := Input{WorkflowID: rc.id, StepID: s.ID, Attempt: c.Attempt, Context: rc.wf.Context,
-		PreviousSteps: Results{rc: rc, upto: c.Seq}, Compensation: c.Comp, Result: c.Result, logs: &t.logs}
+		PreviousSteps: Results{rc: rc, upto: c.Seq}, Compensation: c.Comp, Result: c.Result,
+		FailedDependencies: c.FailedDeps, logs: &t.logs}
 	t.logs.init(e, &in)
 	var err error
 	if s.Handler != "" {

@@ -54,6 +54,9 @@ type Claim struct {
 	Plan      *Plan
 	// Result is the compensated step's result, for compensations.
 	Result json.RawMessage
+	// FailedDeps names the dependencies that failed or were skipped, for a
+	// step that allows failed dependencies.
+	FailedDeps []string
 }
 
 // Completion is a step that completed in a transaction.
@@ -376,6 +379,17 @@ func (x *Txn) claimOne(st store.Step) error {
 			st.StartedAt = x.now
 		}
 		c.Attempt = st.Attempts
+		if sp := &rs.plan.Steps[st.Index]; sp.AllowFailedDeps {
+			for _, d := range sp.Deps {
+				dst, err := x.step(rs, int(d))
+				if err != nil {
+					return err
+				}
+				if dst.State != store.StepCompleted {
+					c.FailedDeps = append(c.FailedDeps, dst.ID)
+				}
+			}
+		}
 	}
 	r.Running++
 	if err := x.tx.PutStep(st); err != nil {
@@ -513,7 +527,11 @@ func (x *Txn) stepFailed(rs *runState, st *store.Step, o Outcome, permanent bool
 	if err := x.tx.PutStep(*st); err != nil {
 		return err
 	}
-	if r.Phase == store.PhaseActive {
+	if r.Phase == store.PhaseActive && !r.Deadline.IsZero() && !x.now.Before(r.Deadline) {
+		if err := x.stop(rs, store.RunFailed, fmt.Sprintf("workflow timed out after %s", rs.plan.Timeout), true); err != nil {
+			return err
+		}
+	} else if r.Phase == store.PhaseActive {
 		if !rs.plan.Continue {
 			reason := fmt.Sprintf("step %q failed: %s", st.ID, o.Err)
 			if st.Attempts > 1 {
