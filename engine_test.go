@@ -162,6 +162,7 @@ func TestFanOutFanIn(t *testing.T) {
 	eng := newEngine(t, dagflow.WithConcurrency(8))
 	var running, peak atomic.Int64
 	release := make(chan struct{})
+	var once sync.Once
 	mustHandle(t, eng, "work", func(ctx context.Context, in dagflow.Input) (any, error) {
 		n := running.Add(1)
 		for {
@@ -171,7 +172,7 @@ func TestFanOutFanIn(t *testing.T) {
 			}
 		}
 		if n == 8 {
-			close(release)
+			once.Do(func() { close(release) })
 		}
 		select {
 		case <-release:

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/dagflow/dagflow/internal/graph"
@@ -30,6 +32,25 @@ func (p *problemList) add(ps ...Problem) *problemList {
 	return p
 }
 
+// covers reports whether a problem of p, read from the JSON, is at path or
+// at a place that holds it ("steps[2]" holds "steps[2].id"), so that
+// validation does not report again, and less clearly, a value the JSON
+// already could not supply.
+func (p *problemList) covers(path string) bool {
+	if p == nil || path == "" {
+		return false
+	}
+	for _, q := range p.list {
+		if q.Path == "" || !strings.HasPrefix(path, q.Path) {
+			continue
+		}
+		if len(path) == len(q.Path) || path[len(q.Path)] == '.' || path[len(q.Path)] == '[' {
+			return true
+		}
+	}
+	return false
+}
+
 // jnode is a JSON value with the offset it starts at, so that problems can
 // name a line and column.
 type jnode struct {
@@ -40,6 +61,7 @@ type jnode struct {
 	num   json.Number
 	b     bool
 	keys  []string
+	koffs []int64 // where each key starts
 	vals  []*jnode
 	items []*jnode
 }
@@ -60,20 +82,63 @@ func (n *jnode) kindName() string {
 	return "null"
 }
 
-// position turns a byte offset into a 1-based line and column.
-func position(data []byte, off int64) (line, col int) {
-	if off > int64(len(data)) {
-		off = int64(len(data))
+// source is the input with an index of its lines, built on first use, so
+// that naming the place of many problems does not read the input many times.
+type source struct {
+	data  []byte
+	lines []int64 // offset of the start of each line after the first
+	built bool
+}
+
+// position turns a byte offset into a 1-based line and column. Columns
+// count bytes, as go/token does.
+func (s *source) position(off int64) (line, col int) {
+	off = min(max(off, 0), int64(len(s.data)))
+	if !s.built {
+		s.built = true
+		for i, c := range s.data {
+			if c == '\n' {
+				s.lines = append(s.lines, int64(i+1))
+			}
+		}
 	}
-	line = 1 + bytes.Count(data[:off], []byte("\n"))
-	col = int(off) - bytes.LastIndexByte(data[:off], '\n')
-	return line, col
+	// The number of line starts at or before off.
+	n, _ := slices.BinarySearch(s.lines, off+1)
+	start := int64(0)
+	if n > 0 {
+		start = s.lines[n-1]
+	}
+	return n + 1, int(off-start) + 1
+}
+
+// at formats a place for a message: "line 3, column 7".
+func (s *source) at(off int64) string {
+	line, col := s.position(off)
+	return fmt.Sprintf("line %d, column %d", line, col)
+}
+
+// jpath is the place of a value while the parser descends, turned into a
+// string only when a problem needs it.
+type jpath struct {
+	parent *jpath
+	key    string
+	index  int // when key is ""
+}
+
+func (p *jpath) String() string {
+	if p == nil {
+		return ""
+	}
+	if p.key == "" {
+		return fmt.Sprintf("%s[%d]", p.parent, p.index)
+	}
+	return join(p.parent.String(), p.key)
 }
 
 type parser struct {
-	data []byte
-	dec  *json.Decoder
-	p    *problemList
+	src *source
+	dec *json.Decoder
+	p   *problemList
 }
 
 // start returns the offset of the value that begins at or after off,
@@ -90,9 +155,15 @@ func (ps *parser) start(off int64) int64 {
 	return off
 }
 
+// maxDepth bounds the nesting of objects and arrays, so that the parser's
+// recursion stays shallow whatever the input.
 const maxDepth = 200
 
-func (ps *parser) value(depth int) (*jnode, error) {
+// smallObject is the number of keys up to which duplicates are found by a
+// scan; larger objects use a map, so that reading stays linear.
+const smallObject = 16
+
+func (ps *parser) value(depth int, at *jpath) (*jnode, error) {
 	off := ps.start(ps.dec.InputOffset())
 	tok, err := ps.dec.Token()
 	if err != nil {
@@ -101,12 +172,14 @@ func (ps *parser) value(depth int) (*jnode, error) {
 	n := &jnode{off: off}
 	switch t := tok.(type) {
 	case json.Delim:
-		if depth > maxDepth {
-			return nil, fmt.Errorf("nesting deeper than %d levels", maxDepth)
+		if depth >= maxDepth {
+			line, col := ps.src.position(off)
+			return nil, &syntaxAt{msg: fmt.Sprintf("objects and arrays nested more than %d deep", maxDepth), line: line, col: col}
 		}
 		switch t {
 		case '{':
 			n.kind = 'o'
+			var index map[string]int
 			for ps.dec.More() {
 				koff := ps.start(ps.dec.InputOffset())
 				kt, err := ps.dec.Token()
@@ -114,23 +187,39 @@ func (ps *parser) value(depth int) (*jnode, error) {
 					return nil, err
 				}
 				key, _ := kt.(string)
-				v, err := ps.value(depth + 1)
+				v, err := ps.value(depth+1, &jpath{parent: at, key: key})
 				if err != nil {
 					return nil, err
 				}
-				if i := indexOf(n.keys, key); i >= 0 {
-					line, col := position(ps.data, koff)
-					ps.p = ps.p.add(Problem{Message: fmt.Sprintf("duplicate field %q (line %d, column %d)", key, line, col)})
+				i := -1
+				if index != nil {
+					if j, ok := index[key]; ok {
+						i = j
+					}
+				} else {
+					i = indexOf(n.keys, key)
+				}
+				if i >= 0 {
+					ps.p = ps.p.add(Problem{Path: join(at.String(), key), Message: fmt.Sprintf("is given twice (%s, and first at %s)", ps.src.at(koff), ps.src.at(n.koffs[i]))})
 					n.vals[i] = v
 					continue
 				}
 				n.keys = append(n.keys, key)
+				n.koffs = append(n.koffs, koff)
 				n.vals = append(n.vals, v)
+				if index != nil {
+					index[key] = len(n.keys) - 1
+				} else if len(n.keys) > smallObject {
+					index = make(map[string]int, 2*len(n.keys))
+					for j, k := range n.keys {
+						index[k] = j
+					}
+				}
 			}
 		case '[':
 			n.kind = 'a'
-			for ps.dec.More() {
-				v, err := ps.value(depth + 1)
+			for i := 0; ps.dec.More(); i++ {
+				v, err := ps.value(depth+1, &jpath{parent: at, index: i})
 				if err != nil {
 					return nil, err
 				}
@@ -164,20 +253,32 @@ func indexOf(keys []string, k string) int {
 
 // decodeWorkflow reads the JSON form of a workflow, reporting syntax errors,
 // wrong types and unknown fields with their line and column.
+//
+// A UTF-8 byte order mark at the start is skipped, as editors on some
+// systems write one.
 func decodeWorkflow(data []byte) (Workflow, *problemList) {
 	var w Workflow
-	ps := &parser{data: data, dec: json.NewDecoder(bytes.NewReader(data))}
+	data = bytes.TrimPrefix(data, []byte("\ufeff"))
+	src := &source{data: data}
+	if !json.Valid(data) {
+		// The scanner behind Valid and Unmarshal gives the offset of the
+		// first bad byte; the Decoder's token reader, used below, does not
+		// (its offsets count from the start of the current value).
+		p := (*problemList)(nil).add(syntaxProblem(src, json.Unmarshal(data, new(any))))
+		p.fatal = true
+		return w, p
+	}
+	ps := &parser{src: src, dec: json.NewDecoder(bytes.NewReader(data))}
 	ps.dec.UseNumber()
-	root, err := ps.value(0)
+	root, err := ps.value(0, nil)
 	if err == nil {
 		if _, extra := ps.dec.Token(); extra != io.EOF {
-			off := ps.start(ps.dec.InputOffset())
-			line, col := position(data, off)
+			line, col := src.position(ps.start(ps.dec.InputOffset()))
 			err = &syntaxAt{msg: "unexpected data after the workflow object", line: line, col: col}
 		}
 	}
 	if err != nil {
-		p := ps.p.add(syntaxProblem(data, err))
+		p := ps.p.add(syntaxProblem(src, err))
 		p.fatal = true
 		return w, p
 	}
@@ -186,7 +287,7 @@ func decodeWorkflow(data []byte) (Workflow, *problemList) {
 		p.fatal = true
 		return w, p
 	}
-	m := mapper{data: data, p: ps.p}
+	m := mapper{src: src, p: ps.p}
 	m.fields(root, "", workflowFields, func(key string, v *jnode, path string) {
 		switch key {
 		case "id":
@@ -199,7 +300,14 @@ func decodeWorkflow(data []byte) (Workflow, *problemList) {
 				return
 			}
 			if v.kind == 'o' {
-				w.Context = json.RawMessage(append([]byte(nil), data[v.off:v.end]...))
+				// Compacted, so that the same context in two layouts reads
+				// the same; json.Marshal writes it compacted too.
+				var b bytes.Buffer
+				if json.Compact(&b, data[v.off:v.end]) != nil {
+					b.Reset()
+					b.Write(data[v.off:v.end])
+				}
+				w.Context = json.RawMessage(b.Bytes())
 			}
 		case "onComplete":
 			w.OnComplete = m.str(v, path)
@@ -216,7 +324,7 @@ func decodeWorkflow(data []byte) (Workflow, *problemList) {
 			}
 			w.Steps = make([]Step, len(v.items))
 			for i, sv := range v.items {
-				m.step(sv, fmt.Sprintf("steps[%d]", i), &w.Steps[i])
+				m.step(sv, "steps["+strconv.Itoa(i)+"]", &w.Steps[i])
 			}
 		}
 	})
@@ -230,8 +338,8 @@ var (
 )
 
 type mapper struct {
-	data []byte
-	p    *problemList
+	src *source
+	p   *problemList
 }
 
 func join(path, key string) string {
@@ -246,14 +354,13 @@ func join(path, key string) string {
 func (m *mapper) fields(n *jnode, path string, known []string, set func(key string, v *jnode, path string)) {
 	for i, k := range n.keys {
 		if indexOf(known, k) < 0 {
-			line, col := position(m.data, n.vals[i].off)
 			msg := "unknown field"
-			if s := graph.Suggest(k, known); s != "" {
+			if s := caseInsensitive(k, known); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
-			} else if s := caseInsensitive(k, known); s != "" {
+			} else if s := graph.Suggest(k, known); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			}
-			m.p = m.p.add(Problem{Path: join(path, k), Message: fmt.Sprintf("%s (line %d, column %d)", msg, line, col)})
+			m.p = m.p.add(Problem{Path: join(path, k), Message: fmt.Sprintf("%s (%s)", msg, m.src.at(n.koffs[i]))})
 			continue
 		}
 		set(k, n.vals[i], join(path, k))
@@ -270,8 +377,7 @@ func caseInsensitive(k string, known []string) string {
 }
 
 func (m *mapper) typeProblem(v *jnode, path, want string) {
-	line, col := position(m.data, v.off)
-	m.p = m.p.add(Problem{Path: path, Message: fmt.Sprintf("must be %s, not %s (line %d, column %d)", want, v.kindName(), line, col)})
+	m.p = m.p.add(Problem{Path: path, Message: fmt.Sprintf("must be %s, not %s (%s)", want, v.kindName(), m.src.at(v.off))})
 }
 
 func (m *mapper) str(v *jnode, path string) string {
@@ -304,8 +410,7 @@ func (m *mapper) float(v *jnode, path string) float64 {
 	}
 	f, err := v.num.Float64()
 	if err != nil || math.IsInf(f, 0) {
-		line, col := position(m.data, v.off)
-		m.p = m.p.add(Problem{Path: path, Message: fmt.Sprintf("number %s is out of range (line %d, column %d)", v.num, line, col)})
+		m.p = m.p.add(Problem{Path: path, Message: fmt.Sprintf("number %s is out of range (%s)", v.num, m.src.at(v.off))})
 		return 0
 	}
 	return f
@@ -321,8 +426,7 @@ func (m *mapper) int(v *jnode, path string) int {
 	}
 	i, err := v.num.Int64()
 	if err != nil || i > math.MaxInt32 || i < math.MinInt32 {
-		line, col := position(m.data, v.off)
-		m.p = m.p.add(Problem{Path: path, Message: fmt.Sprintf("must be a whole number in range, not %s (line %d, column %d)", v.num, line, col)})
+		m.p = m.p.add(Problem{Path: path, Message: fmt.Sprintf("must be a whole number in range, not %s (%s)", v.num, m.src.at(v.off))})
 		return 0
 	}
 	return int(i)
@@ -348,6 +452,9 @@ func (m *mapper) step(n *jnode, path string, s *Step) {
 			if v.kind != 'a' {
 				m.typeProblem(v, path, "an array of step ids")
 				return
+			}
+			if len(v.items) == 0 {
+				return // nil, as json.Marshal omits an empty list
 			}
 			s.DependsOn = make([]string, len(v.items))
 			for i, d := range v.items {
@@ -395,27 +502,28 @@ type syntaxAt struct {
 
 func (e *syntaxAt) Error() string { return e.msg }
 
-func syntaxProblem(data []byte, err error) Problem {
+// syntaxProblem describes a syntax error. A *json.SyntaxError must come from
+// json.Unmarshal or json.Valid's scanner, whose Offset is just past the
+// offending byte.
+func syntaxProblem(src *source, err error) Problem {
 	var at *syntaxAt
 	if errors.As(err, &at) {
 		return Problem{Message: fmt.Sprintf("invalid JSON at line %d, column %d: %s", at.line, at.col, at.msg)}
 	}
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		off := se.Offset
-		if off > 0 {
-			off-- // Offset is just past the offending byte.
-		}
-		line, col := position(data, off)
-		msg := strings.TrimPrefix(se.Error(), "json: ")
-		return Problem{Message: fmt.Sprintf("invalid JSON at line %d, column %d: %s", line, col, msg)}
+	if len(bytes.TrimSpace(src.data)) == 0 {
+		return Problem{Message: "invalid JSON: the input is empty"}
 	}
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		line, col := position(data, int64(len(data)))
-		if len(bytes.TrimSpace(data)) == 0 {
-			return Problem{Message: "invalid JSON: the input is empty"}
+	var se *json.SyntaxError
+	if errors.As(err, &se) && se.Offset < int64(len(src.data)) || errors.As(err, &se) && !strings.Contains(se.Error(), "unexpected end") {
+		off := max(se.Offset-1, 0)
+		msg := strings.TrimPrefix(se.Error(), "json: ")
+		if strings.HasSuffix(msg, "after top-level value") {
+			msg = "unexpected data after the workflow object"
 		}
-		return Problem{Message: fmt.Sprintf("invalid JSON at line %d, column %d: unexpected end of input", line, col)}
+		return Problem{Message: fmt.Sprintf("invalid JSON at %s: %s", src.at(off), msg)}
+	}
+	if se != nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return Problem{Message: fmt.Sprintf("invalid JSON at %s: unexpected end of input", src.at(int64(len(src.data))))}
 	}
 	return Problem{Message: "invalid JSON: " + err.Error()}
 }
