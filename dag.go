@@ -196,9 +196,12 @@ func (w *Workflow) validate(e *engineCheck) []Problem {
 				if suggestions < maxSuggestions {
 					suggestions++
 					if ids == nil {
+						// The valid ids, in the order of the steps.
 						ids = make([]string, 0, len(index))
-						for _, st := range w.Steps {
-							ids = append(ids, st.ID)
+						for k, st := range w.Steps {
+							if at, ok := index[st.ID]; ok && at == k {
+								ids = append(ids, st.ID)
+							}
 						}
 					}
 					if sug := graph.Suggest(d, ids); sug != "" {
@@ -227,6 +230,8 @@ func (w *Workflow) validate(e *engineCheck) []Problem {
 			}
 			if msg := badSeconds(r.MaxInterval); msg != "" {
 				add(rpath+".maxInterval", "%s", msg)
+			} else if r.MaxInterval > 0 && r.InitialInterval == 0 && r.MaxInterval < DefaultInitialInterval {
+				add(rpath+".maxInterval", "%v is less than the default initialInterval %v", r.MaxInterval, DefaultInitialInterval)
 			} else if r.MaxInterval > 0 && r.MaxInterval < r.InitialInterval {
 				add(rpath+".maxInterval", "%v is less than initialInterval %v", r.MaxInterval, r.InitialInterval)
 			}
@@ -252,11 +257,21 @@ func (w *Workflow) validate(e *engineCheck) []Problem {
 	}
 	for _, c := range graph.Cycles(len(w.Steps), func(i int) []int32 { return deps[i] }) {
 		// deps edges point from a step to what it depends on; name the
-		// cycle in the order the steps would run.
-		names := make([]string, len(c))
+		// cycle in the order the steps would run, starting from its first
+		// step in the workflow, so that the name does not depend on where
+		// the search entered the cycle.
+		c = c[:len(c)-1]
+		first := 0
 		for k, i := range c {
-			names[len(c)-1-k] = w.Steps[i].ID
+			if i < c[first] {
+				first = k
+			}
 		}
+		names := make([]string, 0, len(c)+1)
+		for k := range c {
+			names = append(names, w.Steps[c[(first-k+len(c))%len(c)]].ID)
+		}
+		names = append(names, names[0])
 		add("", "cycle: %s", strings.Join(names, " -> "))
 	}
 	return ps

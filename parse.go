@@ -2,6 +2,7 @@ package dagflow
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,18 +19,42 @@ import (
 // enough to validate what it describes.
 type problemList struct {
 	list  []Problem
+	offs  []int64 // where in the input each problem is, -1 when nowhere
 	fatal bool
+	paths map[string]bool // for covers
 }
 
 func (p *problemList) add(ps ...Problem) *problemList {
-	if len(ps) == 0 {
-		return p
+	for _, q := range ps {
+		p = p.addAt(-1, q)
 	}
+	return p
+}
+
+func (p *problemList) addAt(off int64, q Problem) *problemList {
 	if p == nil {
 		p = &problemList{}
 	}
-	p.list = append(p.list, ps...)
+	p.list = append(p.list, q)
+	p.offs = append(p.offs, off)
 	return p
+}
+
+// sort puts the problems in the order of their place in the input.
+func (p *problemList) sort() {
+	if p == nil {
+		return
+	}
+	idx := make([]int, len(p.list))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(p.offs[a], p.offs[b]) })
+	list, offs := make([]Problem, len(idx)), make([]int64, len(idx))
+	for i, j := range idx {
+		list[i], offs[i] = p.list[j], p.offs[j]
+	}
+	p.list, p.offs = list, offs
 }
 
 // covers reports whether a problem of p, read from the JSON, is at path or
@@ -40,11 +65,14 @@ func (p *problemList) covers(path string) bool {
 	if p == nil || path == "" {
 		return false
 	}
-	for _, q := range p.list {
-		if q.Path == "" || !strings.HasPrefix(path, q.Path) {
-			continue
+	if p.paths == nil {
+		p.paths = make(map[string]bool, len(p.list))
+		for _, q := range p.list {
+			p.paths[q.Path] = true
 		}
-		if len(path) == len(q.Path) || path[len(q.Path)] == '.' || path[len(q.Path)] == '[' {
+	}
+	for i := 1; i <= len(path); i++ {
+		if (i == len(path) || path[i] == '.' || path[i] == '[') && p.paths[path[:i]] {
 			return true
 		}
 	}
@@ -144,8 +172,8 @@ type parser struct {
 // start returns the offset of the value that begins at or after off,
 // skipping white space and the separators the decoder has not consumed.
 func (ps *parser) start(off int64) int64 {
-	for off < int64(len(ps.data)) {
-		switch ps.data[off] {
+	for off < int64(len(ps.src.data)) {
+		switch ps.src.data[off] {
 		case ' ', '\t', '\r', '\n', ':', ',':
 			off++
 			continue
@@ -200,7 +228,7 @@ func (ps *parser) value(depth int, at *jpath) (*jnode, error) {
 					i = indexOf(n.keys, key)
 				}
 				if i >= 0 {
-					ps.p = ps.p.add(Problem{Path: join(at.String(), key), Message: fmt.Sprintf("is given twice (%s, and first at %s)", ps.src.at(koff), ps.src.at(n.koffs[i]))})
+					ps.p = ps.p.addAt(koff, Problem{Path: join(at.String(), key), Message: fmt.Sprintf("is given twice (%s, and first at %s)", ps.src.at(koff), ps.src.at(n.koffs[i]))})
 					n.vals[i] = v
 					continue
 				}
@@ -360,7 +388,7 @@ func (m *mapper) fields(n *jnode, path string, known []string, set func(key stri
 			} else if s := graph.Suggest(k, known); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			}
-			m.p = m.p.add(Problem{Path: join(path, k), Message: fmt.Sprintf("%s (%s)", msg, m.src.at(n.koffs[i]))})
+			m.p = m.p.addAt(n.koffs[i], Problem{Path: join(path, k), Message: fmt.Sprintf("%s (%s)", msg, m.src.at(n.koffs[i]))})
 			continue
 		}
 		set(k, n.vals[i], join(path, k))
@@ -377,7 +405,7 @@ func caseInsensitive(k string, known []string) string {
 }
 
 func (m *mapper) typeProblem(v *jnode, path, want string) {
-	m.p = m.p.add(Problem{Path: path, Message: fmt.Sprintf("must be %s, not %s (%s)", want, v.kindName(), m.src.at(v.off))})
+	m.p = m.p.addAt(v.off, Problem{Path: path, Message: fmt.Sprintf("must be %s, not %s (%s)", want, v.kindName(), m.src.at(v.off))})
 }
 
 func (m *mapper) str(v *jnode, path string) string {
@@ -410,7 +438,7 @@ func (m *mapper) float(v *jnode, path string) float64 {
 	}
 	f, err := v.num.Float64()
 	if err != nil || math.IsInf(f, 0) {
-		m.p = m.p.add(Problem{Path: path, Message: fmt.Sprintf("number %s is out of range (%s)", v.num, m.src.at(v.off))})
+		m.p = m.p.addAt(v.off, Problem{Path: path, Message: fmt.Sprintf("number %s is out of range (%s)", v.num, m.src.at(v.off))})
 		return 0
 	}
 	return f
@@ -426,7 +454,7 @@ func (m *mapper) int(v *jnode, path string) int {
 	}
 	i, err := v.num.Int64()
 	if err != nil || i > math.MaxInt32 || i < math.MinInt32 {
-		m.p = m.p.add(Problem{Path: path, Message: fmt.Sprintf("must be a whole number in range, not %s (%s)", v.num, m.src.at(v.off))})
+		m.p = m.p.addAt(v.off, Problem{Path: path, Message: fmt.Sprintf("must be a whole number in range, not %s (%s)", v.num, m.src.at(v.off))})
 		return 0
 	}
 	return int(i)
@@ -513,17 +541,20 @@ func syntaxProblem(src *source, err error) Problem {
 	if len(bytes.TrimSpace(src.data)) == 0 {
 		return Problem{Message: "invalid JSON: the input is empty"}
 	}
+	end := fmt.Sprintf("invalid JSON at %s: unexpected end of input", src.at(int64(len(src.data))))
 	var se *json.SyntaxError
-	if errors.As(err, &se) && se.Offset < int64(len(src.data)) || errors.As(err, &se) && !strings.Contains(se.Error(), "unexpected end") {
-		off := max(se.Offset-1, 0)
+	if errors.As(err, &se) {
 		msg := strings.TrimPrefix(se.Error(), "json: ")
-		if strings.HasSuffix(msg, "after top-level value") {
+		switch {
+		case msg == "unexpected end of JSON input":
+			return Problem{Message: end}
+		case strings.HasSuffix(msg, "after top-level value"):
 			msg = "unexpected data after the workflow object"
 		}
-		return Problem{Message: fmt.Sprintf("invalid JSON at %s: %s", src.at(off), msg)}
+		return Problem{Message: fmt.Sprintf("invalid JSON at %s: %s", src.at(max(se.Offset-1, 0)), msg)}
 	}
-	if se != nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return Problem{Message: fmt.Sprintf("invalid JSON at %s: unexpected end of input", src.at(int64(len(src.data))))}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return Problem{Message: end}
 	}
 	return Problem{Message: "invalid JSON: " + err.Error()}
 }

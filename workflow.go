@@ -172,12 +172,18 @@ func (w *Workflow) normalized() Workflow {
 
 // ParseWorkflow reads a workflow from its JSON form and validates it. It
 // returns a *ValidationError listing every problem at once, each with its
-// place; JSON syntax errors, values of the wrong type and unknown fields come
-// with their line and column.
+// place; JSON syntax errors, values of the wrong type, unknown fields and
+// fields given twice come with their line and column, first, in the order
+// of the input. The context is kept compacted.
 func ParseWorkflow(data []byte) (Workflow, error) {
 	w, problems := decodeWorkflow(data)
 	if problems == nil || !problems.fatal {
-		problems = problems.add(w.validate(nil)...)
+		problems.sort()
+		for _, p := range w.validate(nil) {
+			if !problems.covers(p.Path) {
+				problems = problems.add(p)
+			}
+		}
 	}
 	if problems != nil && len(problems.list) > 0 {
 		return w, &ValidationError{WorkflowID: w.ID, Problems: problems.list}

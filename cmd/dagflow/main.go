@@ -212,32 +212,42 @@ func (c *cli) interrupted(what string) error {
 	return &exitErr{code: exitSignal + num, msg: fmt.Sprintf("%s: %s", name, what)}
 }
 
-// newFlagSet returns a flag set whose --help prints help on stdout and whose
-// errors print on stderr with a pointer to --help.
-func (c *cli) newFlagSet(name, help string) *flag.FlagSet {
+// flagSet is a command's flags and its help text.
+type flagSet struct {
+	*flag.FlagSet
+	name     string // the command
+	help     string
+	defaults []func() // fill in defaults from the environment after parsing
+}
+
+// newFlagSet returns the flag set of command name; --help prints help and
+// the flags on stdout.
+func (c *cli) newFlagSet(name, help string) *flagSet {
 	fs := flag.NewFlagSet("dagflow "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.Usage = func() {
-		fmt.Fprint(c.stdout, help)
-		fmt.Fprintln(c.stdout, "\nFlags:")
-		fs.SetOutput(c.stdout)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
-	}
-	return fs
+	fs.Usage = func() {}
+	return &flagSet{FlagSet: fs, name: name, help: help}
+}
+
+func (c *cli) printHelp(fs *flagSet) {
+	fmt.Fprint(c.stdout, fs.help)
+	fmt.Fprintln(c.stdout, "\nFlags:")
+	fs.SetOutput(c.stdout)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
 }
 
 // parse parses args with flags and arguments in any order ("--" ends the
 // flags) and checks the number of arguments is between min and max.
-func (c *cli) parse(fs *flag.FlagSet, args []string, min, max int) ([]string, error) {
+func (c *cli) parse(fs *flagSet, args []string, min, max int) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fs.Usage()
+				c.printHelp(fs)
 				return nil, err
 			}
-			return nil, inputError("%s: %v\nRun '%s --help' for usage.", fs.Name(), err, fs.Name())
+			return nil, inputError("%s: %v (see 'dagflow %s --help')", fs.name, err, fs.name)
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {
@@ -250,11 +260,14 @@ func (c *cli) parse(fs *flag.FlagSet, args []string, min, max int) ([]string, er
 		pos = append(pos, rest[0])
 		args = rest[1:]
 	}
+	for _, f := range fs.defaults {
+		f()
+	}
 	switch {
 	case len(pos) < min:
-		return nil, inputError("%s: missing argument\nRun '%s --help' for usage.", fs.Name(), fs.Name())
+		return nil, inputError("%s: missing argument (see 'dagflow %s --help')", fs.name, fs.name)
 	case len(pos) > max:
-		return nil, inputError("%s: unexpected argument %q\nRun '%s --help' for usage.", fs.Name(), pos[max], fs.Name())
+		return nil, inputError("%s: unexpected argument %q (see 'dagflow %s --help')", fs.name, pos[max], fs.name)
 	}
 	return pos, nil
 }

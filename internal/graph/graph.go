@@ -112,22 +112,25 @@ func cyclePath(v, c int32, comp []int32, next func(i int) []int32) []int {
 }
 
 // Suggest returns the candidate nearest to s by edit distance when it is near
-// enough to be a likely typo (at most a third of the length of s, and at least
-// one edit), or "" when none is.
+// enough to be a likely typo (at most a third of the length of s, at least
+// one edit and at most four), or "" when none is. Of candidates equally
+// near, the first wins. It takes time linear in the total length of the
+// candidates: candidates whose length alone puts them too far are skipped,
+// and the distances it computes are bounded.
 func Suggest(s string, candidates []string) string {
-	best, bestDist := "", len(s)/3+1
-	if bestDist > 4 {
-		bestDist = 4
-	}
+	limit := min(max(len(s)/3, 1), 4)
+	best := ""
+	var rows []int
 	for _, c := range candidates {
-		if c == s {
+		if c == s || absDiff(len(c), len(s)) > limit {
 			continue
 		}
-		if d := absDiff(len(c), len(s)); d >= bestDist+1 {
-			continue
+		if need := 2 * (len(c) + 1); cap(rows) < need {
+			rows = make([]int, need)
 		}
-		if d := distance(s, c, bestDist); d <= bestDist && (best == "" || d < bestDist) {
-			best, bestDist = c, d
+		// Once one is found, a later candidate must be strictly nearer.
+		if d := distance(s, c, limit, rows); d <= limit && (best == "" || d < limit) {
+			best, limit = c, d
 		}
 	}
 	return best
@@ -141,26 +144,43 @@ func absDiff(a, b int) int {
 }
 
 // distance is the Levenshtein distance of a and b in bytes, or a number
-// larger than limit once it is sure to exceed it.
-func distance(a, b string, limit int) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
+// larger than limit once it is sure to exceed it. It fills only the band of
+// cells within limit of the diagonal, so it takes O(len(a) * limit) time.
+// rows is scratch space of at least 2*(len(b)+1) ints.
+func distance(a, b string, limit int, rows []int) int {
+	over := limit + 1
+	if absDiff(len(a), len(b)) > limit {
+		return over
+	}
+	prev, cur := rows[:len(b)+1], rows[len(b)+1:2*(len(b)+1)]
 	for j := range prev {
-		prev[j] = j
+		prev[j] = min(j, over)
 	}
 	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		rowMin := cur[0]
-		for j := 1; j <= len(b); j++ {
+		lo, hi := max(1, i-limit), min(len(b), i+limit)
+		if lo > 1 {
+			cur[lo-1] = over
+		} else {
+			cur[0] = min(i, over)
+		}
+		rowMin := cur[lo-1]
+		for j := lo; j <= hi; j++ {
 			cost := 1
 			if a[i-1] == b[j-1] {
 				cost = 0
 			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			rowMin = min(rowMin, cur[j])
+			d := min(prev[j-1]+cost, cur[j-1]+1, over)
+			if j < i+limit { // prev[j] is inside the previous row's band
+				d = min(d, prev[j]+1)
+			}
+			cur[j] = d
+			rowMin = min(rowMin, d)
+		}
+		if hi < len(b) {
+			cur[hi+1] = over
 		}
 		if rowMin > limit {
-			return limit + 1
+			return over
 		}
 		prev, cur = cur, prev
 	}

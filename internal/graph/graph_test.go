@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -9,7 +10,7 @@ import (
 
 func adj(edges map[int][]int32) func(int) []int32 { return func(i int) []int32 { return edges[i] } }
 
-func TestCycles(t *testing.T) {
+func TestGraphCycles(t *testing.T) {
 	tests := []struct {
 		name  string
 		n     int
@@ -33,10 +34,10 @@ func TestCycles(t *testing.T) {
 	}
 }
 
-// TestCyclesRandom checks on random graphs that every reported path is a real
+// TestGraphCyclesRandom checks on random graphs that every reported path is a real
 // cycle and that a graph is reported acyclic exactly when a topological order
 // exists.
-func TestCyclesRandom(t *testing.T) {
+func TestGraphCyclesRandom(t *testing.T) {
 	seed := uint64(rand.Int64())
 	t.Logf("seed %d", seed)
 	r := rand.New(rand.NewPCG(seed, 1))
@@ -98,7 +99,7 @@ func TestCyclesRandom(t *testing.T) {
 	}
 }
 
-func TestCyclesLongChainNoRecursion(t *testing.T) {
+func TestGraphCyclesLongChainNoRecursion(t *testing.T) {
 	const n = 1_000_000
 	next := func(i int) []int32 { return []int32{int32((i + 1) % n)} }
 	c := Cycles(n, next)
@@ -107,7 +108,7 @@ func TestCyclesLongChainNoRecursion(t *testing.T) {
 	}
 }
 
-func TestSuggest(t *testing.T) {
+func TestGraphSuggest(t *testing.T) {
 	ids := []string{"process-a", "process-b", "validate-order", "charge"}
 	tests := []struct{ in, want string }{
 		{"proces-a", "process-a"},
@@ -115,10 +116,90 @@ func TestSuggest(t *testing.T) {
 		{"charg", "charge"},
 		{"zzz", ""},
 		{"completely-different", ""},
+		{"process-a", "process-b"}, // itself is never suggested
+		{"process-c", "process-a"}, // ties go to the first candidate
+		{"pro", ""},                // 3 bytes allow one edit only
+		{"xharge", "charge"},       // 6 bytes allow two
+		{"validate-ordre", "validate-order"},
+		{"", ""},
 	}
 	for _, tc := range tests {
 		if got := Suggest(tc.in, ids); got != tc.want {
 			t.Errorf("Suggest(%q) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+func TestGraphSuggestShortIDs(t *testing.T) {
+	ids := []string{"a", "b", "ab"}
+	tests := []struct{ in, want string }{
+		{"c", "a"},    // one edit is always allowed
+		{"abc", "ab"}, // a deletion
+		{"xyz", ""},
+	}
+	for _, tc := range tests {
+		if got := Suggest(tc.in, ids); got != tc.want {
+			t.Errorf("Suggest(%q, %q) = %q, want %q", tc.in, ids, got, tc.want)
+		}
+	}
+}
+
+// levenshtein is the textbook distance, to check the banded one against.
+func levenshtein(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+		}
+	}
+	return d[len(a)][len(b)]
+}
+
+// TestGraphDistanceBanded checks on random strings over a small alphabet
+// that the banded distance equals the full one when that is within the
+// limit, and exceeds the limit otherwise.
+func TestGraphDistanceBanded(t *testing.T) {
+	seed := uint64(rand.Int64())
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(seed, 2))
+	word := func() string {
+		b := make([]byte, r.IntN(12))
+		for i := range b {
+			b[i] = "abc"[r.IntN(3)]
+		}
+		return string(b)
+	}
+	for iter := 0; iter < 20000; iter++ {
+		a, b := word(), word()
+		limit := 1 + r.IntN(4)
+		want := levenshtein(a, b)
+		got := distance(a, b, limit, make([]int, 2*(len(b)+1)))
+		if want <= limit && got != want || want > limit && got <= limit {
+			t.Fatalf("seed %d: distance(%q, %q, %d) = %d, want %d", seed, a, b, limit, got, want)
+		}
+	}
+}
+
+// BenchmarkGraphSuggest100k is one "did you mean" search among 100,000
+// step ids of the same length, the worst case for the length filter.
+func BenchmarkGraphSuggest100k(b *testing.B) {
+	ids := make([]string, 100_000)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("step-%06d", i)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		Suggest("step-0x1234", ids)
 	}
 }

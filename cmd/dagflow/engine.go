@@ -1,0 +1,166 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/dagflow/dagflow"
+	"github.com/dagflow/dagflow/httpstep"
+	"github.com/dagflow/dagflow/store"
+	"github.com/dagflow/dagflow/store/bolt"
+)
+
+// dbFlags are the flags of every command that opens the database.
+type dbFlags struct {
+	db      string
+	verbose verbosity
+}
+
+func (f *dbFlags) register(c *cli, fs *flagSet) {
+	fs.StringVar(&f.db, "db", "", "the bbolt database `FILE` (default $DAGFLOW_DB, else "+dagflow.DefaultPath+")")
+	fs.Var(&f.verbose, "v", "log more on stderr: -v for INFO, -v -v for DEBUG (default WARN)")
+	fs.defaults = append(fs.defaults, func() {
+		f.db = cmp.Or(f.db, c.getenv("DAGFLOW_DB"), dagflow.DefaultPath)
+	})
+}
+
+// runFlags are the flags of the commands that run steps.
+type runFlags struct {
+	dbFlags
+	baseURL string
+}
+
+func (f *runFlags) register(c *cli, fs *flagSet) {
+	f.dbFlags.register(c, fs)
+	fs.StringVar(&f.baseURL, "base-url", "",
+		"the absolute `URL` that relative step and webhook URLs resolve against (default $DAGFLOW_BASE_URL)")
+	fs.defaults = append(fs.defaults, func() { f.baseURL = cmp.Or(f.baseURL, c.getenv("DAGFLOW_BASE_URL")) })
+}
+
+// verbosity is a flag counted each time it is given.
+type verbosity int
+
+func (v *verbosity) String() string   { return strconv.Itoa(int(*v)) }
+func (v *verbosity) IsBoolFlag() bool { return true }
+func (v *verbosity) Set(s string) error {
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return errors.New("takes no value; repeat it for more")
+	}
+	if b {
+		*v++
+	}
+	return nil
+}
+
+func (v verbosity) level() slog.Level {
+	switch {
+	case v >= 2:
+		return slog.LevelDebug
+	case v == 1:
+		return slog.LevelInfo
+	}
+	return slog.LevelWarn
+}
+
+// logger returns the engine's logger: text on stderr, so that stdout is
+// only JSON.
+func (c *cli) logger(v verbosity) *slog.Logger {
+	return slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: v.level()}))
+}
+
+// httpOptions returns the options of the engine's HTTP client, checked.
+func (c *cli) httpOptions(f *runFlags) (httpstep.Options, error) {
+	o := httpstep.Options{BaseURL: f.baseURL, UserAgent: "dagflow-cli"}
+	if s := c.getenv("DAGFLOW_SECRET"); s != "" {
+		o.Secret = []byte(s)
+	}
+	if _, err := httpstep.New(o); err != nil {
+		return o, inputError("--base-url: %v", err)
+	}
+	return o, nil
+}
+
+// openMode says how a command uses the database.
+type openMode int
+
+const (
+	// openCreate creates the file if needed and runs the runs in it.
+	openCreate openMode = iota
+	// openExisting needs the file to exist, and runs the runs in it.
+	openExisting
+	// openReadOnly needs the file to exist and changes nothing in it.
+	openReadOnly
+)
+
+// engine is an open engine and the store it closes with it.
+type engine struct {
+	*dagflow.Engine
+	store store.Store // closed after the engine; nil when the engine owns it
+	path  string      // the database file
+}
+
+// Close closes the engine, then its store. It may be called more than once.
+func (e *engine) Close() error {
+	err := e.Engine.Close()
+	if e.store != nil {
+		err = errors.Join(err, e.store.Close())
+		e.store = nil
+	}
+	return err
+}
+
+// open opens an engine on the database of f. The engine resumes the runs
+// left unfinished in it, except with openReadOnly.
+func (c *cli) open(f *dbFlags, mode openMode, opts ...dagflow.Option) (*engine, error) {
+	if mode != openCreate {
+		if _, err := os.Stat(f.db); errors.Is(err, os.ErrNotExist) {
+			return nil, inputError("%s: no such database (give one with --db or DAGFLOW_DB)", f.db)
+		} else if err != nil {
+			return nil, opError("%s: %v", f.db, err)
+		}
+	}
+	opts = append(opts, dagflow.WithLogger(c.logger(f.verbose)))
+	if mode == openReadOnly {
+		s, err := bolt.Open(f.db, bolt.Options{Timeout: dagflow.DefaultOpenTimeout})
+		if err != nil {
+			return nil, c.openError(f.db, err)
+		}
+		eng, err := dagflow.Open(append(opts, dagflow.WithStore(readOnlyStore{s}))...)
+		if err != nil {
+			s.Close()
+			return nil, c.openError(f.db, err)
+		}
+		return &engine{Engine: eng, store: s, path: f.db}, nil
+	}
+	eng, err := dagflow.Open(append(opts, dagflow.WithPath(f.db))...)
+	if err != nil {
+		return nil, c.openError(f.db, err)
+	}
+	return &engine{Engine: eng, path: f.db}, nil
+}
+
+func (c *cli) openError(path string, err error) error {
+	if strings.Contains(err.Error(), "in use by another process") {
+		return opError("%s: the database is in use by another process (a running dagflow command or a program with an engine on it); try again when it has finished", path)
+	}
+	return opError("%s: cannot open the database: %v", path, err)
+}
+
+// readOnlyStore lets an engine read a database without writing to it. An
+// engine resumes the unfinished runs of its store as it opens, which commands
+// that only look (status, list, graph) must not do: sending requests to job
+// handlers and cancelling them a moment later when the command exits. So
+// Update does nothing: the engine's resumption, claims and webhook sweeps
+// find no work, and its reads (Status, List, Workflow) go through View.
+type readOnlyStore struct{ store.Store }
+
+func (readOnlyStore) Update(context.Context, func(store.Tx) error) error { return nil }
+
+// Exclusive says the store has a single user, so the engine takes no leases.
+func (readOnlyStore) Exclusive() bool { return true }

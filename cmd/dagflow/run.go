@@ -1,0 +1,308 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/dagflow/dagflow"
+)
+
+const runHelp = `Usage: dagflow run [--db FILE] [--base-url URL] [-v] FILE.json
+
+Run reads a workflow file ("-" reads stdin), creates a run of it in the
+database, waits for the run to end, and prints its final status as indented
+JSON on stdout. Steps are HTTP job handlers ("url"); relative URLs resolve
+against --base-url. Requests are signed with $DAGFLOW_SECRET when it is set.
+
+A run whose id is already in the database is not created again: when its
+workflow is the same, run waits for it (or prints it, if it has ended); when
+it differs, that is an error. Give each run a new id.
+
+SIGINT (Ctrl-C) or SIGTERM cancels nothing: the engine closes, the run stays
+unfinished in the database, and 'dagflow resume' finishes it.
+
+Exit status: 0 completed, 1 failed or cancelled, 2 bad input (unreadable or
+invalid file, "handler" steps, an id taken by another workflow), 3 the database
+is in use or cannot be opened, 130 SIGINT (143 SIGTERM).
+`
+
+const retryHelp = `Usage: dagflow retry [--db FILE] [--base-url URL] [-v] ID
+
+Retry runs the failed, skipped and cancelled steps of a failed or cancelled
+run again, keeping every completed step's result, waits for the run to end and
+prints its final status as indented JSON on stdout. Interrupting it works as
+for 'dagflow run'.
+
+Exit status: 0 completed, 1 failed or cancelled, 2 unknown id or a run that
+cannot be retried (running, completed, or a compensated saga), 3 the database
+is in use or cannot be opened, 130 SIGINT (143 SIGTERM).
+`
+
+const cancelHelp = `Usage: dagflow cancel [--db FILE] [--base-url URL] [-v] ID
+
+Cancel cancels an unfinished run (one a stopped process left running; a run
+that a live process holds is out of reach, since its database is in use),
+waits for it to end (a saga compensates its completed steps first) and prints
+its final status as indented JSON on stdout.
+
+Exit status, as for run, is the run's final state: 1 when it ended cancelled,
+0 only if it completed before the cancellation took effect. 2 unknown id or a
+run that has ended, 3 the database is in use or cannot be opened, 130 SIGINT
+(143 SIGTERM).
+`
+
+const resumeHelp = `Usage: dagflow resume [--db FILE] [--base-url URL] [-v]
+
+Resume opens the database, which resumes the runs a stopped process left
+unfinished (steps that completed are not run again; a step that was running
+runs again as a new attempt), waits for all of them to end and prints their
+final statuses as an indented JSON array on stdout ([] when there are none).
+
+A run with Go "handler" steps still to run cannot finish from the command line:
+it is reported on stderr, not waited for, and printed as it is.
+
+Exit status: 0 every run completed, 1 some run failed, was cancelled or could
+not be finished, 2 no such database, 3 the database is in use or cannot be
+opened, 130 SIGINT (143 SIGTERM).
+`
+
+func (c *cli) cmdRun(ctx context.Context, args []string) error {
+	fs := c.newFlagSet("run", runHelp)
+	var f runFlags
+	f.register(c, fs)
+	pos, err := c.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	file := displayName(pos[0])
+	wf, err := c.readWorkflow(pos[0])
+	if err != nil {
+		return err
+	}
+	hopts, err := c.httpOptions(&f)
+	if err != nil {
+		return err
+	}
+	eng, err := c.open(&f.dbFlags, openCreate, dagflow.WithHTTP(hopts))
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	if st, err := eng.Status(ctx, wf.ID); err == nil {
+		c.note(f.db, "run %q is already in the database (%s); not creating it again", wf.ID, st.State)
+	}
+	if _, err := eng.Create(ctx, wf); err != nil {
+		var ve *dagflow.ValidationError
+		switch {
+		case errors.As(err, &ve):
+			return problemsError(file, err)
+		case errors.Is(err, dagflow.ErrConflict):
+			return inputError("%s: a run with id %q exists in %s with a different workflow; give this run a new id", file, wf.ID, f.db)
+		}
+		return opError("%s: %v", file, err)
+	}
+	return c.finish(ctx, eng, wf.ID)
+}
+
+func (c *cli) cmdRetry(ctx context.Context, args []string) error {
+	return c.changeAndWait(ctx, "retry", retryHelp, args, (*dagflow.Engine).Retry)
+}
+
+func (c *cli) cmdCancel(ctx context.Context, args []string) error {
+	return c.changeAndWait(ctx, "cancel", cancelHelp, args, (*dagflow.Engine).Cancel)
+}
+
+// changeAndWait is retry and cancel: do op on the run, then wait for it.
+func (c *cli) changeAndWait(ctx context.Context, name, help string, args []string,
+	op func(*dagflow.Engine, context.Context, string) (*dagflow.Status, error)) error {
+	fs := c.newFlagSet(name, help)
+	var f runFlags
+	f.register(c, fs)
+	pos, err := c.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	id := pos[0]
+	hopts, err := c.httpOptions(&f)
+	if err != nil {
+		return err
+	}
+	eng, err := c.open(&f.dbFlags, openExisting, dagflow.WithHTTP(hopts))
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	if _, err := op(eng.Engine, ctx, id); err != nil {
+		return c.runError(f.db, id, err)
+	}
+	return c.finish(ctx, eng, id)
+}
+
+// runError classifies an error about run id: bad input when the run is
+// unknown or in the wrong state.
+func (c *cli) runError(db, id string, err error) error {
+	var se *dagflow.StateError
+	switch {
+	case errors.Is(err, dagflow.ErrNotFound):
+		return inputError("%s: no run with id %q", db, id)
+	case errors.As(err, &se):
+		return inputError("%v", se)
+	}
+	return opError("run %q: %v", id, err)
+}
+
+// finish waits for run id to end, prints its final status and returns the
+// exit error its state means.
+func (c *cli) finish(ctx context.Context, eng *engine, id string) error {
+	st, err := eng.Wait(ctx, id)
+	if err != nil {
+		if ctx.Err() != nil {
+			return c.interruptedRun(eng, []string{id})
+		}
+		return c.runError(eng.path, id, err)
+	}
+	if err := c.printJSON(st); err != nil {
+		return err
+	}
+	if st.State != dagflow.StateCompleted {
+		return errExit(exitFailed)
+	}
+	return nil
+}
+
+// interruptedRun closes the engine of a command stopped by a signal; the
+// runs stay unfinished in the database.
+func (c *cli) interruptedRun(eng *engine, ids []string) error {
+	if err := eng.Close(); err != nil {
+		return opError("closing the engine: %v", err)
+	}
+	what := "the runs are"
+	if len(ids) == 1 {
+		what = fmt.Sprintf("run %q is", ids[0])
+	}
+	return c.interrupted(fmt.Sprintf("stopped; %s left unfinished in the database: finish with 'dagflow resume'", what))
+}
+
+func (c *cli) cmdResume(ctx context.Context, args []string) error {
+	fs := c.newFlagSet("resume", resumeHelp)
+	var f runFlags
+	f.register(c, fs)
+	if _, err := c.parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	hopts, err := c.httpOptions(&f)
+	if err != nil {
+		return err
+	}
+	eng, err := c.open(&f.dbFlags, openExisting, dagflow.WithHTTP(hopts))
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	var ids []string
+	for o := (dagflow.ListOptions{State: dagflow.StateRunning, Limit: 1000}); ; {
+		page, err := eng.List(ctx, o)
+		if err != nil {
+			return opError("%s: listing runs: %v", f.db, err)
+		}
+		for _, r := range page.Runs {
+			ids = append(ids, r.ID)
+		}
+		if page.Next == "" {
+			break
+		}
+		o.After = page.Next
+	}
+	slices.Reverse(ids) // oldest first
+	out := make([]*dagflow.Status, 0, len(ids))
+	code := exitOK
+	for _, id := range ids {
+		var st *dagflow.Status
+		wf, err := eng.Workflow(ctx, id)
+		if err == nil {
+			st, err = eng.Status(ctx, id)
+		}
+		if err == nil {
+			if steps := needsHandlers(wf, st); len(steps) > 0 && !st.State.Final() {
+				c.note(f.db, "run %q cannot finish here: its steps %q run Go handlers, which only the program that registers them can run", id, steps)
+				out = append(out, st)
+				code = exitFailed
+				continue
+			}
+			st, err = eng.Wait(ctx, id)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return c.interruptedRun(eng, ids)
+			}
+			return c.runError(f.db, id, err)
+		}
+		if st.State != dagflow.StateCompleted {
+			code = exitFailed
+		}
+		out = append(out, st)
+	}
+	if err := c.printJSON(out); err != nil {
+		return err
+	}
+	if code != exitOK {
+		return errExit(code)
+	}
+	return nil
+}
+
+// needsHandlers returns the ids of the Go handler steps of a run that may
+// still have to run: those not completed, and in a saga those that may be
+// compensated.
+func needsHandlers(wf *dagflow.Workflow, st *dagflow.Status) []string {
+	state := make(map[string]dagflow.State, len(st.Steps))
+	for _, s := range st.Steps {
+		state[s.ID] = s.State
+	}
+	var ids []string
+	for _, s := range wf.Steps {
+		if s.Handler == "" {
+			continue
+		}
+		switch state[s.ID] {
+		case dagflow.StateCompleted:
+			if wf.Saga && s.Compensation != "" {
+				ids = append(ids, s.ID)
+			}
+		case dagflow.StateFailed, dagflow.StateSkipped, dagflow.StateCancelled,
+			dagflow.StateCompensated, dagflow.StateCompensationFailed:
+		default:
+			ids = append(ids, s.ID)
+		}
+	}
+	return ids
+}
+
+// printJSON prints v as indented JSON on stdout.
+func (c *cli) printJSON(v any) error {
+	enc := json.NewEncoder(c.stdout)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return opError("writing the output: %v", err)
+	}
+	return nil
+}
+
+// marshalNoEscape encodes v as one line of JSON, "<>&" left as they are.
+func marshalNoEscape(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	err := enc.Encode(v)
+	return b.Bytes(), err
+}
+
+// note prints an informational message about file on stderr.
+func (c *cli) note(file, format string, args ...any) {
+	fmt.Fprintf(c.stderr, "dagflow: %s: %s\n", file, fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/dagflow/dagflow"
+)
+
+const validateHelp = `Usage: dagflow validate [--allow-handlers] FILE.json
+
+Validate reads a workflow file ("-" reads stdin) and reports every problem in
+it at once, each on its own line on stderr with its place in the file, such as
+  order.json: steps[1].dependsOn[0]: unknown step "validate-ordr" (did you mean "validate-order"?)
+JSON syntax errors, wrong types and unknown fields come with a line and column.
+It prints "ok" on stdout when the file is valid.
+
+The file is checked as 'dagflow run' would take it: steps with a "handler" (a Go
+function registered by a program embedding dagflow) cannot run from the command
+line and are reported, unless --allow-handlers is given. Relative URLs are
+accepted: 'dagflow run' needs --base-url for them.
+
+Exit status: 0 valid, 2 invalid or unreadable.
+`
+
+func (c *cli) cmdValidate(ctx context.Context, args []string) error {
+	fs := c.newFlagSet("validate", validateHelp)
+	allow := fs.Bool("allow-handlers", false, "accept steps with a Go \"handler\" (for files a Go program runs)")
+	pos, err := c.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	name := pos[0]
+	wf, err := c.readWorkflow(name)
+	if err != nil {
+		return err
+	}
+	if !*allow {
+		var ps []dagflow.Problem
+		for i, s := range wf.Steps {
+			if s.Handler != "" {
+				ps = append(ps, dagflow.Problem{Path: fmt.Sprintf("steps[%d].handler", i),
+					Message: fmt.Sprintf("no handler named %q is registered (the command line runs only \"url\" steps)", s.Handler)})
+			}
+		}
+		if len(ps) > 0 {
+			return problemsError(displayName(name), &dagflow.ValidationError{WorkflowID: wf.ID, Problems: ps})
+		}
+	}
+	fmt.Fprintln(c.stdout, "ok")
+	return nil
+}
+
+// displayName is how messages name a workflow file.
+func displayName(name string) string {
+	if name == "-" {
+		return "<stdin>"
+	}
+	return name
+}
+
+// readWorkflow reads and parses a workflow file; "-" is stdin. Every error
+// is bad input naming the file.
+func (c *cli) readWorkflow(name string) (dagflow.Workflow, error) {
+	var data []byte
+	var err error
+	if name == "-" {
+		data, err = io.ReadAll(os.Stdin)
+	} else {
+		data, err = os.ReadFile(name)
+	}
+	shown := displayName(name)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return dagflow.Workflow{}, inputError("%s: no such file", shown)
+	case err != nil:
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return dagflow.Workflow{}, inputError("%s: %v", shown, err)
+	}
+	wf, err := dagflow.ParseWorkflow(data)
+	if err != nil {
+		return wf, problemsError(shown, err)
+	}
+	return wf, nil
+}
+
+// problemsError turns a workflow's problems into bad input: one line per
+// problem, each naming the file, with hints for the command line.
+func problemsError(file string, err error) error {
+	var ve *dagflow.ValidationError
+	if !errors.As(err, &ve) || len(ve.Problems) == 0 {
+		return inputError("%s: %v", file, err)
+	}
+	var b strings.Builder
+	handlers, relative := false, false
+	for i, p := range ve.Problems {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		fmt.Fprintf(&b, "%s: %s", file, p)
+		handlers = handlers || strings.Contains(p.Message, "no handler named")
+		relative = relative || strings.Contains(p.Message, "no base URL")
+	}
+	if handlers {
+		fmt.Fprintf(&b, "\n%s: note: a \"handler\" step runs a Go function that only a program embedding dagflow can register; the command line runs \"url\" steps", file)
+	}
+	if relative {
+		fmt.Fprintf(&b, "\n%s: note: give relative URLs a base with --base-url or DAGFLOW_BASE_URL", file)
+	}
+	return inputError("%s", b.String())
+}
