@@ -179,11 +179,13 @@ func ParseWorkflow(data []byte) (Workflow, error) {
 	w, problems := decodeWorkflow(data)
 	if problems == nil || !problems.fatal {
 		problems.sort()
+		var more []Problem
 		for _, p := range w.validate(nil) {
 			if !problems.covers(p.Path) {
-				problems = problems.add(p)
+				more = append(more, p)
 			}
 		}
+		problems = problems.add(more...)
 	}
 	if problems != nil && len(problems.list) > 0 {
 		return w, &ValidationError{WorkflowID: w.ID, Problems: problems.list}

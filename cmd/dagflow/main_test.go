@@ -1,0 +1,797 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/dagflow/dagflow"
+	"github.com/dagflow/dagflow/httpstep"
+)
+
+// bin is the dagflow binary the tests run, built once by TestMain (with
+// -race when the tests run with it).
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "dagflow-cli")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin = filepath.Join(dir, "dagflow")
+	args := []string{"build", "-o", bin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, ".")...)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building dagflow:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+const secret = "test-secret"
+
+// jobs are the order-processing job handlers, served over HTTP with
+// httpstep.Handler, checking signatures made with secret.
+type jobs struct {
+	url string // the server's base URL
+
+	mu    sync.Mutex
+	calls map[string]int // by path
+
+	fixed   atomic.Bool   // /jobs/flaky succeeds once set
+	entered chan struct{} // /jobs/block signals each call here
+	release chan struct{} // /jobs/block returns once this is closed
+	blocked atomic.Bool   // /jobs/block blocked once already
+	once    sync.Once     // closes release
+}
+
+func newJobs(t *testing.T) *jobs {
+	t.Helper()
+	j := &jobs{calls: map[string]int{}, entered: make(chan struct{}, 16), release: make(chan struct{})}
+	mux := http.NewServeMux()
+	handle := func(name string, fn func(ctx context.Context, req httpstep.Request) (any, error)) {
+		path := "/jobs/" + name
+		mux.Handle(path, httpstep.Handler(func(ctx context.Context, req httpstep.Request) (any, error) {
+			j.mu.Lock()
+			j.calls[path]++
+			j.mu.Unlock()
+			return fn(ctx, req)
+		}, httpstep.WithSecret([]byte(secret))))
+	}
+	handle("validate-order", func(_ context.Context, req httpstep.Request) (any, error) {
+		var order struct {
+			OrderID string  `json:"orderId"`
+			Amount  float64 `json:"amount"`
+		}
+		if err := json.Unmarshal(req.Context, &order); err != nil || order.OrderID == "" {
+			return nil, httpstep.Permanent(fmt.Errorf("bad order context %s", req.Context))
+		}
+		return map[string]any{"valid": true, "orderId": order.OrderID, "amount": order.Amount}, nil
+	})
+	handle("charge-payment", func(_ context.Context, req httpstep.Request) (any, error) {
+		if _, ok := req.PreviousSteps["validate-order"]; !ok {
+			return nil, httpstep.Permanent(errors.New("the order was not validated"))
+		}
+		return map[string]any{"chargeId": "ch_1"}, nil
+	})
+	handle("ship-order", func(context.Context, httpstep.Request) (any, error) {
+		return map[string]any{"trackingNumber": "TRK-1"}, nil
+	})
+	handle("send-confirmation", func(_ context.Context, req httpstep.Request) (any, error) {
+		var saw []string
+		for id := range req.PreviousSteps {
+			saw = append(saw, id)
+		}
+		slices.Sort(saw)
+		return map[string]any{"sent": true, "saw": saw}, nil
+	})
+	handle("fail", func(context.Context, httpstep.Request) (any, error) {
+		return nil, httpstep.Permanent(errors.New("card declined"))
+	})
+	handle("flaky", func(context.Context, httpstep.Request) (any, error) {
+		if !j.fixed.Load() {
+			return nil, httpstep.Permanent(errors.New("payment service down"))
+		}
+		return map[string]any{"chargeId": "ch_2"}, nil
+	})
+	handle("block", func(ctx context.Context, _ httpstep.Request) (any, error) {
+		if j.blocked.CompareAndSwap(false, true) {
+			j.entered <- struct{}{}
+			select {
+			case <-j.release:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		return map[string]any{"chargeId": "ch_3"}, nil
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		j.unblock()
+		srv.Close()
+	})
+	j.url = srv.URL
+	return j
+}
+
+func (j *jobs) count(name string) int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.calls["/jobs/"+name]
+}
+
+func (j *jobs) unblock() { j.once.Do(func() { close(j.release) }) }
+
+// waitBlocked waits for /jobs/block to be called.
+func (j *jobs) waitBlocked(t *testing.T) {
+	t.Helper()
+	select {
+	case <-j.entered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the blocking job handler was not called")
+	}
+}
+
+// orderChain is the hosted docs' order chain: validate-order ->
+// charge-payment -> ship-order -> send-confirmation, each step at
+// base+"/jobs/"+its id, except the handlers named in swap.
+func orderChain(id, base string, swap map[string]string) string {
+	url := func(step string) string {
+		if h, ok := swap[step]; ok {
+			step = h
+		}
+		return base + "/jobs/" + step
+	}
+	return fmt.Sprintf(`{
+  "id": %q,
+  "context": {"orderId": "order_123", "amount": 49.9},
+  "steps": [
+    {"id": "validate-order", "url": %q},
+    {"id": "charge-payment", "url": %q, "dependsOn": ["validate-order"],
+     "retries": {"maxAttempts": 3, "backoff": "exponential", "initialInterval": 0.2, "maxInterval": 1}},
+    {"id": "ship-order", "url": %q, "dependsOn": ["charge-payment"]},
+    {"id": "send-confirmation", "url": %q, "dependsOn": ["ship-order"]}
+  ]
+}
+`, id, url("validate-order"), url("charge-payment"), url("ship-order"), url("send-confirmation"))
+}
+
+// writeFile writes a file in dir and returns its path.
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+	took           time.Duration
+}
+
+// env is the environment of the commands: the test's, with DAGFLOW_SECRET
+// set and the other DAGFLOW_ variables unset, plus extra.
+func env(extra ...string) []string {
+	var e []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "DAGFLOW_") {
+			e = append(e, kv)
+		}
+	}
+	return append(append(e, "DAGFLOW_SECRET="+secret), extra...)
+}
+
+// command returns an unstarted dagflow command in dir.
+func command(dir string, environ []string, args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	cmd.Env = environ
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	return cmd, &stdout, &stderr
+}
+
+// dagflowEnv runs dagflow with the environment environ and waits for it.
+func dagflowEnv(t *testing.T, environ []string, args ...string) result {
+	t.Helper()
+	cmd, stdout, stderr := command(t.TempDir(), environ, args...)
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("dagflow %s: still running after 30s\nstderr:\n%s", strings.Join(args, " "), stderr)
+	}
+	return exitResult(t, err, stdout, stderr, time.Since(start))
+}
+
+func exitResult(t *testing.T, err error, stdout, stderr *bytes.Buffer, took time.Duration) result {
+	t.Helper()
+	r := result{stdout: stdout.String(), stderr: stderr.String(), took: took}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+		if st, ok := ee.Sys().(syscall.WaitStatus); ok && st.Signaled() {
+			r.code = 128 + int(st.Signal())
+		}
+	case err != nil:
+		t.Fatal(err)
+	}
+	return r
+}
+
+// dagflowCmd runs dagflow with env() and waits for it.
+func dagflowCmd(t *testing.T, args ...string) result {
+	t.Helper()
+	return dagflowEnv(t, env(), args...)
+}
+
+// want checks the exit code and that stderr holds each of msgs.
+func (r result) want(t *testing.T, code int, msgs ...string) {
+	t.Helper()
+	if r.code != code {
+		t.Fatalf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, code, r.stdout, r.stderr)
+	}
+	for _, m := range msgs {
+		if !strings.Contains(r.stderr, m) {
+			t.Errorf("stderr lacks %q:\n%s", m, r.stderr)
+		}
+	}
+}
+
+// status decodes the status printed on stdout.
+func (r result) status(t *testing.T) *dagflow.Status {
+	t.Helper()
+	var st dagflow.Status
+	dec := json.NewDecoder(strings.NewReader(r.stdout))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&st); err != nil {
+		t.Fatalf("stdout is not a status: %v\n%s", err, r.stdout)
+	}
+	if dec.More() {
+		t.Fatalf("stdout has more than a status:\n%s", r.stdout)
+	}
+	return &st
+}
+
+func checkCompleted(t *testing.T, st *dagflow.Status, id string) {
+	t.Helper()
+	want := []string{"validate-order", "charge-payment", "ship-order", "send-confirmation"}
+	if st.ID != id || st.State != dagflow.StateCompleted || !slices.Equal(st.CompletedSteps, want) {
+		t.Fatalf("status %s %s, completed steps %v (error %q), want %s completed with %v", st.ID, st.State, st.CompletedSteps, st.Error, id, want)
+	}
+	for _, step := range want {
+		if len(st.Results[step]) == 0 {
+			t.Errorf("no result for %s", step)
+		}
+	}
+	if got := string(st.Results["send-confirmation"]); got != `{"saw":["charge-payment","ship-order","validate-order"],"sent":true}` {
+		t.Errorf("send-confirmation result %s", got)
+	}
+	if got := string(st.Results["validate-order"]); got != `{"amount":49.9,"orderId":"order_123","valid":true}` {
+		t.Errorf("validate-order result %s", got)
+	}
+}
+
+func TestRunOrderChain(t *testing.T) {
+	t.Parallel()
+	j := newJobs(t)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "flows.db")
+	file := writeFile(t, dir, "order.json", orderChain("order-1", j.url, nil))
+
+	r := dagflowCmd(t, "run", "--db", db, file)
+	r.want(t, 0)
+	checkCompleted(t, r.status(t), "order-1")
+	if r.stderr != "" {
+		t.Errorf("stderr is not empty:\n%s", r.stderr)
+	}
+	if !strings.HasPrefix(r.stdout, "{\n  \"id\": \"order-1\",\n") {
+		t.Errorf("stdout is not indented JSON:\n%s", r.stdout)
+	}
+
+	t.Run("status", func(t *testing.T) {
+		r := dagflowCmd(t, "status", "order-1", "--db", db)
+		r.want(t, 0)
+		checkCompleted(t, r.status(t), "order-1")
+	})
+	t.Run("run again", func(t *testing.T) {
+		// The same file is the same run: it is not run again.
+		r := dagflowCmd(t, "run", "--db", db, file)
+		r.want(t, 0, "already in the database")
+		checkCompleted(t, r.status(t), "order-1")
+		if n := j.count("validate-order"); n != 1 {
+			t.Errorf("validate-order called %d times, want 1", n)
+		}
+	})
+	t.Run("conflict", func(t *testing.T) {
+		other := writeFile(t, t.TempDir(), "other.json", orderChain("order-1", j.url, map[string]string{"ship-order": "fail"}))
+		dagflowCmd(t, "run", "--db", db, other).want(t, 2, "other.json", `id "order-1" exists`)
+	})
+	t.Run("list", func(t *testing.T) {
+		r := dagflowCmd(t, "list", "--db", db)
+		r.want(t, 0)
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		if len(lines) != 2 || !strings.HasPrefix(lines[0], "ID ") ||
+			!slices.Equal(strings.Fields(lines[1])[:4], []string{"order-1", "completed", "4/4", "0"}) {
+			t.Errorf("list:\n%s", r.stdout)
+		}
+		r = dagflowCmd(t, "list", "--db", db, "--json", "--state", "completed")
+		r.want(t, 0)
+		var s dagflow.RunSummary
+		if err := json.Unmarshal([]byte(r.stdout), &s); err != nil || s.ID != "order-1" || s.State != "completed" || s.Steps != 4 {
+			t.Errorf("list --json: %v\n%s", err, r.stdout)
+		}
+		r = dagflowCmd(t, "list", "--db", db, "--json", "--state", "failed")
+		r.want(t, 0)
+		if r.stdout != "" {
+			t.Errorf("list --state failed:\n%s", r.stdout)
+		}
+	})
+	t.Run("graph", func(t *testing.T) {
+		r := dagflowCmd(t, "graph", "order-1", "--db", db)
+		r.want(t, 0)
+		for _, s := range []string{
+			"digraph \"order-1\" {\n",
+			`"validate-order" [label="validate-order\ncompleted", fillcolor=palegreen];`,
+			`"validate-order" -> "charge-payment";`,
+			`"ship-order" -> "send-confirmation";`,
+		} {
+			if !strings.Contains(r.stdout, s) {
+				t.Errorf("dot output lacks %q:\n%s", s, r.stdout)
+			}
+		}
+		r = dagflowCmd(t, "graph", "--db", db, "--format", "mermaid", "order-1")
+		r.want(t, 0)
+		for _, s := range []string{
+			"flowchart LR\n",
+			`  s0["validate-order<br/>completed"]`,
+			"  class s0 completed\n",
+			"  s0 --> s1\n  s1 --> s2\n  s2 --> s3\n",
+			"  classDef completed fill:palegreen",
+		} {
+			if !strings.Contains(r.stdout, s) {
+				t.Errorf("mermaid output lacks %q:\n%s", s, r.stdout)
+			}
+		}
+	})
+}
+
+func TestGraphFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := writeFile(t, dir, "fan.json", `{"id": "fan", "steps": [
+		{"id": "a", "url": "https://jobs.example/a"},
+		{"id": "b \"quoted\"", "url": "https://jobs.example/b", "dependsOn": ["a"], "parallel": true},
+		{"id": "c", "url": "https://jobs.example/c", "dependsOn": ["a"], "parallel": true},
+		{"id": "d", "url": "https://jobs.example/d", "dependsOn": ["b \"quoted\"", "c"]}]}`)
+	r := dagflowCmd(t, "graph", file)
+	r.want(t, 0)
+	want := `digraph "fan" {
+  rankdir=LR;
+  node [shape=box, style="rounded,filled", fillcolor=white];
+  "a";
+  "b \"quoted\"";
+  "c";
+  "d";
+  "a" -> "b \"quoted\"";
+  "a" -> "c";
+  "b \"quoted\"" -> "d";
+  "c" -> "d";
+}
+`
+	if r.stdout != want {
+		t.Errorf("dot:\n%s\nwant:\n%s", r.stdout, want)
+	}
+	r = dagflowCmd(t, "graph", "--format=mermaid", file)
+	r.want(t, 0)
+	want = `%% workflow fan
+flowchart LR
+  s0["a"]
+  s1["b #quot;quoted#quot;"]
+  s2["c"]
+  s3["d"]
+  s0 --> s1
+  s0 --> s2
+  s1 --> s3
+  s2 --> s3
+`
+	if r.stdout != want {
+		t.Errorf("mermaid:\n%s\nwant:\n%s", r.stdout, want)
+	}
+	dagflowCmd(t, "graph", "--format", "png", file).want(t, 2, "--format")
+	dagflowCmd(t, "graph", "--db", filepath.Join(dir, "none.db"), "nope.json").want(t, 2, "nope.json: no such file")
+}
+
+func TestRelativeURLs(t *testing.T) {
+	t.Parallel()
+	j := newJobs(t)
+	dir := t.TempDir()
+	file := writeFile(t, dir, "order.json", orderChain("order-rel", "", nil))
+
+	r := dagflowCmd(t, "run", "--db", filepath.Join(dir, "a.db"), "--base-url", j.url+"/", file)
+	r.want(t, 0)
+	checkCompleted(t, r.status(t), "order-rel")
+
+	r = dagflowEnv(t, env("DAGFLOW_BASE_URL="+j.url, "DAGFLOW_DB="+filepath.Join(dir, "b.db")), "run", file)
+	r.want(t, 0)
+	checkCompleted(t, r.status(t), "order-rel")
+
+	r = dagflowCmd(t, "run", "--db", filepath.Join(dir, "c.db"), file)
+	r.want(t, 2, `order.json: steps[0].url: "/jobs/validate-order" is relative`, "--base-url")
+	if strings.Count(r.stderr, "is relative") != 4 {
+		t.Errorf("want the 4 relative URLs reported:\n%s", r.stderr)
+	}
+	dagflowCmd(t, "run", "--db", filepath.Join(dir, "d.db"), "--base-url", "ftp://x", file).want(t, 2, "--base-url")
+}
+
+func TestFailedRunThenRetry(t *testing.T) {
+	t.Parallel()
+	j := newJobs(t)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "flows.db")
+	file := writeFile(t, dir, "order.json", orderChain("order-2", j.url, map[string]string{"charge-payment": "flaky"}))
+
+	r := dagflowCmd(t, "run", "--db", db, file)
+	r.want(t, 1)
+	st := r.status(t)
+	if st.State != dagflow.StateFailed || !slices.Equal(st.FailedSteps, []string{"charge-payment"}) ||
+		!slices.Equal(st.CompletedSteps, []string{"validate-order"}) {
+		t.Fatalf("status %s, failed %v, completed %v", st.State, st.FailedSteps, st.CompletedSteps)
+	}
+	if !strings.Contains(st.Steps[1].Error, "payment service down") {
+		t.Errorf("charge-payment error %q", st.Steps[1].Error)
+	}
+	dagflowCmd(t, "status", "--db", db, "order-2").want(t, 0)
+	dagflowCmd(t, "cancel", "--db", db, "order-2").want(t, 2, `cannot cancel run "order-2": it is failed`)
+
+	j.fixed.Store(true)
+	r = dagflowCmd(t, "retry", "--db", db, "order-2")
+	r.want(t, 0)
+	st = r.status(t)
+	if st.State != dagflow.StateCompleted || len(st.FailedSteps) != 0 || st.Generation != 1 {
+		t.Fatalf("after retry: %s, failed %v, generation %d", st.State, st.FailedSteps, st.Generation)
+	}
+	if n := j.count("validate-order"); n != 1 {
+		t.Errorf("validate-order called %d times, want 1 (retry keeps completed steps)", n)
+	}
+	dagflowCmd(t, "retry", "--db", db, "order-2").want(t, 2, `cannot retry run "order-2": it is completed`)
+	dagflowCmd(t, "retry", "--db", db, "nope").want(t, 2, `no run with id "nope"`)
+}
+
+func TestFailingHandler(t *testing.T) {
+	t.Parallel()
+	j := newJobs(t)
+	dir := t.TempDir()
+	file := writeFile(t, dir, "order.json", orderChain("order-3", j.url, map[string]string{"ship-order": "fail"}))
+	r := dagflowCmd(t, "run", "--db", filepath.Join(dir, "flows.db"), file)
+	r.want(t, 1)
+	st := r.status(t)
+	if st.State != dagflow.StateFailed || !slices.Equal(st.FailedSteps, []string{"ship-order"}) || st.Error == "" {
+		t.Fatalf("status %s, failed %v, error %q", st.State, st.FailedSteps, st.Error)
+	}
+	if st.Steps[3].State != dagflow.StateSkipped && st.Steps[3].State != dagflow.StatePending {
+		t.Errorf("send-confirmation is %s", st.Steps[3].State)
+	}
+}
+
+// Without the secret, the handlers refuse the requests (401), so the engine
+// must be signing them with DAGFLOW_SECRET in the other tests.
+func TestUnsigned(t *testing.T) {
+	t.Parallel()
+	j := newJobs(t)
+	dir := t.TempDir()
+	file := writeFile(t, dir, "order.json", orderChain("order-4", j.url, nil))
+	r := dagflowEnv(t, env("DAGFLOW_SECRET="), "run", "--db", filepath.Join(dir, "flows.db"), file)
+	r.want(t, 1)
+	if st := r.status(t); !strings.Contains(st.Steps[0].Error, "401") {
+		t.Errorf("validate-order error %q, want a 401", st.Steps[0].Error)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "flows.db")
+	malformed := writeFile(t, dir, "malformed.json", "{\n  \"id\": \"x\",\n  \"steps\": [\n    {\"id\": \"a\" \"url\": \"https://x/a\"}\n  ]\n}\n")
+	invalid := writeFile(t, dir, "invalid.json", `{"id": "x", "steps": [
+		{"id": "a", "url": "https://x/a", "dependsOn": ["c"]},
+		{"id": "b", "url": "https://x/b", "dependsOn": ["a"], "retries": {"maxAttempts": -1}},
+		{"id": "c", "url": "https://x/c", "dependsOn": ["b"], "timout": 3}]}`)
+	handlers := writeFile(t, dir, "handlers.json", `{"id": "h", "steps": [
+		{"id": "a", "url": "https://x/a"}, {"id": "b", "handler": "charge", "dependsOn": ["a"]}]}`)
+	valid := writeFile(t, dir, "valid.json", orderChain("v", "", nil))
+
+	tests := []struct {
+		name string
+		args []string
+		msgs []string
+	}{
+		{"malformed", []string{"run", "--db", db, malformed},
+			[]string{"malformed.json: invalid JSON at line 4, column 16"}},
+		{"invalid", []string{"run", "--db", db, invalid}, []string{
+			"\ndagflow: invalid.json: steps[", // each problem on its own line
+			"cycle: ",
+			"maxAttempts",
+			`steps[2].timout: unknown field (did you mean "timeout"?)`,
+		}},
+		{"handler steps", []string{"run", "--db", db, handlers},
+			[]string{`handlers.json: steps[1].handler: no handler named "charge"`, "the command line runs \"url\" steps"}},
+		{"no file", []string{"run", "--db", db, filepath.Join(dir, "nope.json")}, []string{"nope.json: no such file"}},
+		{"no argument", []string{"run", "--db", db}, []string{"run: missing argument"}},
+		{"two arguments", []string{"run", valid, valid}, []string{"unexpected argument"}},
+		{"unknown flag", []string{"run", "--nope", valid}, []string{"flag provided but not defined: -nope"}},
+		{"unknown command", []string{"walk"}, []string{`unknown command "walk"`}},
+		{"no command", nil, []string{"Usage:"}},
+		{"validate malformed", []string{"validate", malformed}, []string{"malformed.json: invalid JSON at line 4, column 16"}},
+		{"validate invalid", []string{"validate", invalid}, []string{"invalid.json: ", "cycle: "}},
+		{"validate handlers", []string{"validate", handlers}, []string{`handlers.json: steps[1].handler`}},
+		{"status no db", []string{"status", "--db", filepath.Join(dir, "none.db"), "x"}, []string{"none.db: no such database"}},
+		{"list bad state", []string{"list", "--db", db, "--state", "done"}, []string{`--state "done"`}},
+		{"resume no db", []string{"resume", "--db", filepath.Join(dir, "none.db")}, []string{"none.db: no such database"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := dagflowCmd(t, tc.args...)
+			r.want(t, 2, tc.msgs...)
+			if r.stdout != "" {
+				t.Errorf("stdout is not empty:\n%s", r.stdout)
+			}
+		})
+	}
+
+	t.Run("validate ok", func(t *testing.T) {
+		r := dagflowCmd(t, "validate", valid)
+		r.want(t, 0)
+		if r.stdout != "ok\n" {
+			t.Errorf("stdout %q", r.stdout)
+		}
+		dagflowCmd(t, "validate", "--allow-handlers", handlers).want(t, 0)
+	})
+	t.Run("status unknown id", func(t *testing.T) {
+		dagflowCmd(t, "list", "--db", filepath.Join(dir, "none.db")).want(t, 2)
+		dagflowCmd(t, "run", "--db", db, "--base-url", "http://127.0.0.1:1", handlers).want(t, 2) // creates db
+		dagflowCmd(t, "status", "--db", db, "nope").want(t, 2, `no run with id "nope"`)
+	})
+	t.Run("help", func(t *testing.T) {
+		for _, args := range [][]string{{"help"}, {"--help"}, {"help", "run"}, {"run", "--help"}, {"list", "-h"}, {"console", "--help"}} {
+			r := dagflowCmd(t, args...)
+			r.want(t, 0)
+			if !strings.Contains(r.stdout, "Usage:") || r.stderr != "" {
+				t.Errorf("%v: stdout:\n%s\nstderr:\n%s", args, r.stdout, r.stderr)
+			}
+		}
+		if r := dagflowCmd(t, "help"); !strings.Contains(r.stdout, "Exit codes:") {
+			t.Errorf("help does not document the exit codes")
+		}
+	})
+}
+
+// startBlocked starts 'dagflow run' on the order chain whose charge-payment
+// blocks, and waits until it does.
+func startBlocked(t *testing.T, j *jobs, dir, db, id string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
+	t.Helper()
+	file := writeFile(t, dir, id+".json", orderChain(id, j.url, map[string]string{"charge-payment": "block"}))
+	cmd, stdout, stderr := command(dir, env(), "run", "--db", db, file)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	j.waitBlocked(t)
+	return cmd, stdout, stderr
+}
+
+func TestDatabaseInUse(t *testing.T) {
+	t.Parallel()
+	j := newJobs(t)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "flows.db")
+	first, stdout, stderr := startBlocked(t, j, dir, db, "order-5")
+
+	other := writeFile(t, dir, "other.json", orderChain("order-6", j.url, nil))
+	r := dagflowCmd(t, "run", "--db", db, other)
+	r.want(t, 3, "flows.db: the database is in use by another process")
+	if r.took > 2500*time.Millisecond {
+		t.Errorf("the second run took %v to fail", r.took)
+	}
+	dagflowCmd(t, "status", "--db", db, "order-5").want(t, 3, "in use")
+	if n := j.count("validate-order"); n != 1 {
+		t.Errorf("validate-order called %d times", n)
+	}
+
+	j.unblock()
+	res := exitResult(t, first.Wait(), stdout, stderr, 0)
+	res.want(t, 0)
+	checkCompleted(t, res.status(t), "order-5")
+}
+
+// TestCrashResume kills 'dagflow run' while its second step runs; 'dagflow
+// resume' then finishes the run without running the first step again.
+func TestCrashResume(t *testing.T) {
+	t.Parallel()
+	j := newJobs(t)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "flows.db")
+	cmd, _, _ := startBlocked(t, j, dir, db, "order-7")
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	j.unblock()
+
+	// Looking at the run does not resume it.
+	r := dagflowCmd(t, "status", "--db", db, "order-7")
+	r.want(t, 0)
+	if st := r.status(t); st.State != dagflow.StateRunning || st.Steps[1].State != dagflow.StateRunning {
+		t.Errorf("after the crash: run %s, charge-payment %s", st.State, st.Steps[1].State)
+	}
+	r = dagflowCmd(t, "graph", "--db", db, "order-7")
+	r.want(t, 0)
+	if !strings.Contains(r.stdout, `"charge-payment" [label="charge-payment\nrunning", fillcolor=lightblue];`) {
+		t.Errorf("graph of the crashed run:\n%s", r.stdout)
+	}
+	if n := j.count("block"); n != 1 {
+		t.Fatalf("charge-payment called %d times before resume, want 1", n)
+	}
+
+	r = dagflowCmd(t, "resume", "--db", db)
+	r.want(t, 0)
+	var out []*dagflow.Status
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || len(out) != 1 {
+		t.Fatalf("resume printed %v:\n%s", err, r.stdout)
+	}
+	checkCompleted(t, out[0], "order-7")
+	if n := j.count("validate-order"); n != 1 {
+		t.Errorf("validate-order called %d times, want 1: a completed step ran again", n)
+	}
+	if n := j.count("block"); n != 2 {
+		t.Errorf("charge-payment called %d times, want 2 (the crashed attempt and one more)", n)
+	}
+	if a := out[0].Steps[1].Attempts; a != 2 {
+		t.Errorf("charge-payment attempts %d, want 2", a)
+	}
+
+	r = dagflowCmd(t, "resume", "--db", db)
+	r.want(t, 0)
+	if strings.TrimSpace(r.stdout) != "[]" {
+		t.Errorf("a second resume printed:\n%s", r.stdout)
+	}
+}
+
+// TestInterrupt: SIGINT closes the engine without cancelling the run, which
+// resume then finishes.
+func TestInterrupt(t *testing.T) {
+	t.Parallel()
+	j := newJobs(t)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "flows.db")
+	cmd, stdout, stderr := startBlocked(t, j, dir, db, "order-8")
+	start := time.Now()
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	r := exitResult(t, cmd.Wait(), stdout, stderr, time.Since(start))
+	r.want(t, 130, "interrupt", `run "order-8" is left unfinished`, "dagflow resume")
+	if r.stdout != "" {
+		t.Errorf("stdout:\n%s", r.stdout)
+	}
+	if r.took > 5*time.Second {
+		t.Errorf("took %v to stop", r.took)
+	}
+	st := dagflowCmd(t, "status", "--db", db, "order-8").status(t)
+	if st.State != dagflow.StateRunning {
+		t.Fatalf("after SIGINT the run is %s", st.State)
+	}
+	r = dagflowCmd(t, "resume", "--db", db)
+	r.want(t, 0)
+	var out []*dagflow.Status
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || len(out) != 1 {
+		t.Fatalf("resume printed %v:\n%s", err, r.stdout)
+	}
+	checkCompleted(t, out[0], "order-8")
+	if n := j.count("validate-order"); n != 1 {
+		t.Errorf("validate-order called %d times, want 1", n)
+	}
+}
+
+func TestConsole(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "flows.db")
+
+	r := dagflowCmd(t, "console", "--db", db, "--addr", "0.0.0.0:0", "--actions")
+	r.want(t, 2, "needs --token")
+
+	cmd := exec.Command(bin, "console", "--db", db, "--addr", "127.0.0.1:0", "--actions")
+	cmd.Env = env()
+	cmd.Dir = dir
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	lines := bufio.NewScanner(stderr)
+	var url string
+	if lines.Scan() {
+		line := lines.Text()
+		if i := strings.Index(line, "http://"); i >= 0 {
+			url = strings.Fields(line[i:])[0]
+		}
+	}
+	if url == "" {
+		t.Fatalf("no address on stderr: %v", lines.Err())
+	}
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+
+	// Another process cannot open the database the console holds.
+	dagflowCmd(t, "list", "--db", db).want(t, 3, "in use")
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := io.ReadAll(stderr)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("console exited with %v:\n%s", err, rest)
+	}
+	if !strings.Contains(string(rest), "console stopped") {
+		t.Errorf("stderr after SIGTERM:\n%s", rest)
+	}
+	dagflowCmd(t, "list", "--db", db).want(t, 0)
+}

@@ -1,0 +1,253 @@
+package console
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/dagflow/dagflow"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+var templates = template.Must(template.New("").Funcs(template.FuncMap{
+	"stateLabel": stateLabel,
+	"time":       formatTime,
+	"rfc3339":    func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
+	"ms":         func(d time.Duration) string { return formatDuration(d) },
+	"plural":     plural,
+}).ParseFS(templateFS, "templates/*.html"))
+
+// pageView is what every HTML page has.
+type pageView struct {
+	Title  string
+	Base   string // the relative path to the console's root
+	Assets map[string]string
+}
+
+func (c *console) page(r *request, title string) pageView {
+	return pageView{Title: title, Base: r.base, Assets: assetURLs}
+}
+
+// render writes an HTML page.
+func (c *console) render(w http.ResponseWriter, r *request, code int, name string, v any) {
+	var b bytes.Buffer
+	if err := c.tmpl.ExecuteTemplate(&b, name, v); err != nil {
+		slog.Error("dagflow console: rendering a page", "page", name, "error", err)
+		http.Error(w, "internal error rendering the page", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	if r.Method != http.MethodHead {
+		w.Write(b.Bytes())
+	}
+}
+
+type errorView struct {
+	pageView
+	Code    int
+	Message string
+}
+
+// errorPage writes an HTML page that says what went wrong.
+func (c *console) errorPage(w http.ResponseWriter, r *request, code int, title, msg string) {
+	c.render(w, r, code, "error", errorView{pageView: c.page(r, title), Code: code, Message: msg})
+}
+
+func (c *console) notFound(w http.ResponseWriter, r *http.Request, depth int) {
+	rq := &request{Request: r, base: strings.Repeat("../", max(depth, 0))}
+	c.errorPage(w, rq, http.StatusNotFound, "Not found", "There is nothing at this address.")
+}
+
+// engineError writes the page for an error of the engine: 404 for an
+// unknown run, 409 for a call that does not fit the run's state, 503 when
+// the engine is closed, 500 otherwise.
+func (c *console) engineError(w http.ResponseWriter, r *request, err error) {
+	code := errStatus(err)
+	title := http.StatusText(code)
+	msg := err.Error()
+	switch code {
+	case http.StatusNotFound:
+		title, msg = "Run not found", fmt.Sprintf("There is no run %q.", r.runID())
+	case http.StatusInternalServerError:
+		slog.Error("dagflow console", "path", r.URL.Path, "error", err)
+	}
+	c.render(w, r, code, "error", errorView{pageView: c.page(r, title), Code: code, Message: msg})
+}
+
+// writeJSON writes v as a JSON reply.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeJSONError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeRawJSON(w, code, b)
+}
+
+func writeRawJSON(w http.ResponseWriter, code int, b []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	w.Write(b)
+	w.Write([]byte("\n"))
+}
+
+func writeJSONError(w http.ResponseWriter, code int, msg string) {
+	b, _ := json.Marshal(map[string]string{"error": msg})
+	writeRawJSON(w, code, b)
+}
+
+// stateLabel is the words for a state.
+func stateLabel(s dagflow.State) string {
+	if s == dagflow.StateCompensationFailed {
+		return "compensation failed"
+	}
+	return string(s)
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02 15:04:05")
+}
+
+// formatDuration writes d the way a person reads it: 850ms, 4.2s, 3m05s,
+// 2h10m.
+func formatDuration(d time.Duration) string {
+	switch {
+	case d < 0:
+		return ""
+	case d < time.Millisecond:
+		return fmt.Sprintf("%dµs", d.Microseconds())
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	case d < 10*time.Second:
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	}
+	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+}
+
+// runDuration is how long a run took, or has been running.
+func runDuration(start, end time.Time, state dagflow.State, now time.Time) string {
+	if start.IsZero() {
+		return ""
+	}
+	if end.IsZero() {
+		if state.Final() {
+			return ""
+		}
+		end = now
+	}
+	return formatDuration(end.Sub(start))
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// previewLimit is the most of a JSON value (result, context, input) a page
+// shows; the rest is a link away.
+const previewLimit = 16 << 10
+
+// jsonView is a JSON value as a page shows it: indented, and cut past
+// previewLimit.
+type jsonView struct {
+	Text string
+	Size int  // bytes of the whole value
+	Cut  bool // Text is the start of the value only
+	URL  string
+}
+
+func newJSONView(raw json.RawMessage, rawURL string) jsonView {
+	v := jsonView{Size: len(raw), URL: rawURL}
+	if len(raw) == 0 {
+		return v
+	}
+	text := raw
+	if len(raw) <= 4*previewLimit {
+		var b bytes.Buffer
+		if json.Indent(&b, raw, "", "  ") == nil {
+			text = b.Bytes()
+		}
+	}
+	if len(text) > previewLimit {
+		cut := previewLimit
+		for cut > 0 && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		text, v.Cut = text[:cut], true
+	}
+	v.Text = string(text)
+	return v
+}
+
+func (v jsonView) SizeText() string {
+	switch {
+	case v.Size < 1<<10:
+		return fmt.Sprintf("%d B", v.Size)
+	case v.Size < 1<<20:
+		return fmt.Sprintf("%.1f KiB", float64(v.Size)/(1<<10))
+	}
+	return fmt.Sprintf("%.1f MiB", float64(v.Size)/(1<<20))
+}
+
+// redactURL shows a step's URL without what may be a secret: the password
+// of its userinfo and the values of its query.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(an unparsable URL)"
+	}
+	if u.User != nil {
+		u.User = url.User(u.User.Username())
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{"…"}
+		}
+		u.RawQuery = q.Encode()
+	}
+	u.Fragment = ""
+	return u.String()
+}
+
+// pct writes a fraction as a percentage for SVG attributes.
+func pct(f float64) string {
+	if math.IsNaN(f) || f < 0 {
+		f = 0
+	}
+	return fmt.Sprintf("%.3f%%", f*100)
+}
+
+// truncate cuts s to n runes, with an ellipsis.
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}

@@ -1,0 +1,328 @@
+package dagflow_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/dagflow/dagflow"
+	"github.com/dagflow/dagflow/internal/faultstore"
+	"github.com/dagflow/dagflow/store/bolt"
+	"github.com/dagflow/dagflow/store/memory"
+)
+
+func openBolt(t testing.TB, path string, opts ...dagflow.Option) *dagflow.Engine {
+	t.Helper()
+	eng, err := dagflow.Open(append([]dagflow.Option{dagflow.WithPath(path), dagflow.WithLogger(testLogger(t))}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eng
+}
+
+// TestResumeAfterClose: an engine closed while a step runs leaves the run
+// in the file; the next engine resumes it, runs the interrupted step again
+// as attempt 2, never runs completed steps again, and keeps the original
+// deadline and history.
+func TestResumeAfterClose(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "flows.db")
+	var firstRuns, secondRuns atomic.Int64
+	started := make(chan struct{}, 1)
+	eng := openBolt(t, path)
+	mustHandle(t, eng, "first", func(ctx context.Context, in dagflow.Input) (any, error) {
+		firstRuns.Add(1)
+		return "one", nil
+	})
+	mustHandle(t, eng, "second", func(ctx context.Context, in dagflow.Input) (any, error) {
+		started <- struct{}{}
+		<-ctx.Done() // runs until the engine closes
+		return nil, ctx.Err()
+	})
+	wf := dagflow.Workflow{ID: "resume", Timeout: 3600, Steps: []dagflow.Step{
+		step("a", "first"),
+		{ID: "b", Handler: "second", DependsOn: []string{"a"}, Retries: &dagflow.RetryConfig{MaxAttempts: 3}},
+		step("c", "first", "b"),
+	}}
+	ctx := ctxT(t)
+	created, err := eng.Create(ctx, wf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	var seen dagflow.Input
+	eng2 := openBolt(t, path,
+		dagflow.WithHandler("first", func(ctx context.Context, in dagflow.Input) (any, error) {
+			firstRuns.Add(1)
+			return "one", nil
+		}),
+		dagflow.WithHandler("second", func(ctx context.Context, in dagflow.Input) (any, error) {
+			secondRuns.Add(1)
+			seen = in
+			return "two", nil
+		}))
+	defer eng2.Close()
+	st, err := eng2.Wait(ctx, "resume")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != dagflow.StateCompleted {
+		t.Fatalf("state %s: %s", st.State, st.Error)
+	}
+	if firstRuns.Load() != 2 || secondRuns.Load() != 1 {
+		t.Errorf("first ran %d times (want 2: a and c), second %d (want 1 after the restart)", firstRuns.Load(), secondRuns.Load())
+	}
+	if seen.Attempt != 2 {
+		t.Errorf("the interrupted step ran again as attempt %d, want 2", seen.Attempt)
+	}
+	if r, ok := seen.PreviousSteps.Get("a"); !ok || string(r) != `"one"` {
+		t.Errorf("after the restart b saw a's result %s, %v", r, ok)
+	}
+	if !st.StartedAt.Equal(created.StartedAt) {
+		t.Errorf("StartedAt moved from %v to %v", created.StartedAt, st.StartedAt)
+	}
+	hist, err := eng2.Attempts(ctx, "resume")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) != 4 || hist[1].StepID != "b" || !strings.Contains(hist[1].Error, "interrupted") || hist[2].Number != 2 {
+		t.Errorf("history after restart: %+v", hist)
+	}
+}
+
+// TestResumeWaitsForHandler: a resumed run whose handler is not registered
+// waits, and goes on as soon as Handle registers it.
+func TestResumeWaitsForHandler(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "flows.db")
+	eng := openBolt(t, path)
+	started := make(chan struct{}, 1)
+	mustHandle(t, eng, "h", func(ctx context.Context, in dagflow.Input) (any, error) {
+		started <- struct{}{}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	if _, err := eng.Create(ctxT(t), dagflow.Workflow{ID: "w", Steps: []dagflow.Step{
+		{ID: "a", Handler: "h", Retries: &dagflow.RetryConfig{MaxAttempts: 2}}}}); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	eng.Close()
+
+	eng2 := openBolt(t, path)
+	defer eng2.Close()
+	time.Sleep(50 * time.Millisecond)
+	st, err := eng2.Status(ctxT(t), "w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != dagflow.StateRunning || st.Steps[0].State != dagflow.StatePending || st.Steps[0].Attempts != 1 {
+		t.Fatalf("without its handler the run should wait: %s, step %s, attempts %d", st.State, st.Steps[0].State, st.Steps[0].Attempts)
+	}
+	start := time.Now()
+	mustHandle(t, eng2, "h", func(ctx context.Context, in dagflow.Input) (any, error) { return "late", nil })
+	st, err = eng2.Wait(ctxT(t), "w")
+	if err != nil || st.State != dagflow.StateCompleted {
+		t.Fatalf("after Handle: %v %v", st, err)
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Errorf("the waiting step started %v after Handle, want at once", el)
+	}
+}
+
+// TestMaxAttemptsHoldAcrossRestarts: attempts interrupted by restarts count.
+func TestMaxAttemptsHoldAcrossRestarts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "flows.db")
+	var calls atomic.Int64
+	hang := func(ctx context.Context, in dagflow.Input) (any, error) {
+		calls.Add(1)
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	wf := dagflow.Workflow{ID: "max", Steps: []dagflow.Step{{ID: "a", Handler: "h", Retries: &dagflow.RetryConfig{MaxAttempts: 2, InitialInterval: 0.001}}}}
+	for i := 0; i < 2; i++ {
+		eng := openBolt(t, path, dagflow.WithHandler("h", hang))
+		if _, err := eng.Create(ctxT(t), wf); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, eng, "max", func(st *dagflow.Status) bool { return st.Steps[0].State == dagflow.StateRunning })
+		eng.Close()
+	}
+	eng := openBolt(t, path, dagflow.WithHandler("h", hang))
+	defer eng.Close()
+	st, err := eng.Wait(ctxT(t), "max")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != dagflow.StateFailed || st.Steps[0].Attempts != 2 || calls.Load() != 2 {
+		t.Fatalf("state %s, attempts %d, calls %d; want failed after 2", st.State, st.Steps[0].Attempts, calls.Load())
+	}
+	if !strings.Contains(st.Error, "attempt 2 was interrupted") {
+		t.Errorf("error %q", st.Error)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	dir := t.TempDir()
+	t.Run("held by another", func(t *testing.T) {
+		path := filepath.Join(dir, "held.db")
+		eng := openBolt(t, path)
+		defer eng.Close()
+		start := time.Now()
+		_, err := dagflow.Open(dagflow.WithPath(path))
+		if err == nil || !strings.Contains(err.Error(), "in use by another process") {
+			t.Fatalf("second Open = %v", err)
+		}
+		if el := time.Since(start); el > 3*time.Second {
+			t.Errorf("took %v", el)
+		}
+	})
+	t.Run("garbage file", func(t *testing.T) {
+		path := filepath.Join(dir, "garbage.db")
+		junk := make([]byte, 64<<10)
+		for i := range junk {
+			junk[i] = byte(i * 7)
+		}
+		os.WriteFile(path, junk, 0o600)
+		_, err := dagflow.Open(dagflow.WithPath(path))
+		if err == nil || !strings.Contains(err.Error(), "not a dagflow database") {
+			t.Fatalf("Open of a garbage file = %v", err)
+		}
+	})
+	t.Run("foreign bbolt file", func(t *testing.T) {
+		path := filepath.Join(dir, "foreign.db")
+		db, err := bbolt.Open(path, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.Update(func(tx *bbolt.Tx) error { _, err := tx.CreateBucket([]byte("users")); return err })
+		db.Close()
+		_, err = dagflow.Open(dagflow.WithPath(path))
+		if err == nil || !strings.Contains(err.Error(), "another program") {
+			t.Fatalf("Open of a foreign bbolt file = %v", err)
+		}
+	})
+	t.Run("newer schema", func(t *testing.T) {
+		path := filepath.Join(dir, "newer.db")
+		s, err := bolt.Open(path, bolt.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		db, _ := bbolt.Open(path, 0o600, nil)
+		db.Update(func(tx *bbolt.Tx) error {
+			return tx.Bucket([]byte("meta")).Put([]byte("version"), []byte{0, 0, 0, 0, 0, 0, 0, 9})
+		})
+		db.Close()
+		_, err = dagflow.Open(dagflow.WithPath(path))
+		if err == nil || !strings.Contains(err.Error(), "newer dagflow") {
+			t.Fatalf("Open of a newer file = %v", err)
+		}
+	})
+	t.Run("truncated file", func(t *testing.T) {
+		path := filepath.Join(dir, "trunc.db")
+		eng := openBolt(t, path)
+		eng.Close()
+		data, _ := os.ReadFile(path)
+		os.WriteFile(path, data[:100], 0o600)
+		if _, err := dagflow.Open(dagflow.WithPath(path)); err == nil {
+			t.Fatal("Open of a truncated file succeeded")
+		}
+	})
+}
+
+// TestStoreCommitFailuresAreRetried: commits that fail for a while are
+// tried again; the run completes as if nothing happened.
+func TestStoreCommitFailuresAreRetried(t *testing.T) {
+	fs := faultstore.New(memory.New())
+	eng := newEngine(t, dagflow.WithStore(fs))
+	var calls atomic.Int64
+	mustHandle(t, eng, "h", func(ctx context.Context, in dagflow.Input) (any, error) {
+		if in.StepID == "b" {
+			fs.FailCommits(3) // the commit of b's outcome fails three times
+		}
+		calls.Add(1)
+		return in.StepID, nil
+	})
+	st := run(t, eng, dagflow.Workflow{ID: "flaky-store", Steps: []dagflow.Step{step("a", "h"), step("b", "h", "a"), step("c", "h", "b")}})
+	if st.State != dagflow.StateCompleted || calls.Load() != 3 {
+		t.Fatalf("state %s, calls %d", st.State, calls.Load())
+	}
+	if fs.Failures.Load() != 3 {
+		t.Errorf("%d faults injected, want 3", fs.Failures.Load())
+	}
+	for _, s := range st.Steps {
+		if s.Attempts != 1 {
+			t.Errorf("step %s: %d attempts", s.ID, s.Attempts)
+		}
+	}
+}
+
+// TestStoreDownLeavesNothingHalfRecorded: when the store fails for good, the
+// step's outcome cannot be recorded; the store keeps the run as it was (the
+// attempt started, nothing more), and an engine opened on the repaired store
+// finishes the run.
+func TestStoreDownLeavesNothingHalfRecorded(t *testing.T) {
+	mem := memory.New()
+	fs := faultstore.New(mem)
+	eng, err := dagflow.Open(dagflow.WithStore(fs), dagflow.WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int64
+	h := func(ctx context.Context, in dagflow.Input) (any, error) {
+		calls.Add(1)
+		if in.StepID == "b" && in.Attempt == 1 {
+			fs.FailAll(true) // the disk fills up while b runs
+		}
+		return in.StepID, nil
+	}
+	mustHandle(t, eng, "h", h)
+	ctx := ctxT(t)
+	if _, err := eng.Create(ctx, dagflow.Workflow{ID: "down", Steps: []dagflow.Step{
+		step("a", "h"), {ID: "b", Handler: "h", DependsOn: []string{"a"}, Retries: &dagflow.RetryConfig{MaxAttempts: 2}}, step("c", "h", "b"),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, eng, "down", func(*dagflow.Status) bool { return fs.Failures.Load() > 9 })
+	// Give the engine its retries (and its attempt to record a failure).
+	time.Sleep(3 * time.Second)
+	st, err := eng.Status(ctx, "down")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != dagflow.StateRunning || st.Steps[0].State != dagflow.StateCompleted || st.Steps[1].State != dagflow.StateRunning ||
+		st.Steps[1].Attempts != 1 || st.Steps[2].State != dagflow.StatePending {
+		t.Fatalf("with the store down: %s, steps %v", st.State, stepStates(st))
+	}
+	if _, err := eng.Create(ctx, dagflow.Workflow{ID: "other", Steps: []dagflow.Step{step("a", "h")}}); !errors.Is(err, faultstore.ErrInjected) {
+		t.Errorf("Create with the store down = %v", err)
+	}
+	eng.Close()
+
+	fs.FailAll(false)
+	eng2, err := dagflow.Open(dagflow.WithStore(mem), dagflow.WithHandler("h", h), dagflow.WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng2.Close()
+	st, err = eng2.Wait(ctx, "down")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != dagflow.StateCompleted || st.Steps[1].Attempts != 2 || calls.Load() != 4 {
+		t.Fatalf("after repair: %s, b attempts %d, calls %d", st.State, st.Steps[1].Attempts, calls.Load())
+	}
+	if _, err := eng2.Status(ctx, "other"); !errors.Is(err, dagflow.ErrNotFound) {
+		t.Errorf("the failed Create left a run: %v", err)
+	}
+}
