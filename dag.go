@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -149,7 +150,7 @@ func (w *Workflow) validate(e *engineCheck) []Problem {
 		return ps
 	}
 
-	index := make(map[string]int, len(w.Steps))
+	index := make(map[string]int32, len(w.Steps))
 	for i := range w.Steps {
 		s := &w.Steps[i]
 		if msg := checkID(s.ID, false); msg != "" {
@@ -160,38 +161,53 @@ func (w *Workflow) validate(e *engineCheck) []Problem {
 			add(fmt.Sprintf("steps[%d].id", i), "duplicate step id %q (also steps[%d])", s.ID, j)
 			continue
 		}
-		index[s.ID] = i
+		index[s.ID] = int32(i)
 	}
 	var ids []string // built only when a suggestion is needed
 	suggestions := 0
-	deps := make([][]int32, len(w.Steps))
+	// The dependency edges, in one slice: step i's are
+	// edges[first[i]:first[i+1]], each the index of a step it depends on.
+	edges := make([]int32, 0, len(w.Steps))
+	first := make([]int32, len(w.Steps)+1)
+	// listed[k] is 1 + the step that last listed step k as a dependency, to
+	// find a dependency listed twice without a set per step.
+	listed := make([]int32, len(w.Steps))
 	for i := range w.Steps {
 		s := &w.Steps[i]
-		path := fmt.Sprintf("steps[%d]", i)
+		first[i] = int32(len(edges))
+		// at names a place in the step; built only for a problem.
+		at := func(field string) string { return "steps[" + strconv.Itoa(i) + "]" + field }
 		switch {
 		case s.URL != "" && s.Handler != "":
-			add(path, "has both url and handler; a step is either an HTTP job (url) or a Go handler (handler)")
+			add(at(""), "has both url and handler; a step is either an HTTP job (url) or a Go handler (handler)")
 		case s.URL == "" && s.Handler == "":
-			add(path, "needs a url (an HTTP job handler) or a handler (a Go handler registered on the engine)")
+			add(at(""), "needs a url (an HTTP job handler) or a handler (a Go handler registered on the engine)")
 		case s.URL != "":
 			if msg := checkURL(s.URL, e); msg != "" {
-				add(path+".url", "%s", msg)
+				add(at(".url"), "%s", msg)
 			}
 		case e != nil && !e.hasHandler(s.Handler):
-			add(path+".handler", "no handler named %q is registered on the engine (register it with Engine.Handle)", s.Handler)
+			add(at(".handler"), "no handler named %q is registered on the engine (register it with Engine.Handle)", s.Handler)
 		}
-		seen := make(map[string]bool, len(s.DependsOn))
+		var unknown map[string]bool // the unknown ids this step lists, once it lists one
 		for j, d := range s.DependsOn {
-			dpath := fmt.Sprintf("%s.dependsOn[%d]", path, j)
+			dpath := func() string { return at(".dependsOn[" + strconv.Itoa(j) + "]") }
 			k, ok := index[d]
 			switch {
 			case d == "":
-				add(dpath, "is empty")
+				add(dpath(), "is empty")
 			case d == s.ID:
-				add(dpath, "step %q depends on itself", s.ID)
-			case seen[d]:
-				add(dpath, "lists %q twice", d)
-			case !ok:
+				add(dpath(), "step %q depends on itself", s.ID)
+			case ok && listed[k] == int32(i)+1, !ok && unknown[d]:
+				add(dpath(), "lists %q twice", d)
+			case ok:
+				listed[k] = int32(i) + 1
+				edges = append(edges, int32(k))
+			default:
+				if unknown == nil {
+					unknown = make(map[string]bool)
+				}
+				unknown[d] = true
 				msg := fmt.Sprintf("unknown step %q", d)
 				if suggestions < maxSuggestions {
 					suggestions++
@@ -199,7 +215,7 @@ func (w *Workflow) validate(e *engineCheck) []Problem {
 						// The valid ids, in the order of the steps.
 						ids = make([]string, 0, len(index))
 						for k, st := range w.Steps {
-							if at, ok := index[st.ID]; ok && at == k {
+							if at, ok := index[st.ID]; ok && int(at) == k {
 								ids = append(ids, st.ID)
 							}
 						}
@@ -208,54 +224,51 @@ func (w *Workflow) validate(e *engineCheck) []Problem {
 						msg += fmt.Sprintf(" (did you mean %q?)", sug)
 					}
 				}
-				add(dpath, "%s", msg)
-			default:
-				deps[i] = append(deps[i], int32(k))
+				ps = append(ps, Problem{Path: dpath(), Message: msg})
 			}
-			seen[d] = true
 		}
 		if s.Retries != nil {
 			r := s.Retries
-			rpath := path + ".retries"
 			if r.MaxAttempts < 0 {
-				add(rpath+".maxAttempts", "must be at least 1, got %d", r.MaxAttempts)
+				add(at(".retries.maxAttempts"), "must be at least 1, got %d", r.MaxAttempts)
 			}
 			switch r.Backoff {
 			case "", Exponential, Linear, Fixed:
 			default:
-				add(rpath+".backoff", "must be %q, %q or %q, not %q", Exponential, Linear, Fixed, r.Backoff)
+				add(at(".retries.backoff"), "must be %q, %q or %q, not %q", Exponential, Linear, Fixed, r.Backoff)
 			}
 			if msg := badSeconds(r.InitialInterval); msg != "" {
-				add(rpath+".initialInterval", "%s", msg)
+				add(at(".retries.initialInterval"), "%s", msg)
 			}
 			if msg := badSeconds(r.MaxInterval); msg != "" {
-				add(rpath+".maxInterval", "%s", msg)
+				add(at(".retries.maxInterval"), "%s", msg)
 			} else if r.MaxInterval > 0 && r.InitialInterval == 0 && r.MaxInterval < DefaultInitialInterval {
-				add(rpath+".maxInterval", "%v is less than the default initialInterval %v", r.MaxInterval, DefaultInitialInterval)
+				add(at(".retries.maxInterval"), "%v is less than the default initialInterval %v", r.MaxInterval, DefaultInitialInterval)
 			} else if r.MaxInterval > 0 && r.MaxInterval < r.InitialInterval {
-				add(rpath+".maxInterval", "%v is less than initialInterval %v", r.MaxInterval, r.InitialInterval)
+				add(at(".retries.maxInterval"), "%v is less than initialInterval %v", r.MaxInterval, r.InitialInterval)
 			}
 		}
 		if msg := badSeconds(s.Timeout); msg != "" {
-			add(path+".timeout", "%s", msg)
+			add(at(".timeout"), "%s", msg)
 		}
 		if s.Compensation != "" {
 			switch {
 			case !w.Saga:
-				add(path+".compensation", "only saga workflows compensate steps; set \"saga\": true or remove the compensation")
+				add(at(".compensation"), "only saga workflows compensate steps; set \"saga\": true or remove the compensation")
 			case s.URL != "":
 				if msg := checkURL(s.Compensation, e); msg != "" {
-					add(path+".compensation", "%s", msg)
+					add(at(".compensation"), "%s", msg)
 				}
 			case s.Handler != "" && e != nil && !e.hasHandler(s.Compensation):
-				add(path+".compensation", "no handler named %q is registered on the engine (register it with Engine.Handle)", s.Compensation)
+				add(at(".compensation"), "no handler named %q is registered on the engine (register it with Engine.Handle)", s.Compensation)
 			}
 		}
 		if s.AllowFailedDeps && w.OnStepFailure != ContinueOnFailure {
-			add(path+".allowFailedDeps", "has no effect unless the workflow's onStepFailure is %q", ContinueOnFailure)
+			add(at(".allowFailedDeps"), "has no effect unless the workflow's onStepFailure is %q", ContinueOnFailure)
 		}
 	}
-	for _, c := range graph.Cycles(len(w.Steps), func(i int) []int32 { return deps[i] }) {
+	first[len(w.Steps)] = int32(len(edges))
+	for _, c := range graph.Cycles(len(w.Steps), func(i int) []int32 { return edges[first[i]:first[i+1]] }) {
 		// deps edges point from a step to what it depends on; name the
 		// cycle in the order the steps would run, starting from its first
 		// step in the workflow, so that the name does not depend on where

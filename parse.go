@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/dagflow/dagflow/internal/graph"
 )
@@ -82,16 +83,21 @@ func (p *problemList) covers(path string) bool {
 // jnode is a JSON value with the offset it starts at, so that problems can
 // name a line and column.
 type jnode struct {
-	off   int64
-	end   int64
-	kind  byte // 'o' object, 'a' array, 's' string, 'n' number, 'b' bool, 'z' null
-	str   string
-	num   json.Number
-	b     bool
-	keys  []string
-	koffs []int64 // where each key starts
-	vals  []*jnode
-	items []*jnode
+	off     int64
+	end     int64
+	kind    byte // 'o' object, 'a' array, 's' string, 'n' number, 'b' bool, 'z' null
+	b       bool
+	str     string
+	num     json.Number
+	members []member // of an object, in order, each key once
+	items   []*jnode // of an array
+}
+
+// member is a key of an object and its value.
+type member struct {
+	key string
+	off int64 // where the key starts
+	val *jnode
 }
 
 func (n *jnode) kindName() string {
@@ -145,42 +151,68 @@ func (s *source) at(off int64) string {
 	return fmt.Sprintf("line %d, column %d", line, col)
 }
 
-// jpath is the place of a value while the parser descends, turned into a
-// string only when a problem needs it.
-type jpath struct {
-	parent *jpath
+// place is the path of a value in a problem, "parent.key" or
+// "parent[index]", turned into a string only when a problem needs it.
+type place struct {
+	parent string
 	key    string
-	index  int // when key is ""
+	index  int // -1 for a key
 }
 
-func (p *jpath) String() string {
-	if p == nil {
-		return ""
+func placeKey(parent, k string) place       { return place{parent: parent, key: k, index: -1} }
+func placeIndex(parent string, i int) place { return place{parent: parent, index: i} }
+
+func (p place) String() string {
+	if p.index >= 0 {
+		return p.parent + "[" + strconv.Itoa(p.index) + "]"
 	}
-	if p.key == "" {
-		return fmt.Sprintf("%s[%d]", p.parent, p.index)
-	}
-	return join(p.parent.String(), p.key)
+	return join(p.parent, p.key)
 }
 
+// parser reads JSON that json.Valid has accepted into a tree of jnodes
+// that know where they start. As the input is known to be valid, it needs
+// no error handling of its own beyond the depth limit.
 type parser struct {
-	src *source
-	dec *json.Decoder
-	p   *problemList
+	src   *source
+	data  []byte
+	pos   int
+	p     *problemList
+	path  []place           // of the value being read, for problems
+	nodes []jnode           // allocated in blocks
+	keys  map[string]string // each object key once, for all objects
+	// Stacks of the members and items of the objects and arrays being
+	// read; each gets a slice of its exact size once it ends.
+	members []member
+	items   []*jnode
 }
 
-// start returns the offset of the value that begins at or after off,
-// skipping white space and the separators the decoder has not consumed.
-func (ps *parser) start(off int64) int64 {
-	for off < int64(len(ps.src.data)) {
-		switch ps.src.data[off] {
-		case ' ', '\t', '\r', '\n', ':', ',':
-			off++
-			continue
-		}
-		break
+func (ps *parser) node() *jnode {
+	if len(ps.nodes) == cap(ps.nodes) {
+		ps.nodes = make([]jnode, 0, 256)
 	}
-	return off
+	ps.nodes = ps.nodes[:len(ps.nodes)+1]
+	return &ps.nodes[len(ps.nodes)-1]
+}
+
+// pathString is the path of the value being read.
+func (ps *parser) pathString() string {
+	s := ""
+	for _, p := range ps.path {
+		p.parent = s
+		s = p.String()
+	}
+	return s
+}
+
+func (ps *parser) space() {
+	for ps.pos < len(ps.data) {
+		switch ps.data[ps.pos] {
+		case ' ', '\t', '\r', '\n':
+			ps.pos++
+		default:
+			return
+		}
+	}
 }
 
 // maxDepth bounds the nesting of objects and arrays, so that the parser's
@@ -191,92 +223,180 @@ const maxDepth = 200
 // scan; larger objects use a map, so that reading stays linear.
 const smallObject = 16
 
-func (ps *parser) value(depth int, at *jpath) (*jnode, error) {
-	off := ps.start(ps.dec.InputOffset())
-	tok, err := ps.dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	n := &jnode{off: off}
-	switch t := tok.(type) {
-	case json.Delim:
-		if depth >= maxDepth {
-			line, col := ps.src.position(off)
+func (ps *parser) value() (*jnode, error) {
+	ps.space()
+	n := ps.node()
+	n.off = int64(ps.pos)
+	switch ps.data[ps.pos] {
+	case '{', '[':
+		if len(ps.path) >= maxDepth {
+			line, col := ps.src.position(n.off)
 			return nil, &syntaxAt{msg: fmt.Sprintf("objects and arrays nested more than %d deep", maxDepth), line: line, col: col}
 		}
-		switch t {
-		case '{':
-			n.kind = 'o'
-			var index map[string]int
-			for ps.dec.More() {
-				koff := ps.start(ps.dec.InputOffset())
-				kt, err := ps.dec.Token()
-				if err != nil {
-					return nil, err
-				}
-				key, _ := kt.(string)
-				v, err := ps.value(depth+1, &jpath{parent: at, key: key})
-				if err != nil {
-					return nil, err
-				}
-				i := -1
-				if index != nil {
-					if j, ok := index[key]; ok {
-						i = j
-					}
-				} else {
-					i = indexOf(n.keys, key)
-				}
-				if i >= 0 {
-					ps.p = ps.p.addAt(koff, Problem{Path: join(at.String(), key), Message: fmt.Sprintf("is given twice (%s, and first at %s)", ps.src.at(koff), ps.src.at(n.koffs[i]))})
-					n.vals[i] = v
-					continue
-				}
-				n.keys = append(n.keys, key)
-				n.koffs = append(n.koffs, koff)
-				n.vals = append(n.vals, v)
-				if index != nil {
-					index[key] = len(n.keys) - 1
-				} else if len(n.keys) > smallObject {
-					index = make(map[string]int, 2*len(n.keys))
-					for j, k := range n.keys {
-						index[k] = j
-					}
-				}
-			}
-		case '[':
-			n.kind = 'a'
-			for i := 0; ps.dec.More(); i++ {
-				v, err := ps.value(depth+1, &jpath{parent: at, index: i})
-				if err != nil {
-					return nil, err
-				}
-				n.items = append(n.items, v)
-			}
+		if ps.data[ps.pos] == '[' {
+			return n, ps.array(n)
 		}
-		if _, err := ps.dec.Token(); err != nil { // closing delimiter
-			return nil, err
-		}
-	case string:
-		n.kind, n.str = 's', t
-	case json.Number:
-		n.kind, n.num = 'n', t
-	case bool:
-		n.kind, n.b = 'b', t
-	case nil:
+		return n, ps.object(n)
+	case '"':
+		n.kind, n.str = 's', ps.string()
+	case 't':
+		n.kind, n.b = 'b', true
+		ps.pos += len("true")
+	case 'f':
+		n.kind = 'b'
+		ps.pos += len("false")
+	case 'n':
 		n.kind = 'z'
+		ps.pos += len("null")
+	default:
+		start := ps.pos
+		for ps.pos < len(ps.data) && strings.IndexByte("+-0123456789.eE", ps.data[ps.pos]) >= 0 {
+			ps.pos++
+		}
+		n.kind, n.num = 'n', json.Number(ps.data[start:ps.pos])
 	}
-	n.end = ps.dec.InputOffset()
+	n.end = int64(ps.pos)
 	return n, nil
 }
 
-func indexOf(keys []string, k string) int {
-	for i, x := range keys {
-		if x == k {
-			return i
+func (ps *parser) object(n *jnode) error {
+	n.kind = 'o'
+	ps.pos++ // {
+	base := len(ps.members)
+	var seen map[string]int
+	for {
+		ps.space()
+		if ps.data[ps.pos] == '}' {
+			break
+		}
+		koff := int64(ps.pos)
+		k := ps.key()
+		ps.space()
+		ps.pos++ // :
+		ps.path = append(ps.path, placeKey("", k))
+		v, err := ps.value()
+		if err != nil {
+			return err
+		}
+		members := ps.members[base:]
+		i := -1
+		if seen != nil {
+			if j, ok := seen[k]; ok {
+				i = j
+			}
+		} else {
+			for j := range members {
+				if members[j].key == k {
+					i = j
+					break
+				}
+			}
+		}
+		if i >= 0 {
+			ps.p = ps.p.addAt(koff, Problem{Path: ps.pathString(), Message: fmt.Sprintf("is given twice (%s, and first at %s)", ps.src.at(koff), ps.src.at(members[i].off))})
+			members[i].val = v
+		} else {
+			ps.members = append(ps.members, member{key: k, off: koff, val: v})
+			if seen != nil {
+				seen[k] = len(members)
+			} else if len(members)+1 > smallObject {
+				seen = make(map[string]int, 2*smallObject)
+				for j, m := range ps.members[base:] {
+					seen[m.key] = j
+				}
+			}
+		}
+		ps.path = ps.path[:len(ps.path)-1]
+		ps.space()
+		if ps.data[ps.pos] == ',' {
+			ps.pos++
 		}
 	}
-	return -1
+	ps.pos++ // }
+	n.end = int64(ps.pos)
+	n.members = slices.Clone(ps.members[base:])
+	clear(ps.members[base:]) // let the garbage collector have the values
+	ps.members = ps.members[:base]
+	return nil
+}
+
+func (ps *parser) array(n *jnode) error {
+	n.kind = 'a'
+	ps.pos++ // [
+	base := len(ps.items)
+	for i := 0; ; i++ {
+		ps.space()
+		if ps.data[ps.pos] == ']' {
+			break
+		}
+		ps.path = append(ps.path, placeIndex("", i))
+		v, err := ps.value()
+		if err != nil {
+			return err
+		}
+		ps.path = ps.path[:len(ps.path)-1]
+		ps.items = append(ps.items, v)
+		ps.space()
+		if ps.data[ps.pos] == ',' {
+			ps.pos++
+		}
+	}
+	ps.pos++ // ]
+	n.end = int64(ps.pos)
+	n.items = slices.Clone(ps.items[base:])
+	clear(ps.items[base:])
+	ps.items = ps.items[:base]
+	return nil
+}
+
+// key reads an object's key, keeping one copy of each.
+func (ps *parser) key() string {
+	start := ps.pos
+	if end := bytes.IndexByte(ps.data[start+1:], '"'); end >= 0 {
+		raw := ps.data[start+1 : start+1+end]
+		if k, ok := ps.keys[string(raw)]; ok && bytes.IndexByte(raw, '\\') < 0 {
+			ps.pos = start + end + 2
+			return k
+		}
+	}
+	k := ps.string()
+	if ps.keys == nil {
+		ps.keys = make(map[string]string)
+	}
+	if raw := ps.data[start+1 : ps.pos-1]; string(raw) == k {
+		ps.keys[k] = k
+	}
+	return k
+}
+
+// string reads the string at ps.pos, decoding it as encoding/json does.
+func (ps *parser) string() string {
+	start := ps.pos
+	plain, ascii := true, true
+	i := start + 1
+	for ps.data[i] != '"' {
+		switch c := ps.data[i]; {
+		case c == '\\':
+			plain = false
+			i += 2 // an escaped quote does not end the string
+		case c >= utf8.RuneSelf:
+			ascii = false
+			i++
+		default:
+			i++
+		}
+	}
+	ps.pos = i + 1
+	raw := ps.data[start:ps.pos]
+	if plain && (ascii || utf8.Valid(raw)) {
+		return string(raw[1 : len(raw)-1])
+	}
+	// Escapes, or bytes that are not UTF-8 (which become U+FFFD).
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		panic("dagflow: a string json.Valid accepted does not decode: " + err.Error())
+	}
+	return s
 }
 
 // decodeWorkflow reads the JSON form of a workflow, reporting syntax errors,
@@ -290,21 +410,13 @@ func decodeWorkflow(data []byte) (Workflow, *problemList) {
 	src := &source{data: data}
 	if !json.Valid(data) {
 		// The scanner behind Valid and Unmarshal gives the offset of the
-		// first bad byte; the Decoder's token reader, used below, does not
-		// (its offsets count from the start of the current value).
+		// first bad byte (json.Decoder's Token does not).
 		p := (*problemList)(nil).add(syntaxProblem(src, json.Unmarshal(data, new(any))))
 		p.fatal = true
 		return w, p
 	}
-	ps := &parser{src: src, dec: json.NewDecoder(bytes.NewReader(data))}
-	ps.dec.UseNumber()
-	root, err := ps.value(0, nil)
-	if err == nil {
-		if _, extra := ps.dec.Token(); extra != io.EOF {
-			line, col := src.position(ps.start(ps.dec.InputOffset()))
-			err = &syntaxAt{msg: "unexpected data after the workflow object", line: line, col: col}
-		}
-	}
+	ps := &parser{src: src, data: data}
+	root, err := ps.value()
 	if err != nil {
 		p := ps.p.add(syntaxProblem(src, err))
 		p.fatal = true
@@ -316,15 +428,15 @@ func decodeWorkflow(data []byte) (Workflow, *problemList) {
 		return w, p
 	}
 	m := mapper{src: src, p: ps.p}
-	m.fields(root, "", workflowFields, func(key string, v *jnode, path string) {
-		switch key {
+	m.fields(root, "", workflowFields, func(v *jnode, at place) {
+		switch at.key {
 		case "id":
-			w.ID = m.str(v, path)
+			w.ID = m.str(v, at)
 		case "saga":
-			w.Saga = m.bool(v, path)
+			w.Saga = m.bool(v, at)
 		case "context":
 			if v.kind != 'o' && v.kind != 'z' {
-				m.typeProblem(v, path, "an object")
+				m.typeProblem(v, at, "an object")
 				return
 			}
 			if v.kind == 'o' {
@@ -338,21 +450,21 @@ func decodeWorkflow(data []byte) (Workflow, *problemList) {
 				w.Context = json.RawMessage(b.Bytes())
 			}
 		case "onComplete":
-			w.OnComplete = m.str(v, path)
+			w.OnComplete = m.str(v, at)
 		case "onError":
-			w.OnError = m.str(v, path)
+			w.OnError = m.str(v, at)
 		case "timeout":
-			w.Timeout = m.float(v, path)
+			w.Timeout = m.float(v, at)
 		case "onStepFailure":
-			w.OnStepFailure = FailurePolicy(m.str(v, path))
+			w.OnStepFailure = FailurePolicy(m.str(v, at))
 		case "steps":
 			if v.kind != 'a' {
-				m.typeProblem(v, path, "an array")
+				m.typeProblem(v, at, "an array")
 				return
 			}
 			w.Steps = make([]Step, len(v.items))
 			for i, sv := range v.items {
-				m.step(sv, "steps["+strconv.Itoa(i)+"]", &w.Steps[i])
+				m.step(sv, placeIndex("steps", i), &w.Steps[i])
 			}
 		}
 	})
@@ -377,21 +489,21 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
-// fields calls set for each known field of the object n and reports unknown
-// ones with a suggestion.
-func (m *mapper) fields(n *jnode, path string, known []string, set func(key string, v *jnode, path string)) {
-	for i, k := range n.keys {
-		if indexOf(known, k) < 0 {
+// fields calls set for each known field of the object n, whose path is
+// path, and reports unknown ones with a suggestion.
+func (m *mapper) fields(n *jnode, path string, known []string, set func(v *jnode, at place)) {
+	for _, f := range n.members {
+		if !slices.Contains(known, f.key) {
 			msg := "unknown field"
-			if s := caseInsensitive(k, known); s != "" {
+			if s := caseInsensitive(f.key, known); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
-			} else if s := graph.Suggest(k, known); s != "" {
+			} else if s := graph.Suggest(f.key, known); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			}
-			m.p = m.p.addAt(n.koffs[i], Problem{Path: join(path, k), Message: fmt.Sprintf("%s (%s)", msg, m.src.at(n.koffs[i]))})
+			m.p = m.p.addAt(f.off, Problem{Path: join(path, f.key), Message: fmt.Sprintf("%s (%s)", msg, m.src.at(f.off))})
 			continue
 		}
-		set(k, n.vals[i], join(path, k))
+		set(f.val, placeKey(path, f.key))
 	}
 }
 
@@ -404,81 +516,81 @@ func caseInsensitive(k string, known []string) string {
 	return ""
 }
 
-func (m *mapper) typeProblem(v *jnode, path, want string) {
-	m.p = m.p.addAt(v.off, Problem{Path: path, Message: fmt.Sprintf("must be %s, not %s (%s)", want, v.kindName(), m.src.at(v.off))})
+func (m *mapper) typeProblem(v *jnode, at place, want string) {
+	m.p = m.p.addAt(v.off, Problem{Path: at.String(), Message: fmt.Sprintf("must be %s, not %s (%s)", want, v.kindName(), m.src.at(v.off))})
 }
 
-func (m *mapper) str(v *jnode, path string) string {
+func (m *mapper) str(v *jnode, at place) string {
 	if v.kind == 'z' {
 		return ""
 	}
 	if v.kind != 's' {
-		m.typeProblem(v, path, "a string")
+		m.typeProblem(v, at, "a string")
 	}
 	return v.str
 }
 
-func (m *mapper) bool(v *jnode, path string) bool {
+func (m *mapper) bool(v *jnode, at place) bool {
 	if v.kind == 'z' {
 		return false
 	}
 	if v.kind != 'b' {
-		m.typeProblem(v, path, "true or false")
+		m.typeProblem(v, at, "true or false")
 	}
 	return v.b
 }
 
-func (m *mapper) float(v *jnode, path string) float64 {
+func (m *mapper) float(v *jnode, at place) float64 {
 	if v.kind == 'z' {
 		return 0
 	}
 	if v.kind != 'n' {
-		m.typeProblem(v, path, "a number")
+		m.typeProblem(v, at, "a number")
 		return 0
 	}
 	f, err := v.num.Float64()
 	if err != nil || math.IsInf(f, 0) {
-		m.p = m.p.addAt(v.off, Problem{Path: path, Message: fmt.Sprintf("number %s is out of range (%s)", v.num, m.src.at(v.off))})
+		m.p = m.p.addAt(v.off, Problem{Path: at.String(), Message: fmt.Sprintf("number %s is out of range (%s)", v.num, m.src.at(v.off))})
 		return 0
 	}
 	return f
 }
 
-func (m *mapper) int(v *jnode, path string) int {
+func (m *mapper) int(v *jnode, at place) int {
 	if v.kind == 'z' {
 		return 0
 	}
 	if v.kind != 'n' {
-		m.typeProblem(v, path, "a whole number")
+		m.typeProblem(v, at, "a whole number")
 		return 0
 	}
 	i, err := v.num.Int64()
 	if err != nil || i > math.MaxInt32 || i < math.MinInt32 {
-		m.p = m.p.addAt(v.off, Problem{Path: path, Message: fmt.Sprintf("must be a whole number in range, not %s (%s)", v.num, m.src.at(v.off))})
+		m.p = m.p.addAt(v.off, Problem{Path: at.String(), Message: fmt.Sprintf("must be a whole number in range, not %s (%s)", v.num, m.src.at(v.off))})
 		return 0
 	}
 	return int(i)
 }
 
-func (m *mapper) step(n *jnode, path string, s *Step) {
+func (m *mapper) step(n *jnode, at place, s *Step) {
 	if n.kind != 'o' {
-		m.typeProblem(n, path, "an object")
+		m.typeProblem(n, at, "an object")
 		return
 	}
-	m.fields(n, path, stepFields, func(key string, v *jnode, path string) {
-		switch key {
+	m.fields(n, at.String(), stepFields, func(v *jnode, at place) {
+		switch at.key {
 		case "id":
-			s.ID = m.str(v, path)
+			s.ID = m.str(v, at)
 		case "url":
-			s.URL = m.str(v, path)
+			s.URL = m.str(v, at)
 		case "handler":
-			s.Handler = m.str(v, path)
+			s.Handler = m.str(v, at)
 		case "dependsOn":
 			if v.kind == 'z' {
 				return
 			}
 			if v.kind != 'a' {
-				m.typeProblem(v, path, "an array of step ids")
+				m.typeProblem(v, at, "an array of step ids")
 				return
 			}
 			if len(v.items) == 0 {
@@ -486,38 +598,42 @@ func (m *mapper) step(n *jnode, path string, s *Step) {
 			}
 			s.DependsOn = make([]string, len(v.items))
 			for i, d := range v.items {
-				s.DependsOn[i] = m.str(d, fmt.Sprintf("%s[%d]", path, i))
+				if d.kind == 's' {
+					s.DependsOn[i] = d.str
+				} else {
+					s.DependsOn[i] = m.str(d, placeIndex(at.String(), i))
+				}
 			}
 		case "parallel":
-			s.Parallel = m.bool(v, path)
+			s.Parallel = m.bool(v, at)
 		case "retries":
 			if v.kind == 'z' {
 				return
 			}
 			if v.kind != 'o' {
-				m.typeProblem(v, path, "an object")
+				m.typeProblem(v, at, "an object")
 				return
 			}
 			r := &RetryConfig{}
-			m.fields(v, path, retryFields, func(key string, v *jnode, path string) {
-				switch key {
+			m.fields(v, at.String(), retryFields, func(v *jnode, at place) {
+				switch at.key {
 				case "maxAttempts":
-					r.MaxAttempts = m.int(v, path)
+					r.MaxAttempts = m.int(v, at)
 				case "backoff":
-					r.Backoff = Backoff(m.str(v, path))
+					r.Backoff = Backoff(m.str(v, at))
 				case "initialInterval":
-					r.InitialInterval = m.float(v, path)
+					r.InitialInterval = m.float(v, at)
 				case "maxInterval":
-					r.MaxInterval = m.float(v, path)
+					r.MaxInterval = m.float(v, at)
 				}
 			})
 			s.Retries = r
 		case "timeout":
-			s.Timeout = m.float(v, path)
+			s.Timeout = m.float(v, at)
 		case "compensation":
-			s.Compensation = m.str(v, path)
+			s.Compensation = m.str(v, at)
 		case "allowFailedDeps":
-			s.AllowFailedDeps = m.bool(v, path)
+			s.AllowFailedDeps = m.bool(v, at)
 		}
 	})
 }

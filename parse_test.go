@@ -3,6 +3,7 @@ package dagflow_test
 import (
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -449,6 +450,32 @@ func TestParseReportsEverythingTogether(t *testing.T) {
 		}
 		if d := cmp.Diff(want, ve.Problems); d != "" {
 			t.Fatalf("problems (-want +got):\n%s", d)
+		}
+	}
+}
+
+// BenchmarkParseWorkflow10k reads a 10,000-step workflow (about 3
+// dependencies a step, indented as people write it) and validates it.
+func BenchmarkParseWorkflow10k(b *testing.B) {
+	b.Logf("seed %d", benchSeed)
+	w := randomDAG(rand.New(rand.NewPCG(benchSeed, 0)), 10_000, 3)
+	w.Context = json.RawMessage(`{"orderId":"order_123","items":[1,2,3]}`)
+	for i := range w.Steps {
+		if i%2 == 0 {
+			w.Steps[i].Handler = ""
+			w.Steps[i].URL = "https://app.example.com/api/jobs/" + w.Steps[i].ID
+			w.Steps[i].Retries = &dagflow.RetryConfig{MaxAttempts: 3, Backoff: dagflow.Linear, InitialInterval: 0.5}
+		}
+	}
+	data, err := json.MarshalIndent(&w, "", "  ")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := dagflow.ParseWorkflow(data); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -428,8 +428,12 @@ func (e *Engine) callHTTP(ctx context.Context, url string, in Input) (flow.Outco
 	if err != nil {
 		return o, Permanent(fmt.Errorf("encoding the step input: %w", err))
 	}
+	start := time.Now()
 	reply, err := e.http.Call(ctx, url, in.IdempotencyKey(), body)
 	o.StatusCode, o.Duration = reply.StatusCode, reply.Duration
+	if o.Duration == 0 {
+		o.Duration = time.Since(start)
+	}
 	if err != nil {
 		var he *httpstep.Error
 		if errors.As(err, &he) {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -786,8 +787,22 @@ func (x *Txn) Retry(runID string) error {
 
 // Recover takes over, at once, every claim that an earlier engine left on a
 // running run of an exclusive store: the steps are made due now, and the next
-// Claim ends their interrupted attempts and starts them again.
+// Claim ends their interrupted attempts and starts them again. Webhooks not
+// yet delivered are made due now too (one that was being sent when the
+// process died is sent again).
 func (x *Txn) Recover() error {
+	hooks, err := x.tx.DueWebhooks(x.now.AddDate(100, 0, 0), math.MaxInt32)
+	if err != nil {
+		return err
+	}
+	for _, w := range hooks {
+		if w.DueAt.After(x.now) {
+			w.DueAt = x.now
+			if err := x.tx.PutWebhook(w); err != nil {
+				return err
+			}
+		}
+	}
 	runs, err := x.tx.Runs(store.RunQuery{State: store.RunRunning})
 	if err != nil {
 		return err

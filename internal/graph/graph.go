@@ -121,19 +121,46 @@ func Suggest(s string, candidates []string) string {
 	limit := min(max(len(s)/3, 1), 4)
 	best := ""
 	var rows []int
+	var counts [256]int32 // of each byte in s
+	for i := 0; i < len(s); i++ {
+		counts[s[i]]++
+	}
 	for _, c := range candidates {
-		if c == s || absDiff(len(c), len(s)) > limit {
+		if c == s || absDiff(len(c), len(s)) > limit || bagDistance(&counts, len(s), c) > limit {
 			continue
 		}
 		if need := 2 * (len(c) + 1); cap(rows) < need {
 			rows = make([]int, need)
 		}
-		// Once one is found, a later candidate must be strictly nearer.
+		// Once one is found, a later candidate must be strictly nearer,
+		// and none is nearer than one edit.
 		if d := distance(s, c, limit, rows); d <= limit && (best == "" || d < limit) {
 			best, limit = c, d
+			if d <= 1 {
+				break
+			}
 		}
 	}
 	return best
+}
+
+// bagDistance is a lower bound of the edit distance of s and c that looks
+// only at which bytes they hold: each edit adds at most one byte and takes
+// away at most one. counts holds the number of each byte in s, whose length
+// is n; it is the same on return.
+func bagDistance(counts *[256]int32, n int, c string) int {
+	extra := 0 // bytes of c that s lacks
+	for i := 0; i < len(c); i++ {
+		counts[c[i]]--
+		if counts[c[i]] < 0 {
+			extra++
+		}
+	}
+	for i := 0; i < len(c); i++ {
+		counts[c[i]]++
+	}
+	missing := n - (len(c) - extra) // bytes of s that c lacks
+	return max(extra, missing)
 }
 
 func absDiff(a, b int) int {
@@ -151,6 +178,13 @@ func distance(a, b string, limit int, rows []int) int {
 	over := limit + 1
 	if absDiff(len(a), len(b)) > limit {
 		return over
+	}
+	// A common prefix or suffix changes nothing.
+	for len(a) > 0 && len(b) > 0 && a[0] == b[0] {
+		a, b = a[1:], b[1:]
+	}
+	for len(a) > 0 && len(b) > 0 && a[len(a)-1] == b[len(b)-1] {
+		a, b = a[:len(a)-1], b[:len(b)-1]
 	}
 	prev, cur := rows[:len(b)+1], rows[len(b)+1:2*(len(b)+1)]
 	for j := range prev {

@@ -191,8 +191,41 @@ func TestGraphDistanceBanded(t *testing.T) {
 	}
 }
 
+// TestGraphSuggestRandom checks Suggest, with its filters and early exit,
+// against a plain search with the full distance.
+func TestGraphSuggestRandom(t *testing.T) {
+	seed := uint64(rand.Int64())
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(seed, 3))
+	word := func() string {
+		b := make([]byte, 1+r.IntN(14))
+		for i := range b {
+			b[i] = "abcd-"[r.IntN(5)]
+		}
+		return string(b)
+	}
+	for iter := 0; iter < 3000; iter++ {
+		cands := make([]string, r.IntN(30))
+		for i := range cands {
+			cands[i] = word()
+		}
+		s := word()
+		limit := min(max(len(s)/3, 1), 4)
+		want, wantD := "", limit+1
+		for _, c := range cands {
+			if d := levenshtein(s, c); c != s && d < wantD {
+				want, wantD = c, d
+			}
+		}
+		if got := Suggest(s, cands); got != want {
+			t.Fatalf("seed %d: Suggest(%q, %q) = %q, want %q (distance %d)", seed, s, cands, got, want, wantD)
+		}
+	}
+}
+
 // BenchmarkGraphSuggest100k is one "did you mean" search among 100,000
-// step ids of the same length, the worst case for the length filter.
+// step ids of the same length, the worst case for the length filter, that
+// finds nothing near enough and so reads every candidate.
 func BenchmarkGraphSuggest100k(b *testing.B) {
 	ids := make([]string, 100_000)
 	for i := range ids {
@@ -200,6 +233,8 @@ func BenchmarkGraphSuggest100k(b *testing.B) {
 	}
 	b.ResetTimer()
 	for b.Loop() {
-		Suggest("step-0x1234", ids)
+		if s := Suggest("task-x01234", ids); s != "" {
+			b.Fatal(s)
+		}
 	}
 }
