@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dagflow/dagflow/internal/flow"
 	"github.com/dagflow/dagflow/store"
@@ -30,9 +31,10 @@ type runCache struct {
 	seqs    []atomic.Int64
 	results []json.RawMessage
 
-	mu     sync.Mutex
-	filled []bool // by completion number, to track contig
-	contig int64  // completions 1..contig are all in the cache
+	mu      sync.Mutex
+	filled  []bool        // by completion number, to track contig
+	contig  int64         // completions 1..contig are all in the cache
+	changed chan struct{} // made by catchUp, closed when contig grows
 }
 
 func newRunCache(parent context.Context, id string, wf *Workflow, plan *flow.Plan) *runCache {
@@ -71,8 +73,14 @@ func (rc *runCache) complete(i int, seq int64, result json.RawMessage) {
 		rc.filled = append(rc.filled, false)
 	}
 	rc.filled[seq] = true
+	grew := false
 	for rc.contig+1 < int64(len(rc.filled)) && rc.filled[rc.contig+1] {
 		rc.contig++
+		grew = true
+	}
+	if grew && rc.changed != nil {
+		close(rc.changed)
+		rc.changed = nil
 	}
 }
 
@@ -81,6 +89,32 @@ func (rc *runCache) has(seq int64) bool {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	return rc.contig >= seq
+}
+
+// catchUp waits up to d for the cache to hold every completion up to seq:
+// a completion another worker has just committed reaches the cache a moment
+// after its commit. It reports whether the cache caught up.
+func (rc *runCache) catchUp(seq int64, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	rc.mu.Lock()
+	for {
+		if rc.contig >= seq {
+			rc.mu.Unlock()
+			return true
+		}
+		if rc.changed == nil {
+			rc.changed = make(chan struct{})
+		}
+		ch := rc.changed
+		rc.mu.Unlock()
+		select {
+		case <-ch:
+		case <-timer.C:
+			return rc.has(seq)
+		}
+		rc.mu.Lock()
+	}
 }
 
 func (rc *runCache) load(tx store.Tx, after int64) error {

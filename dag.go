@@ -120,7 +120,7 @@ func (w *Workflow) validate(e *engineCheck) []Problem {
 	add := func(path, format string, args ...any) {
 		ps = append(ps, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
 	}
-	if msg := checkID(w.ID, true); msg != "" {
+	if msg := checkID(w.ID, false); msg != "" {
 		add("id", "%s", msg)
 	}
 	if msg := badSeconds(w.Timeout); msg != "" {

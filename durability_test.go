@@ -28,9 +28,9 @@ func openBolt(t testing.TB, path string, opts ...dagflow.Option) *dagflow.Engine
 }
 
 // TestResumeAfterClose: an engine closed while a step runs leaves the run
-// in the file; the next engine resumes it, runs the interrupted step again
-// as attempt 2, never runs completed steps again, and keeps the original
-// deadline and history.
+// in the file; the next engine resumes it and runs the step that Close cut
+// short again, without counting the cut-short attempt, and never runs
+// completed steps again; the deadline and history are kept.
 func TestResumeAfterClose(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "flows.db")
 	var firstRuns, secondRuns atomic.Int64
@@ -47,7 +47,7 @@ func TestResumeAfterClose(t *testing.T) {
 	})
 	wf := dagflow.Workflow{ID: "resume", Timeout: 3600, Steps: []dagflow.Step{
 		step("a", "first"),
-		{ID: "b", Handler: "second", DependsOn: []string{"a"}, Retries: &dagflow.RetryConfig{MaxAttempts: 3}},
+		step("b", "second", "a"), // one attempt only: Close must not use it up
 		step("c", "first", "b"),
 	}}
 	ctx := ctxT(t)
@@ -82,8 +82,8 @@ func TestResumeAfterClose(t *testing.T) {
 	if firstRuns.Load() != 2 || secondRuns.Load() != 1 {
 		t.Errorf("first ran %d times (want 2: a and c), second %d (want 1 after the restart)", firstRuns.Load(), secondRuns.Load())
 	}
-	if seen.Attempt != 2 {
-		t.Errorf("the interrupted step ran again as attempt %d, want 2", seen.Attempt)
+	if seen.Attempt != 1 {
+		t.Errorf("the step Close cut short ran again as attempt %d, want 1 (not counted)", seen.Attempt)
 	}
 	if r, ok := seen.PreviousSteps.Get("a"); !ok || string(r) != `"one"` {
 		t.Errorf("after the restart b saw a's result %s, %v", r, ok)
@@ -95,9 +95,18 @@ func TestResumeAfterClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(hist) != 4 || hist[1].StepID != "b" || !strings.Contains(hist[1].Error, "interrupted") || hist[2].Number != 2 {
+	if len(hist) != 3 || hist[1].StepID != "b" || hist[1].Number != 1 || hist[1].Error != "" {
 		t.Errorf("history after restart: %+v", hist)
 	}
+}
+
+// crash stops an engine as a crash would: its store stops taking writes
+// first, so that nothing of the shutdown reaches it.
+func crash(t testing.TB, eng *dagflow.Engine, fs *faultstore.Store) {
+	t.Helper()
+	fs.FailAll(true)
+	eng.Close()
+	fs.FailAll(false)
 }
 
 // TestResumeWaitsForHandler: a resumed run whose handler is not registered
@@ -125,7 +134,7 @@ func TestResumeWaitsForHandler(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.State != dagflow.StateRunning || st.Steps[0].State != dagflow.StatePending || st.Steps[0].Attempts != 1 {
+	if st.State != dagflow.StateRunning || st.Steps[0].State != dagflow.StatePending || st.Steps[0].Attempts != 0 {
 		t.Fatalf("without its handler the run should wait: %s, step %s, attempts %d", st.State, st.Steps[0].State, st.Steps[0].Attempts)
 	}
 	start := time.Now()
@@ -139,7 +148,7 @@ func TestResumeWaitsForHandler(t *testing.T) {
 	}
 }
 
-// TestMaxAttemptsHoldAcrossRestarts: attempts interrupted by restarts count.
+// TestMaxAttemptsHoldAcrossRestarts: attempts interrupted by crashes count.
 func TestMaxAttemptsHoldAcrossRestarts(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "flows.db")
 	var calls atomic.Int64
@@ -150,12 +159,21 @@ func TestMaxAttemptsHoldAcrossRestarts(t *testing.T) {
 	}
 	wf := dagflow.Workflow{ID: "max", Steps: []dagflow.Step{{ID: "a", Handler: "h", Retries: &dagflow.RetryConfig{MaxAttempts: 2, InitialInterval: 0.001}}}}
 	for i := 0; i < 2; i++ {
-		eng := openBolt(t, path, dagflow.WithHandler("h", hang))
+		s, err := bolt.Open(path, bolt.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs := faultstore.New(s)
+		eng, err := dagflow.Open(dagflow.WithStore(fs), dagflow.WithHandler("h", hang), dagflow.WithLogger(testLogger(t)))
+		if err != nil {
+			t.Fatal(err)
+		}
 		if _, err := eng.Create(ctxT(t), wf); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, eng, "max", func(st *dagflow.Status) bool { return st.Steps[0].State == dagflow.StateRunning })
-		eng.Close()
+		crash(t, eng, fs)
+		s.Close()
 	}
 	eng := openBolt(t, path, dagflow.WithHandler("h", hang))
 	defer eng.Close()
@@ -168,6 +186,10 @@ func TestMaxAttemptsHoldAcrossRestarts(t *testing.T) {
 	}
 	if !strings.Contains(st.Error, "attempt 2 was interrupted") {
 		t.Errorf("error %q", st.Error)
+	}
+	hist, _ := eng.Attempts(ctxT(t), "max")
+	if len(hist) != 2 || !strings.Contains(hist[0].Error, "interrupted") || hist[0].StartedAt.IsZero() {
+		t.Errorf("history %+v", hist)
 	}
 }
 

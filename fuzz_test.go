@@ -58,6 +58,8 @@ func FuzzParseWorkflow(f *testing.F) {
 		`{"id": "w", "steps": [{"id": "a", "handler": "h", "retries": {"maxAttempts": 2.0}}]}`,
 		"\ufeff{\"id\": \"w\", \"steps\": [{\"id\": \"\xff\", \"handler\": \"h\"}]}",
 		`{"id": "w", "steps": [{"id": "a", "handler": "h", "dependsOn": []}], "context": {"": {"": [[]]}}}`,
+		`{"id": "w", "steps": [{"id": "a", "handler": "h"}], "context": {"a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "f": 6,
+		  "g": 7, "h": 8, "i": 9, "j": 10, "k": 11, "l": 12, "m": 13, "n": 14, "o": 15, "p": 16, "q": 17, "r": 18, "a": 0}}`,
 	} {
 		f.Add([]byte(s))
 	}

@@ -1,9 +1,11 @@
 package dagflow
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dagflow/dagflow/store"
@@ -38,6 +40,23 @@ type LogLine struct {
 	Attrs   string    `json:"attrs,omitempty"`
 }
 
+// cmpAttempt orders attempts as Tx.Attempts does.
+func cmpAttempt(a, b store.Attempt) int {
+	if c := cmp.Compare(a.Index, b.Index); c != 0 {
+		return c
+	}
+	if a.Compensation != b.Compensation {
+		if !a.Compensation {
+			return -1
+		}
+		return 1
+	}
+	if c := cmp.Compare(a.Generation, b.Generation); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Number, b.Number)
+}
+
 // Webhook is an onComplete or onError call of a run and how its delivery
 // went.
 type Webhook struct {
@@ -65,6 +84,23 @@ func (e *Engine) Attempts(ctx context.Context, runID string) ([]Attempt, error) 
 		atts, err := tx.Attempts(runID, -1)
 		if err != nil {
 			return err
+		}
+		// An attempt under way has no record yet: its step says when it
+		// started.
+		steps, err := tx.Steps(runID)
+		if err != nil {
+			return err
+		}
+		for _, st := range steps {
+			if st.AttemptAt.IsZero() {
+				continue
+			}
+			a := store.Attempt{RunID: runID, Index: st.Index, StepID: st.ID, Number: st.Attempts, Owner: st.Owner, StartedAt: st.AttemptAt}
+			if st.Comp == store.CompRunning {
+				a.Compensation, a.Number = true, st.CompAttempts
+			}
+			i, _ := slices.BinarySearchFunc(atts, a, cmpAttempt)
+			atts = slices.Insert(atts, i, a)
 		}
 		out = make([]Attempt, 0, len(atts))
 		for _, a := range atts {

@@ -3,10 +3,12 @@ package dagflow
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
+	"github.com/dagflow/dagflow/httpstep"
 	"github.com/dagflow/dagflow/internal/flow"
 	"github.com/dagflow/dagflow/store"
 )
@@ -48,7 +50,9 @@ const hookLease = 2 * time.Minute
 // hookLoop delivers due webhooks: each delivery is claimed in the store,
 // sent (with go-retryablehttp's quick retries), and its outcome recorded;
 // a failed delivery is due again after a growing backoff until it has been
-// tried WithWebhookAttempts times, and stays in the store either way.
+// tried WithWebhookAttempts times (a reply that another try cannot mend, a
+// 4xx other than 408 and 429, ends it at once), and stays in the store either
+// way.
 func (e *Engine) hookLoop() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -136,7 +140,8 @@ func (e *Engine) deliver(hooks []store.Webhook) {
 				cur.DeliveredAt, cur.DueAt, cur.LastError = now, time.Time{}, ""
 			} else {
 				cur.LastError = errs[i].Error()
-				if cur.Attempts >= e.cfg.hookTries {
+				var he *httpstep.Error
+				if errors.As(errs[i], &he) && !he.Retryable || cur.Attempts >= e.cfg.hookTries {
 					cur.DueAt = time.Time{}
 					e.log.Error("dagflow: giving up on a webhook", "run", w.RunID, "url", redactURL(w.URL), "attempts", cur.Attempts, "error", errs[i])
 				} else {

@@ -294,6 +294,10 @@ func TestParseErrors(t *testing.T) {
 			// is empty.
 			{Path: "steps[0]", Message: "needs a url (an HTTP job handler) or a handler (a Go handler registered on the engine)"},
 			{Path: "steps[1].dependsOn[1]", Message: "is empty"}}},
+		{"duplicate key in a large object", `{"id": "w", "steps": [{"id": "a", "handler": "h"}], "context": {` +
+			`"k0": 0, "k1": 1, "k2": 2, "k3": 3, "k4": 4, "k5": 5, "k6": 6, "k7": 7, "k8": 8, "k9": 9, ` +
+			`"k10": 10, "k11": 11, "k12": 12, "k13": 13, "k14": 14, "k15": 15, "k16": 16, "k17": 17, "k3": 3}}`, []dagflow.Problem{
+			{Path: "context.k3", Message: "is given twice (line 1, column 243, and first at line 1, column 92)"}}},
 		{"steps not an array", `{"id": "w", "steps": {"id": "a"}}`, []dagflow.Problem{
 			{Path: "steps", Message: "must be an array, not an object (line 1, column 22)"}}},
 		{"steps null", `{"id": "w", "steps": null}`, []dagflow.Problem{

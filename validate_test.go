@@ -53,7 +53,11 @@ func TestValidateProblems(t *testing.T) {
 		{"over-long workflow id", with(func(w *dagflow.Workflow) { w.ID = long }),
 			[]dagflow.Problem{p("id", "is 257 bytes long; the limit is 256")}},
 		{"256-byte workflow id is fine", with(func(w *dagflow.Workflow) { w.ID = long[:256] }), nil},
-		{"workflow id may contain a slash", with(func(w *dagflow.Workflow) { w.ID = "orders/2025/1" }), nil},
+		// A slash would make idempotency keys ambiguous: workflow "a/b"
+		// step "compensation" and workflow "a" step "b"'s compensation
+		// would share "a/b/compensation".
+		{"workflow id with a slash", with(func(w *dagflow.Workflow) { w.ID = "orders/2025/1" }),
+			[]dagflow.Problem{p("id", `"orders/2025/1" contains "/", which the idempotency key <workflowId>/<stepId> reserves`)}},
 		{"workflow id with a control character", with(func(w *dagflow.Workflow) { w.ID = "w\n1" }),
 			[]dagflow.Problem{p("id", `"w\n1" contains a control character`)}},
 		{"workflow id not UTF-8", with(func(w *dagflow.Workflow) { w.ID = "w\xff" }),

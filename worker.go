@@ -217,13 +217,18 @@ func (e *Engine) apply(eff *flow.Effects, want int) []*task {
 	tasks := make([]*task, 0, len(eff.Claimed))
 	for _, c := range eff.Claimed {
 		rc := e.cachedRun(c.RunID)
-		if rc == nil || !rc.has(c.Seq) {
+		if rc == nil || !rc.has(c.Seq) && !rc.catchUp(c.Seq, catchUpWait) {
 			rc = e.refresh(c.RunID, c.Seq)
 		}
 		tasks = append(tasks, &task{c: c, rc: rc})
 	}
 	return tasks
 }
+
+// catchUpWait is how long a worker waits for a completion committed by
+// another worker of this engine to reach the run's cache before it reads
+// the results from the store instead.
+const catchUpWait = 20 * time.Millisecond
 
 // refresh brings a run's cache up to completion number seq from the store
 // (results completed by another engine, or committed by another worker a
@@ -239,7 +244,10 @@ func (e *Engine) refresh(runID string, seq int64) *runCache {
 		if rc.has(seq) {
 			return nil
 		}
-		return rc.load(tx, 0)
+		rc.mu.Lock()
+		from := rc.contig
+		rc.mu.Unlock()
+		return rc.load(tx, from)
 	})
 	if err != nil {
 		e.log.Error("dagflow: loading the results of a run", "run", runID, "error", err)
@@ -286,8 +294,20 @@ func (e *Engine) finish(t *task, o flow.Outcome, eff *flow.Effects) *task {
 	e.unlive(t)
 	closing := e.ctx.Err() != nil
 	if closing && o.Err != "" {
-		// Failed because the engine is closing: leave the claim; the
-		// step runs again when an engine next opens the store.
+		// Cut short because the engine is closing: give the claim back
+		// without counting the attempt; the step runs again when an engine
+		// next opens the store. (If this fails too, the next engine counts
+		// the attempt as interrupted, as after a crash.)
+		err := e.store.Update(context.WithoutCancel(e.ctx), func(tx store.Tx) error {
+			x := flow.Begin(tx, e.env(), e.now(), eff)
+			if err := x.Release(&t.c, "cancelled: the engine closed"); err != nil {
+				return err
+			}
+			return x.Flush()
+		})
+		if err != nil {
+			e.log.Warn("dagflow: giving back an attempt cut short by Close", "run", t.c.RunID, "step", t.c.StepID, "error", err)
+		}
 		e.release(1)
 		return nil
 	}

@@ -12,9 +12,9 @@ import (
 //
 // The zero values of the optional fields mean the documented defaults.
 type Workflow struct {
-	// ID names the run; it must be unique among runs. Creating a workflow
-	// with an id that exists returns that run when the spec is the same
-	// and ErrConflict when it differs.
+	// ID names the run; it must be unique among runs, and may not contain
+	// "/" (see Step.ID). Creating a workflow with an id that exists returns
+	// that run when the spec is the same and ErrConflict when it differs.
 	ID string `json:"id"`
 	// Saga, when true, compensates the completed steps in reverse order of
 	// completion when the run fails, times out or is cancelled.

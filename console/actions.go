@@ -117,6 +117,7 @@ func (c *console) action(w http.ResponseWriter, r *request) {
 		return
 	}
 	if wantJSON {
+		scrubStatus(st)
 		writeJSON(w, http.StatusOK, st)
 		return
 	}

@@ -95,7 +95,7 @@ func (c *console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for i, s := range segs {
 		u, err := url.PathUnescape(s)
 		if err != nil {
-			c.notFound(w, r, depth(segs))
+			c.notFound(w, r, len(segs)-1)
 			return
 		}
 		segs[i] = u
@@ -106,6 +106,8 @@ func (c *console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.get(w, rq, c.list)
 	case rel == "runs.json":
 		c.get(w, rq, c.listJSON)
+	case len(segs) >= 2 && segs[0] == "runs" && segs[1] == "":
+		c.notFound(w, r, len(segs)-1)
 	case len(segs) == 2 && segs[0] == "static":
 		c.get(w, rq, c.static)
 	case len(segs) == 2 && segs[0] == "runs":
@@ -141,8 +143,6 @@ type request struct {
 // runID returns the run id of a path under runs/.
 func (r *request) runID() string { return r.segs[1] }
 
-func depth(segs []string) int { return len(segs) - 1 }
-
 func (c *console) get(w http.ResponseWriter, r *request, h func(http.ResponseWriter, *request)) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -162,15 +162,20 @@ func (c *console) post(w http.ResponseWriter, r *request, h func(http.ResponseWr
 }
 
 // relPath returns the escaped path of r below the console's mount point,
-// without a leading slash. It takes the mount point from the ServeMux
-// pattern that matched (such as "/flows/" or "GET example.com/t/{t}/flows/"),
-// unless the path no longer starts with it (http.StripPrefix removed it).
+// without a leading slash. When a middleware such as http.StripPrefix
+// changed the path the client asked for, what is left is that path; else
+// it takes the mount point off, as given by the ServeMux pattern that
+// matched (such as "/flows/" or "GET example.com/t/{t}/flows/").
 // ok is false when the path names the mount point without its trailing
 // slash.
 func relPath(r *http.Request) (rel string, ok bool) {
 	p := r.URL.EscapedPath()
 	if p == "" {
 		return "", true
+	}
+	if u, err := url.ParseRequestURI(r.RequestURI); err == nil && u.EscapedPath() != p {
+		// A middleware such as http.StripPrefix took the mount point off.
+		return strings.TrimPrefix(p, "/"), true
 	}
 	segs := strings.Split(strings.TrimPrefix(p, "/"), "/")
 	mount := patternSegments(r.Pattern)

@@ -63,18 +63,18 @@ var (
 	gvCache = newLayoutCache(256)
 )
 
-// dotSource writes the graph of wf for dot: nodes n<index> of the console's
-// sizes, edges from dependsOn.
-func dotSource(wf *dagflow.Workflow) []byte {
+// dotSource writes the graph of wf for dot, drawn in direction dir (LR
+// or TB): nodes n<index> of the console's sizes, edges from dependsOn.
+func dotSource(wf *dagflow.Workflow, dir string) []byte {
 	index := make(map[string]int, len(wf.Steps))
 	for i, s := range wf.Steps {
 		index[s.ID] = i
 	}
 	var b bytes.Buffer
-	b.WriteString("digraph{graph[rankdir=LR,nodesep=0.25,ranksep=0.5,mclimit=0.5,nslimit=4,nslimit1=4];")
+	fmt.Fprintf(&b, "digraph{graph[rankdir=%s,nodesep=0.25,ranksep=0.45,mclimit=0.5,nslimit=4,nslimit1=4];", dir)
 	b.WriteString("node[shape=box,fixedsize=true,label=\"\"];\n")
 	for i, s := range wf.Steps {
-		fmt.Fprintf(&b, "n%d[width=%.3f,height=%.3f];\n", i, nodeWidth(s.ID)/72, float64(nodeHeight)/72)
+		fmt.Fprintf(&b, "n%d[width=%.4f,height=%.4f];\n", i, nodeWidth(s.ID)/72, float64(nodeHeight)/72)
 	}
 	for i, s := range wf.Steps {
 		for _, d := range s.DependsOn {
@@ -93,13 +93,21 @@ func nodeWidth(id string) float64 {
 	return min(max(34+float64(n)*charWidth+14, nodeMinWidth), nodeMaxWidth)
 }
 
+// The size of the screen a graph should fit, in pixels.
+const screenWidth, screenHeight = 1200, 800
+
+// overflow says how many screens the drawing needs across or down.
+func (l *layout) overflow() float64 { return max(l.Width/screenWidth, l.Height/screenHeight) }
+
 // layoutGraph lays out the graph of wf, from the cache when a workflow of
-// the same shape was laid out before.
+// the same shape was laid out before. Graphs read best left to right; one
+// that comes out much wider than a screen is laid out top to bottom too,
+// and the drawing that fits a screen better is kept.
 func layoutGraph(ctx context.Context, wf *dagflow.Workflow) (*layout, error) {
 	if len(wf.Steps) > maxGraphSteps {
 		return nil, fmt.Errorf("the workflow has %d steps; the console draws graphs of up to %d", len(wf.Steps), maxGraphSteps)
 	}
-	src := dotSource(wf)
+	src := dotSource(wf, "LR")
 	key := sha256.Sum256(src)
 	if l, ok := gvCache.get(key); ok {
 		return l, nil
@@ -109,21 +117,31 @@ func layoutGraph(ctx context.Context, wf *dagflow.Workflow) (*layout, error) {
 	if l, ok := gvCache.get(key); ok { // laid out while we waited
 		return l, nil
 	}
-	plain, err := runDot(ctx, src)
+	l, err := runDot(ctx, src, len(wf.Steps))
 	if err != nil {
 		return nil, err
 	}
-	l, err := parsePlain(plain, len(wf.Steps))
-	if err != nil {
-		return nil, err
+	if l.Width > 2*screenWidth {
+		if tb, err := runDot(ctx, dotSource(wf, "TB"), len(wf.Steps)); err == nil && tb.overflow() < l.overflow() {
+			l = tb
+		}
 	}
 	gvCache.put(key, l)
 	return l, nil
 }
 
-// runDot runs dot on src and returns its "plain" output. The caller holds
-// gvMu.
-func runDot(ctx context.Context, src []byte) (out []byte, err error) {
+// runDot lays out a graph of n nodes with dot. The caller holds gvMu.
+func runDot(ctx context.Context, src []byte, n int) (*layout, error) {
+	plain, err := dotPlain(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	return parsePlain(plain, n)
+}
+
+// dotPlain runs dot on src and returns its "plain" output. The caller
+// holds gvMu.
+func dotPlain(ctx context.Context, src []byte) (out []byte, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("graphviz panicked: %v", p)

@@ -83,8 +83,9 @@ type nodeView struct {
 }
 
 type edgeView struct {
-	Path string
-	Done bool // the dependency completed
+	Path     string
+	Done     bool // the dependency completed
+	Critical bool // on the critical path
 }
 
 // load reads what a run's page shows. It returns the engine's error for an
@@ -108,6 +109,11 @@ func (c *console) load(r *request) (*runView, error) {
 	if err != nil {
 		return nil, err
 	}
+	scrubStatus(st)
+	scrubAttempts(atts)
+	for i := range hooks {
+		hooks[i].URL, hooks[i].LastError = redactURL(hooks[i].URL), scrub(hooks[i].LastError)
+	}
 	now := c.now()
 	self := r.base + runURL(id)
 	v := &runView{
@@ -115,7 +121,10 @@ func (c *console) load(r *request) (*runView, error) {
 		Duration: runDuration(st.StartedAt, st.CompletedAt, st.State, now), Done: len(st.CompletedSteps),
 		Context: newJSONView(st.Context, ""), Hooks: hooks,
 	}
-	critical := criticalPath(wf, atts, st, now)
+	if v.Live {
+		v.Refresh = 5
+	}
+	critical := findCriticalPath(wf, atts, st, now)
 	v.Timeline = newTimeline(st, atts, critical, now)
 	v.Steps = stepViews(st, wf, atts, critical, self, now)
 	if l, err := layoutGraph(ctx, wf); err != nil {
@@ -134,14 +143,27 @@ func (c *console) runPage(w http.ResponseWriter, r *request) {
 		return
 	}
 	if c.cfg.actions {
-		s := v.Status.State
 		v.Actions = &actionsView{CSRF: c.csrfToken(w, r), Token: c.cfg.token != "",
-			Retry: s == dagflow.StateFailed || s == dagflow.StateCancelled, Cancel: !s.Final()}
+			Retry: retryable(v.Status), Cancel: !v.Status.State.Final()}
 	}
 	c.render(w, r, http.StatusOK, "run", v)
 }
 
-func stepViews(st *dagflow.Status, wf *dagflow.Workflow, atts []dagflow.Attempt, critical map[string]bool, self string, now time.Time) []stepView {
+// retryable reports whether Engine.Retry takes the run: failed or
+// cancelled, and not a saga that was compensated.
+func retryable(st *dagflow.Status) bool {
+	if st.State != dagflow.StateFailed && st.State != dagflow.StateCancelled {
+		return false
+	}
+	for _, s := range st.Steps {
+		if s.Compensation != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func stepViews(st *dagflow.Status, wf *dagflow.Workflow, atts []dagflow.Attempt, critical criticalPath, self string, now time.Time) []stepView {
 	index := make(map[string]int, len(st.Steps))
 	for i, s := range st.Steps {
 		index[s.ID] = i
@@ -155,7 +177,7 @@ func stepViews(st *dagflow.Status, wf *dagflow.Workflow, atts []dagflow.Attempt,
 	out := make([]stepView, len(st.Steps))
 	for i, s := range st.Steps {
 		stepURL := self + "/steps/" + url.PathEscape(s.ID)
-		v := stepView{StepStatus: s, Index: i, History: history[s.ID], Critical: critical[s.ID],
+		v := stepView{StepStatus: s, Index: i, History: history[s.ID], Critical: critical.has(s.ID),
 			Result: newJSONView(s.Result, stepURL+"/result"), InputURL: stepURL + "/input",
 			Open: s.State == dagflow.StateFailed || s.State == dagflow.StateCompensationFailed}
 		if !s.StartedAt.IsZero() {
@@ -185,7 +207,7 @@ func stepViews(st *dagflow.Status, wf *dagflow.Workflow, atts []dagflow.Attempt,
 	return out
 }
 
-func newGraphView(l *layout, st *dagflow.Status, wf *dagflow.Workflow, critical map[string]bool) *graphView {
+func newGraphView(l *layout, st *dagflow.Status, wf *dagflow.Workflow, critical criticalPath) *graphView {
 	f := func(x float64) string { return fmt.Sprintf("%.1f", x) }
 	g := &graphView{Width: f(l.Width), Height: f(l.Height)}
 	for i, s := range st.Steps {
@@ -198,29 +220,36 @@ func newGraphView(l *layout, st *dagflow.Status, wf *dagflow.Workflow, critical 
 			sub += fmt.Sprintf(" · %d tries", s.Attempts)
 		}
 		g.Nodes = append(g.Nodes, nodeView{
-			Index: i, ID: s.ID, Label: truncate(s.ID, labelRunes), State: s.State, Sub: sub, Critical: critical[s.ID],
+			Index: i, ID: s.ID, Label: truncate(s.ID, labelRunes), State: s.State, Sub: sub, Critical: critical.has(s.ID),
 			X: f(b.X), Y: f(b.Y), W: f(b.W), H: f(b.H), CX: f(b.X + 16), CY: f(b.Y + 16),
 			TX: f(b.X + 28), LY: f(b.Y + 20), SY: f(b.Y + 35), AttemptCount: s.Attempts,
 		})
 	}
 	for _, e := range l.Edges {
-		done := e.From < len(st.Steps) && st.Steps[e.From].State == dagflow.StateCompleted
-		g.Edges = append(g.Edges, edgeView{Path: e.Path, Done: done})
+		if e.From >= len(st.Steps) || e.To >= len(st.Steps) {
+			continue
+		}
+		from, to := st.Steps[e.From], st.Steps[e.To]
+		g.Edges = append(g.Edges, edgeView{Path: e.Path, Done: from.State == dagflow.StateCompleted,
+			Critical: critical.edge(from.ID, to.ID)})
 	}
 	return g
 }
 
-// statusJSON answers the engine's dagflow.Status of a run.
+// statusJSON answers the engine's dagflow.Status of a run, its errors
+// scrubbed of URL secrets.
 func (c *console) statusJSON(w http.ResponseWriter, r *request) {
 	st, err := c.eng.Status(r.Context(), r.runID())
 	if err != nil {
 		writeJSONError(w, errStatus(err), err.Error())
 		return
 	}
+	scrubStatus(st)
 	writeJSON(w, http.StatusOK, st)
 }
 
-// attemptsJSON answers the engine's []dagflow.Attempt of a run.
+// attemptsJSON answers the engine's []dagflow.Attempt of a run, their
+// errors scrubbed of URL secrets.
 func (c *console) attemptsJSON(w http.ResponseWriter, r *request) {
 	atts, err := c.eng.Attempts(r.Context(), r.runID())
 	if err != nil {
@@ -230,6 +259,7 @@ func (c *console) attemptsJSON(w http.ResponseWriter, r *request) {
 	if atts == nil {
 		atts = []dagflow.Attempt{}
 	}
+	scrubAttempts(atts)
 	writeJSON(w, http.StatusOK, atts)
 }
 

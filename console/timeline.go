@@ -38,7 +38,7 @@ type bar struct {
 
 // newTimeline lays the attempts of a run out in time. critical marks the
 // steps on the critical path. now ends the bars of attempts under way.
-func newTimeline(st *dagflow.Status, atts []dagflow.Attempt, critical map[string]bool, now time.Time) *timelineView {
+func newTimeline(st *dagflow.Status, atts []dagflow.Attempt, critical criticalPath, now time.Time) *timelineView {
 	if len(atts) == 0 {
 		return nil
 	}
@@ -71,7 +71,7 @@ func newTimeline(st *dagflow.Status, atts []dagflow.Attempt, critical map[string
 		if len(list) == 0 {
 			continue
 		}
-		row := timelineRow{Index: i, ID: s.ID, State: s.State, Critical: critical[s.ID]}
+		row := timelineRow{Index: i, ID: s.ID, State: s.State, Critical: critical.has(s.ID)}
 		for _, a := range list {
 			end := attemptEnd(a, st, now)
 			x, w := frac(a.StartedAt), frac(end)-frac(a.StartedAt)
@@ -164,10 +164,26 @@ func ticks(span time.Duration) []tick {
 	return out
 }
 
-// criticalPath returns the steps of the chain of dependencies that ended
-// last: from the step that ended last, back through the dependency of each
-// that ended last, to a step with none.
-func criticalPath(wf *dagflow.Workflow, atts []dagflow.Attempt, st *dagflow.Status, now time.Time) map[string]bool {
+// criticalPath is the chain of dependencies that ended last: each step on
+// it, mapped to the dependency the chain goes back through ("" for the
+// first step).
+type criticalPath map[string]string
+
+func (c criticalPath) has(id string) bool {
+	_, ok := c[id]
+	return ok
+}
+
+// edge reports whether the path goes along the edge from -> to.
+func (c criticalPath) edge(from, to string) bool {
+	dep, ok := c[to]
+	return ok && dep == from
+}
+
+// findCriticalPath returns the critical path of a run: from the step that
+// ended last, back through the dependency of each that ended last, to a
+// step with none.
+func findCriticalPath(wf *dagflow.Workflow, atts []dagflow.Attempt, st *dagflow.Status, now time.Time) criticalPath {
 	end := map[string]time.Time{}
 	for _, a := range atts {
 		if a.Compensation {
@@ -190,15 +206,15 @@ func criticalPath(wf *dagflow.Workflow, atts []dagflow.Attempt, st *dagflow.Stat
 			last = s.ID
 		}
 	}
-	path := map[string]bool{}
-	for cur := last; cur != "" && !path[cur]; {
-		path[cur] = true
+	path := criticalPath{}
+	for cur := last; cur != "" && !path.has(cur); {
 		next := ""
 		for _, d := range deps[cur] {
 			if e, ok := end[d]; ok && (next == "" || e.After(end[next])) {
 				next = d
 			}
 		}
+		path[cur] = next
 		cur = next
 	}
 	return path

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -24,7 +25,7 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{
 	"stateLabel": stateLabel,
 	"time":       formatTime,
 	"rfc3339":    func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
-	"ms":         func(d time.Duration) string { return formatDuration(d) },
+	"ms":         formatDuration,
 	"plural":     plural,
 }).ParseFS(templateFS, "templates/*.html"))
 
@@ -33,6 +34,9 @@ type pageView struct {
 	Title  string
 	Base   string // the relative path to the console's root
 	Assets map[string]string
+	// Refresh, when not 0, reloads the page every that many seconds in a
+	// browser without JavaScript (which gets live updates instead).
+	Refresh int
 }
 
 func (c *console) page(r *request, title string) pageView {
@@ -186,10 +190,10 @@ func newJSONView(raw json.RawMessage, rawURL string) jsonView {
 	if len(raw) == 0 {
 		return v
 	}
-	text := raw
-	if len(raw) <= 4*previewLimit {
+	text := unescapeHTMLChars(raw)
+	if len(text) <= 4*previewLimit {
 		var b bytes.Buffer
-		if json.Indent(&b, raw, "", "  ") == nil {
+		if json.Indent(&b, text, "", "  ") == nil {
 			text = b.Bytes()
 		}
 	}
@@ -204,6 +208,38 @@ func newJSONView(raw json.RawMessage, rawURL string) jsonView {
 	return v
 }
 
+// unescapeHTMLChars undoes encoding/json's escaping of <, > and & in the
+// strings of a JSON text (\u003c, \u003e, \u0026), so a page shows them as
+// they are; html/template escapes them for the page.
+func unescapeHTMLChars(raw []byte) []byte {
+	if !bytes.Contains(raw, []byte(`\u00`)) {
+		return raw
+	}
+	out := make([]byte, 0, len(raw))
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' || i+1 >= len(raw) {
+			out = append(out, raw[i])
+			continue
+		}
+		if raw[i+1] == 'u' && i+6 <= len(raw) {
+			switch string(raw[i+2 : i+6]) {
+			case "003c", "003C":
+				out, i = append(out, '<'), i+5
+				continue
+			case "003e", "003E":
+				out, i = append(out, '>'), i+5
+				continue
+			case "0026":
+				out, i = append(out, '&'), i+5
+				continue
+			}
+		}
+		out = append(out, raw[i], raw[i+1]) // any other escape, kept whole
+		i++
+	}
+	return out
+}
+
 func (v jsonView) SizeText() string {
 	switch {
 	case v.Size < 1<<10:
@@ -214,8 +250,9 @@ func (v jsonView) SizeText() string {
 	return fmt.Sprintf("%.1f MiB", float64(v.Size)/(1<<20))
 }
 
-// redactURL shows a step's URL without what may be a secret: the password
-// of its userinfo and the values of its query.
+// redactURL shows a URL without what may be a secret: the password of its
+// userinfo and the values of its query. The result is for reading, not
+// for following.
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -224,15 +261,52 @@ func redactURL(raw string) string {
 	if u.User != nil {
 		u.User = url.User(u.User.Username())
 	}
-	if u.RawQuery != "" {
-		q := u.Query()
-		for k := range q {
-			q[k] = []string{"…"}
+	query := u.RawQuery
+	u.RawQuery, u.ForceQuery, u.Fragment = "", false, ""
+	s := u.String()
+	if query != "" {
+		var keys []string
+		for _, kv := range strings.Split(query, "&") {
+			k, _, _ := strings.Cut(kv, "=")
+			keys = append(keys, k+"=…")
 		}
-		u.RawQuery = q.Encode()
+		s += "?" + strings.Join(keys, "&")
 	}
-	u.Fragment = ""
-	return u.String()
+	return s
+}
+
+// urlInText finds the URLs in an error message.
+var urlInText = regexp.MustCompile(`https?://[^\s"'<>]+`)
+
+// scrub hides the secrets of the URLs in an error message, as redactURL
+// does: the engine's errors of HTTP steps name the URL they called.
+func scrub(msg string) string {
+	if !strings.Contains(msg, "://") {
+		return msg
+	}
+	return urlInText.ReplaceAllStringFunc(msg, func(u string) string {
+		trimmed := strings.TrimRight(u, ".,:;)")
+		return redactURL(trimmed) + u[len(trimmed):]
+	})
+}
+
+// scrubStatus scrubs the errors of a run's status.
+func scrubStatus(st *dagflow.Status) {
+	st.Error = scrub(st.Error)
+	for i := range st.Steps {
+		s := &st.Steps[i]
+		s.Error = scrub(s.Error)
+		if s.Compensation != nil {
+			s.Compensation.Error = scrub(s.Compensation.Error)
+		}
+	}
+}
+
+// scrubAttempts scrubs the errors of attempts.
+func scrubAttempts(atts []dagflow.Attempt) {
+	for i := range atts {
+		atts[i].Error = scrub(atts[i].Error)
+	}
 }
 
 // pct writes a fraction as a percentage for SVG attributes.

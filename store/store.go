@@ -320,6 +320,11 @@ type Step struct {
 	DueAt       time.Time `json:"due,omitzero"`
 	StartedAt   time.Time `json:"sa,omitzero"`
 	CompletedAt time.Time `json:"co,omitzero"`
+	// AttemptAt is when the attempt under way (of the step or of its
+	// compensation) started. The attempt's record is written when it ends;
+	// until then the step's Attempts (or CompAttempts) and AttemptAt are
+	// its record.
+	AttemptAt time.Time `json:"aa,omitzero"`
 	// Result is the JSON result of a completed step.
 	Result json.RawMessage `json:"res,omitzero"`
 	// Error is the last error, or why the step was skipped or cancelled.

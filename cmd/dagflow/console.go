@@ -17,10 +17,10 @@ const consoleHelp = `Usage: dagflow console [--db FILE] [--base-url URL] [--addr
 
 Console serves the web console on --addr (default 127.0.0.1:8080, this machine
 only) until SIGINT or SIGTERM, then shuts down cleanly: requests under way
-finish, the engine closes, and unfinished runs stay in the database for the
-next process. The console shows the runs of the database; the engine it runs
-on resumes the unfinished ones, like 'dagflow resume', with the same
---base-url and $DAGFLOW_SECRET.
+finish (event streams are ended after 2 s), the engine closes, and unfinished
+runs stay in the database for the next process. The console shows the runs of
+the database; the engine it runs on resumes the unfinished ones, like 'dagflow
+resume', with the same --base-url and $DAGFLOW_SECRET.
 
 With --actions the console also offers retry and cancel. On an address other
 than a loopback one (such as --addr :8080) actions need a token, --token or
@@ -62,11 +62,16 @@ func (c *cli) cmdConsole(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer eng.Close()
+	defer c.close(eng)
 
+	// Streams (server-sent events) last as long as their run: they get
+	// shutdownGrace to end, then their contexts are cancelled.
+	base, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
 	srv := &http.Server{
 		Handler:           console.Handler(eng.Engine, console.WithActions(*actions), console.WithToken(*token)),
 		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return base },
 	}
 	mode := "read-only"
 	if *actions {
@@ -80,18 +85,22 @@ func (c *cli) cmdConsole(ctx context.Context, args []string) error {
 		return opError("console: %v", err)
 	case <-ctx.Done():
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	grace, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	err = srv.Shutdown(shutdown)
-	if err2 := <-errc; !errors.Is(err2, http.ErrServerClosed) && err == nil {
-		err = err2
+	if err := srv.Shutdown(grace); err != nil {
+		cancelBase()
+		srv.Close()
 	}
-	if err2 := eng.Close(); err == nil {
-		err = err2
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return opError("console: %v", err)
 	}
-	if err != nil {
-		return opError("console: shutting down: %v", err)
+	if err := eng.Close(); err != nil {
+		return opError("console: closing the engine: %v", err)
 	}
 	fmt.Fprintln(c.stderr, "dagflow: console stopped")
 	return nil
 }
+
+// shutdownGrace is how long the console's requests under way have to end
+// once it is told to stop.
+const shutdownGrace = 2 * time.Second

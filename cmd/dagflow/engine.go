@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"strconv"
@@ -164,3 +165,11 @@ func (readOnlyStore) Update(context.Context, func(store.Tx) error) error { retur
 
 // Exclusive says the store has a single user, so the engine takes no leases.
 func (readOnlyStore) Exclusive() bool { return true }
+
+// close closes eng, saying on stderr if that failed: the command's output
+// is written by then, and what it did is in the database.
+func (c *cli) close(eng *engine) {
+	if err := eng.Close(); err != nil {
+		fmt.Fprintf(c.stderr, "dagflow: %s: closing the database: %v\n", eng.path, err)
+	}
+}

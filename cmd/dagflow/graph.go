@@ -59,7 +59,7 @@ func (c *cli) cmdGraph(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer eng.Close()
+	defer c.close(eng)
 	wf, err := eng.Workflow(ctx, arg)
 	if errors.Is(err, dagflow.ErrNotFound) {
 		return inputError("%s: no such file, nor a run with that id in %s", arg, f.db)

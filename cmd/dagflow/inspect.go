@@ -22,10 +22,12 @@ Exit status: 0 the run exists (whatever its state), 2 no such run or database,
 
 const listHelp = `Usage: dagflow list [--db FILE] [--state STATE] [--limit N] [--json]
 
-List prints the runs in the database, newest first, as a table:
-  ID  STATE  STEPS (done/total)  FAILED  CREATED (UTC)  ERROR
-or, with --json, as JSON lines: one object per run with the fields id, state,
-createdAt, startedAt, completedAt, steps, done, failed and error.
+List prints the runs in the database, newest first, as a table with the
+columns ID, STATE, STEPS (steps ended/all steps; a step has ended when it
+completed, failed, was skipped or cancelled), FAILED, CREATED (UTC) and ERROR
+(the first line of why the run failed); or, with --json, as JSON lines: one
+object per run with the fields id, state, createdAt, startedAt, completedAt,
+steps, done, failed and error.
 A note on stderr says when there are more runs than --limit.
 It only reads the database: unfinished runs in it are not resumed.
 
@@ -45,7 +47,7 @@ func (c *cli) cmdStatus(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer eng.Close()
+	defer c.close(eng)
 	st, err := eng.Status(ctx, pos[0])
 	if err != nil {
 		return c.runError(f.db, pos[0], err)
@@ -75,7 +77,7 @@ func (c *cli) cmdList(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer eng.Close()
+	defer c.close(eng)
 	page, err := eng.List(ctx, dagflow.ListOptions{State: dagflow.State(*state), Limit: *limit})
 	if err != nil {
 		return opError("%s: listing runs: %v", f.db, err)
@@ -90,8 +92,12 @@ func (c *cli) cmdList(ctx context.Context, args []string) error {
 		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tSTATE\tSTEPS\tFAILED\tCREATED\tERROR")
 		for _, r := range page.Runs {
-			fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%s\t%s\n", r.ID, r.State, r.Done, r.Steps, r.Failed,
-				r.CreatedAt.UTC().Format(time.DateTime), oneLine(r.Error, 60))
+			fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%s", r.ID, r.State, r.Done, r.Steps, r.Failed,
+				r.CreatedAt.UTC().Format(time.DateTime))
+			if r.Error != "" {
+				fmt.Fprintf(tw, "\t%s", oneLine(r.Error, 60))
+			}
+			fmt.Fprintln(tw)
 		}
 		if err := tw.Flush(); err != nil {
 			return opError("writing the output: %v", err)

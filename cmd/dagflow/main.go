@@ -113,22 +113,22 @@ type cli struct {
 	signal         *atomic.Value // the os.Signal that cancelled the context, if any
 }
 
+// command is a subcommand; usage lists them.
 type command struct {
-	name  string
-	short string
-	run   func(c *cli, ctx context.Context, args []string) error
+	name string
+	run  func(c *cli, ctx context.Context, args []string) error
 }
 
 var commands = []command{
-	{"run", "create a run from a workflow file and wait for it", (*cli).cmdRun},
-	{"validate", "check a workflow file", (*cli).cmdValidate},
-	{"status", "print the status of a run", (*cli).cmdStatus},
-	{"list", "list the runs in the database", (*cli).cmdList},
-	{"graph", "draw a workflow or a run", (*cli).cmdGraph},
-	{"retry", "retry a failed run and wait for it", (*cli).cmdRetry},
-	{"cancel", "cancel a run and wait for it", (*cli).cmdCancel},
-	{"resume", "finish unfinished runs", (*cli).cmdResume},
-	{"console", "serve the web console", (*cli).cmdConsole},
+	{"run", (*cli).cmdRun},
+	{"validate", (*cli).cmdValidate},
+	{"status", (*cli).cmdStatus},
+	{"list", (*cli).cmdList},
+	{"graph", (*cli).cmdGraph},
+	{"retry", (*cli).cmdRetry},
+	{"cancel", (*cli).cmdCancel},
+	{"resume", (*cli).cmdResume},
+	{"console", (*cli).cmdConsole},
 }
 
 func (c *cli) main(ctx context.Context, args []string) int {
@@ -156,7 +156,7 @@ func (c *cli) main(ctx context.Context, args []string) int {
 	return exitInput
 }
 
-// exitError is an error with the exit code it means. An empty message
+// exitErr is an error with the exit code it means. An empty message
 // prints nothing (the command said what it had to say).
 type exitErr struct {
 	code int
@@ -191,6 +191,10 @@ func (c *cli) exit(err error) int {
 	var e *exitErr
 	if errors.As(err, &e) {
 		code, msg = e.code, e.msg
+	}
+	if s, ok := c.signal.Load().(syscall.Signal); ok && code == exitError {
+		// What failed was most likely cut short by the signal.
+		code = exitSignal + int(s)
 	}
 	if msg != "" {
 		for line := range strings.SplitSeq(strings.TrimRight(msg, "\n"), "\n") {

@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/dagflow/dagflow"
 )
@@ -17,6 +19,10 @@ Run reads a workflow file ("-" reads stdin), creates a run of it in the
 database, waits for the run to end, and prints its final status as indented
 JSON on stdout. Steps are HTTP job handlers ("url"); relative URLs resolve
 against --base-url. Requests are signed with $DAGFLOW_SECRET when it is set.
+
+When the workflow has an onComplete or onError webhook, run also waits for its
+first delivery (with quick retries); one that failed is kept in the database
+and sent again by the next engine that opens it, as a note on stderr says.
 
 A run whose id is already in the database is not created again: when its
 workflow is the same, run waits for it (or prints it, if it has ended); when
@@ -49,10 +55,9 @@ that a live process holds is out of reach, since its database is in use),
 waits for it to end (a saga compensates its completed steps first) and prints
 its final status as indented JSON on stdout.
 
-Exit status, as for run, is the run's final state: 1 when it ended cancelled,
-0 only if it completed before the cancellation took effect. 2 unknown id or a
-run that has ended, 3 the database is in use or cannot be opened, 130 SIGINT
-(143 SIGTERM).
+Exit status: as for run, the run's final state: 1 when it ended cancelled.
+2 unknown id or a run that has ended, 3 the database is in use or cannot be
+opened, 130 SIGINT (143 SIGTERM).
 `
 
 const resumeHelp = `Usage: dagflow resume [--db FILE] [--base-url URL] [-v]
@@ -91,7 +96,7 @@ func (c *cli) cmdRun(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer eng.Close()
+	defer c.close(eng)
 	if st, err := eng.Status(ctx, wf.ID); err == nil {
 		c.note(f.db, "run %q is already in the database (%s); not creating it again", wf.ID, st.State)
 	}
@@ -135,7 +140,7 @@ func (c *cli) changeAndWait(ctx context.Context, name, help string, args []strin
 	if err != nil {
 		return err
 	}
-	defer eng.Close()
+	defer c.close(eng)
 	if _, err := op(eng.Engine, ctx, id); err != nil {
 		return c.runError(f.db, id, err)
 	}
@@ -165,6 +170,9 @@ func (c *cli) finish(ctx context.Context, eng *engine, id string) error {
 		}
 		return c.runError(eng.path, id, err)
 	}
+	if err := c.awaitWebhooks(ctx, eng, id); err != nil {
+		return err
+	}
 	if err := c.printJSON(st); err != nil {
 		return err
 	}
@@ -172,6 +180,62 @@ func (c *cli) finish(ctx context.Context, eng *engine, id string) error {
 		return errExit(exitFailed)
 	}
 	return nil
+}
+
+// webhookWait bounds how long a command waits for the first delivery of a
+// run's webhook once the run has ended.
+const webhookWait = 2 * time.Minute
+
+// awaitWebhooks waits until the onComplete or onError webhook of run id
+// has been sent once (with the client's quick retries), so that a command
+// does not exit, and close the engine, before the webhook of the run it
+// waited for went out. One that failed stays in the database, due again
+// later: a note on stderr says so. A signal stops the wait.
+func (c *cli) awaitWebhooks(ctx context.Context, eng *engine, id string) error {
+	deadline := time.Now().Add(webhookWait)
+	for {
+		hooks, err := eng.Webhooks(ctx, id)
+		if err != nil {
+			if ctx.Err() != nil {
+				return c.interruptedHooks(eng, id)
+			}
+			return c.runError(eng.path, id, err)
+		}
+		sending := false
+		for _, h := range hooks {
+			// Not delivered, no error recorded, due: not tried yet,
+			// or being sent.
+			sending = sending || (h.DeliveredAt.IsZero() && h.LastError == "" && !h.NextAt.IsZero())
+		}
+		if !sending || time.Now().After(deadline) {
+			for _, h := range hooks {
+				switch {
+				case !h.DeliveredAt.IsZero():
+				case h.NextAt.IsZero():
+					c.note(eng.path, "run %q: gave up on the %s webhook to %s after %d attempts: %s", id, h.Event, h.URL, h.Attempts, h.LastError)
+				default:
+					why := cmp.Or(h.LastError, "still being sent")
+					c.note(eng.path, "run %q: the %s webhook to %s is not delivered yet (%s); it stays in the database, and the next engine to open it sends it again ('dagflow resume')",
+						id, h.Event, h.URL, why)
+				}
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return c.interruptedHooks(eng, id)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// interruptedHooks closes the engine of a command stopped by a signal while
+// it waited for a webhook.
+func (c *cli) interruptedHooks(eng *engine, id string) error {
+	if err := eng.Close(); err != nil {
+		return opError("closing the engine: %v", err)
+	}
+	return c.interrupted(fmt.Sprintf("stopped; run %q has ended, but its webhook may not have gone out: the next engine to open %s sends it", id, eng.path))
 }
 
 // interruptedRun closes the engine of a command stopped by a signal; the
@@ -184,7 +248,11 @@ func (c *cli) interruptedRun(eng *engine, ids []string) error {
 	if len(ids) == 1 {
 		what = fmt.Sprintf("run %q is", ids[0])
 	}
-	return c.interrupted(fmt.Sprintf("stopped; %s left unfinished in the database: finish with 'dagflow resume'", what))
+	resume := "dagflow resume"
+	if eng.path != dagflow.DefaultPath {
+		resume += " --db " + eng.path
+	}
+	return c.interrupted(fmt.Sprintf("stopped; %s left unfinished in %s: finish with '%s'", what, eng.path, resume))
 }
 
 func (c *cli) cmdResume(ctx context.Context, args []string) error {
@@ -202,7 +270,7 @@ func (c *cli) cmdResume(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer eng.Close()
+	defer c.close(eng)
 	var ids []string
 	for o := (dagflow.ListOptions{State: dagflow.StateRunning, Limit: 1000}); ; {
 		page, err := eng.List(ctx, o)
@@ -240,6 +308,9 @@ func (c *cli) cmdResume(ctx context.Context, args []string) error {
 				return c.interruptedRun(eng, ids)
 			}
 			return c.runError(f.db, id, err)
+		}
+		if err := c.awaitWebhooks(ctx, eng, id); err != nil {
+			return err
 		}
 		if st.State != dagflow.StateCompleted {
 			code = exitFailed

@@ -392,12 +392,9 @@ func (x *Txn) claimOne(st store.Step) error {
 			}
 		}
 	}
+	st.AttemptAt = x.now
 	r.Running++
 	if err := x.tx.PutStep(st); err != nil {
-		return err
-	}
-	if err := x.tx.PutAttempt(store.Attempt{RunID: r.ID, Index: st.Index, StepID: st.ID, Compensation: comp,
-		Generation: r.Generation, Number: c.Attempt, Owner: st.Owner, StartedAt: x.now}); err != nil {
 		return err
 	}
 	x.eff.Claimed = append(x.eff.Claimed, c)
@@ -414,18 +411,11 @@ func (x *Txn) interrupt(rs *runState, st *store.Step) error {
 		n = st.CompAttempts
 	}
 	msg := fmt.Sprintf("attempt %d was interrupted: the engine running it stopped or lost its lease", n)
-	atts, err := x.tx.Attempts(rs.rec.ID, st.Index)
-	if err != nil {
+	if err := x.tx.PutAttempt(store.Attempt{RunID: rs.rec.ID, Index: st.Index, StepID: st.ID, Compensation: comp,
+		Generation: rs.rec.Generation, Number: n, Owner: st.Owner, StartedAt: st.AttemptAt, EndedAt: x.now, Error: msg}); err != nil {
 		return err
 	}
-	for _, a := range atts {
-		if a.Compensation == comp && a.Generation == rs.rec.Generation && a.Number == n && a.EndedAt.IsZero() {
-			a.EndedAt, a.Error = x.now, msg
-			if err := x.tx.PutAttempt(a); err != nil {
-				return err
-			}
-		}
-	}
+	st.AttemptAt = time.Time{}
 	rs.rec.Running--
 	st.Owner, st.LeaseUntil, st.DueAt = "", time.Time{}, time.Time{}
 	if comp {
@@ -460,7 +450,7 @@ func (x *Txn) Finish(c *Claim, o Outcome) error {
 		return err
 	}
 	rs.rec.Running--
-	st.Owner, st.LeaseUntil, st.DueAt = "", time.Time{}, time.Time{}
+	st.Owner, st.LeaseUntil, st.DueAt, st.AttemptAt = "", time.Time{}, time.Time{}, time.Time{}
 	if c.Comp {
 		if o.Err == "" {
 			st.Comp, st.CompEndedAt, st.CompError = store.CompDone, x.now, ""
@@ -494,6 +484,36 @@ func (x *Txn) Finish(c *Claim, o Outcome) error {
 		return err
 	}
 	return x.maybeEnd(rs)
+}
+
+// Release gives back a claim whose attempt was cut short because this engine
+// is closing: the attempt does not count against the step's maxAttempts, and
+// the step (or its compensation) is due again at once, for the next engine.
+// A step of a run that has stopped meanwhile ends as if its attempt failed.
+func (x *Txn) Release(c *Claim, reason string) error {
+	rs, err := x.run(c.RunID)
+	if err != nil {
+		return err
+	}
+	st, err := x.step(rs, c.Index)
+	if err != nil {
+		return err
+	}
+	if st.Token != c.Token || st.Owner != x.env.Owner() || rs.rec.Generation != c.Generation {
+		return store.ErrLeaseLost
+	}
+	if !c.Comp && rs.rec.Phase != store.PhaseActive {
+		return x.Finish(c, Outcome{Err: reason, Permanent: true})
+	}
+	rs.rec.Running--
+	st.Owner, st.LeaseUntil, st.AttemptAt, st.DueAt = "", time.Time{}, time.Time{}, x.now
+	if c.Comp {
+		st.Comp, st.CompAttempts = store.CompReady, st.CompAttempts-1
+	} else {
+		st.State, st.Attempts = store.StepReady, st.Attempts-1
+	}
+	x.eff.Due = true
+	return x.tx.PutStep(st)
 }
 
 // stepFailed records a failed attempt of st (no longer running) and writes

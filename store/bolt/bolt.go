@@ -40,6 +40,10 @@ type Options struct {
 	NoSync bool
 }
 
+// ErrLocked is returned by Open, wrapped, when another process holds the
+// file and Options.Timeout passed.
+var ErrLocked = errors.New("the file is in use by another process")
+
 // schemaVersion is the layout of the file; Open refuses other versions.
 const schemaVersion = 1
 
@@ -96,7 +100,7 @@ func Open(path string, o Options) (s *Store, err error) {
 	if err != nil {
 		switch {
 		case errors.Is(err, berrors.ErrTimeout):
-			return nil, fmt.Errorf("bolt: opening %s: the file is in use by another process (waited %v for its lock)", path, o.Timeout)
+			return nil, fmt.Errorf("bolt: opening %s: %w (waited %v for its lock)", path, ErrLocked, o.Timeout)
 		case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
 			return nil, fmt.Errorf("bolt: opening %s: not a dagflow database, or corrupt: %w", path, err)
 		}

@@ -6,7 +6,6 @@ package memory
 
 import (
 	"cmp"
-	"container/heap"
 	"context"
 	"encoding/json"
 	"slices"
@@ -77,13 +76,11 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 	}
 	t := &s.tx
 	t.write = true
-	t.undo = t.undo[:0]
 	err := fn(t)
 	if err != nil {
 		t.rollback()
 	}
-	clear(t.undo)
-	t.undo = t.undo[:0]
+	t.reset()
 	t.write = false
 	return err
 }
@@ -117,20 +114,145 @@ func (s *Store) Close() error {
 }
 
 // tx implements store.Tx. Writes go straight to the maps and are recorded in
-// an undo log so that a failing transaction can be rolled back.
+// an undo log so that a failing transaction can be rolled back. The log of the
+// writes a step makes many times a second (runs, steps, attempts, the due
+// heap) is typed, so that recording them allocates nothing once the log's
+// slices have grown; rarer writes log a closure.
 type tx struct {
 	s     *Store
 	write bool
-	undo  []func()
+
+	ops    []undoOp
+	runs   []runUndo
+	steps  []stepUndo
+	seqs   []seqUndo
+	pushes []pushUndo
+	atts   []attUndo
+	funcs  []func()
+}
+
+type undoKind uint8
+
+const (
+	undoFunc undoKind = iota
+	undoRun
+	undoStep
+	undoSeq
+	undoPush
+	undoAtt
+)
+
+type undoOp struct {
+	kind undoKind
+	i    int32 // index into the slice of its kind
+}
+
+type runUndo struct {
+	e   *runEntry
+	run store.Run
+}
+
+type stepUndo struct {
+	e      *runEntry
+	i      int
+	step   store.Step
+	ok     bool
+	dueSeq uint64
+}
+
+type seqUndo struct {
+	e   *runEntry
+	i   int
+	seq uint64
+}
+
+type pushUndo struct {
+	h *dueHeap
+	d dueEntry
+}
+
+// attUndo undoes PutAttempt: pos < 0 truncates the step's attempts to n;
+// otherwise it puts old back at pos.
+type attUndo struct {
+	e   *runEntry
+	i   int
+	n   int
+	pos int
+	old store.Attempt
+}
+
+func (t *tx) reset() {
+	t.ops = t.ops[:0]
+	clear(t.runs)
+	t.runs = t.runs[:0]
+	clear(t.steps)
+	t.steps = t.steps[:0]
+	clear(t.seqs)
+	t.seqs = t.seqs[:0]
+	clear(t.pushes)
+	t.pushes = t.pushes[:0]
+	clear(t.atts)
+	t.atts = t.atts[:0]
+	clear(t.funcs)
+	t.funcs = t.funcs[:0]
 }
 
 func (t *tx) rollback() {
-	for i := len(t.undo) - 1; i >= 0; i-- {
-		t.undo[i]()
+	for k := len(t.ops) - 1; k >= 0; k-- {
+		op := t.ops[k]
+		switch op.kind {
+		case undoFunc:
+			t.funcs[op.i]()
+		case undoRun:
+			u := &t.runs[op.i]
+			u.e.run = u.run
+		case undoStep:
+			u := &t.steps[op.i]
+			sl := &u.e.steps[u.i]
+			sl.step, sl.ok, sl.dueSeq = u.step, u.ok, u.dueSeq
+		case undoSeq:
+			u := &t.seqs[op.i]
+			u.e.steps[u.i].dueSeq = u.seq
+		case undoPush:
+			u := &t.pushes[op.i]
+			u.h.push(u.d)
+		case undoAtt:
+			u := &t.atts[op.i]
+			sl := &u.e.steps[u.i]
+			if u.pos < 0 {
+				clear(sl.attempts[u.n:])
+				sl.attempts = sl.attempts[:u.n]
+			} else {
+				sl.attempts[u.pos] = u.old
+			}
+		}
 	}
 }
 
-func (t *tx) log(f func()) { t.undo = append(t.undo, f) }
+func (t *tx) log(f func()) {
+	t.ops = append(t.ops, undoOp{undoFunc, int32(len(t.funcs))})
+	t.funcs = append(t.funcs, f)
+}
+
+func (t *tx) logRun(e *runEntry, old store.Run) {
+	t.ops = append(t.ops, undoOp{undoRun, int32(len(t.runs))})
+	t.runs = append(t.runs, runUndo{e, old})
+}
+
+func (t *tx) logStep(e *runEntry, i int, old *stepSlot) {
+	t.ops = append(t.ops, undoOp{undoStep, int32(len(t.steps))})
+	t.steps = append(t.steps, stepUndo{e, i, old.step, old.ok, old.dueSeq})
+}
+
+func (t *tx) logSeq(e *runEntry, i int, seq uint64) {
+	t.ops = append(t.ops, undoOp{undoSeq, int32(len(t.seqs))})
+	t.seqs = append(t.seqs, seqUndo{e, i, seq})
+}
+
+func (t *tx) logPop(h *dueHeap, d dueEntry) {
+	t.ops = append(t.ops, undoOp{undoPush, int32(len(t.pushes))})
+	t.pushes = append(t.pushes, pushUndo{h, d})
+}
 
 func (t *tx) entry(id string) *runEntry {
 	e := t.s.runs[id]
@@ -170,7 +292,7 @@ func (t *tx) PutRun(r store.Run) error {
 		return nil
 	}
 	e.run = r
-	t.log(func() { e.run = old })
+	t.logRun(e, old)
 	return nil
 }
 
@@ -286,17 +408,17 @@ func (t *tx) PutStep(st store.Step) error {
 	}
 	i := st.Index
 	sl := &e.steps[i]
-	old := *sl
+	// Logged by index: the slice may be grown later in this transaction.
+	t.logStep(e, i, sl)
+	oldDue, oldOK, oldSeq := sl.step.DueAt, sl.ok, sl.dueSeq
 	sl.step, sl.ok = st, true
-	if !st.DueAt.IsZero() && (!old.step.DueAt.Equal(st.DueAt) || !old.ok || old.dueSeq == 0) {
+	if !st.DueAt.IsZero() && (!oldDue.Equal(st.DueAt) || !oldOK || oldSeq == 0) {
 		t.s.seq++
 		sl.dueSeq = t.s.seq
-		heap.Push(&t.s.steps, dueEntry{at: st.DueAt, seq: sl.dueSeq, run: e, index: st.Index})
+		t.s.steps.push(dueEntry{at: st.DueAt, seq: sl.dueSeq, run: e, index: st.Index})
 	} else if st.DueAt.IsZero() {
 		sl.dueSeq = 0
 	}
-	// Undo by index: the slice may be grown later in this transaction.
-	t.log(func() { e.steps[i].step, e.steps[i].ok, e.steps[i].dueSeq = old.step, old.ok, old.dueSeq })
 	return nil
 }
 
@@ -356,7 +478,7 @@ func (t *tx) DueSteps(now time.Time, max int) ([]store.Step, error) {
 		if t.write {
 			// Popped: the caller's write-back pushes a fresh entry.
 			sl.dueSeq = 0
-			t.log(func() { d.run.steps[d.index].dueSeq = d.seq })
+			t.logSeq(d.run, d.index, d.seq)
 		}
 	})
 	return out, nil
@@ -402,8 +524,8 @@ func (t *tx) popDue(h *dueHeap, now time.Time, max int, valid func(dueEntry) boo
 		if d.at.After(now) {
 			break
 		}
-		heap.Pop(h)
-		t.log(func() { heap.Push(h, d) })
+		h.pop()
+		t.logPop(h, d)
 		if !valid(d) {
 			continue
 		}
@@ -435,8 +557,8 @@ func (t *tx) first(h *dueHeap, valid func(dueEntry) bool) time.Time {
 			if valid(d) {
 				return d.at
 			}
-			heap.Pop(h)
-			t.log(func() { heap.Push(h, d) })
+			h.pop()
+			t.logPop(h, d)
 		}
 		return time.Time{}
 	}
@@ -459,18 +581,21 @@ func (t *tx) PutAttempt(a store.Attempt) error {
 	}
 	i := a.Index
 	sl := &e.steps[i]
-	old := sl.attempts
-	i, found := slices.BinarySearchFunc(sl.attempts, a, cmpAttempt)
-	// Copy on write so that the undo closure keeps the old slice intact.
-	next := make([]store.Attempt, 0, len(old)+1)
-	next = append(next, old[:i]...)
-	next = append(next, a)
-	if found {
-		i++
+	pos, found := slices.BinarySearchFunc(sl.attempts, a, cmpAttempt)
+	switch {
+	case found:
+		t.ops = append(t.ops, undoOp{undoAtt, int32(len(t.atts))})
+		t.atts = append(t.atts, attUndo{e: e, i: i, pos: pos, old: sl.attempts[pos]})
+		sl.attempts[pos] = a
+	case pos == len(sl.attempts):
+		t.ops = append(t.ops, undoOp{undoAtt, int32(len(t.atts))})
+		t.atts = append(t.atts, attUndo{e: e, i: i, n: pos, pos: -1})
+		sl.attempts = append(sl.attempts, a)
+	default:
+		old := sl.attempts
+		sl.attempts = slices.Insert(slices.Clip(old), pos, a)
+		t.log(func() { e.steps[i].attempts = old })
 	}
-	next = append(next, old[i:]...)
-	sl.attempts = next
-	t.log(func() { e.steps[i].attempts = old })
 	return nil
 }
 
@@ -523,7 +648,7 @@ func (t *tx) PutWebhook(w store.Webhook) error {
 	if !w.DueAt.IsZero() && (!old.DueAt.Equal(w.DueAt) || oldSeq == 0) {
 		t.s.seq++
 		h.dueSeq = t.s.seq
-		heap.Push(&t.s.hooks, dueEntry{at: w.DueAt, seq: h.dueSeq, run: e, hook: w.ID})
+		t.s.hooks.push(dueEntry{at: w.DueAt, seq: h.dueSeq, run: e, hook: w.ID})
 	} else if w.DueAt.IsZero() {
 		h.dueSeq = 0
 	}
@@ -561,16 +686,48 @@ func cmpDue(a, b dueEntry) int {
 	return cmp.Compare(a.seq, b.seq)
 }
 
+// dueHeap is a binary min-heap of due entries, by (at, seq). It is written
+// out rather than used through container/heap so that pushing an entry does
+// not box it.
 type dueHeap []dueEntry
 
-func (h dueHeap) Len() int           { return len(h) }
-func (h dueHeap) Less(i, j int) bool { return cmpDue(h[i], h[j]) < 0 }
-func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *dueHeap) Push(x any)        { *h = append(*h, x.(dueEntry)) }
-func (h *dueHeap) Pop() any {
-	old := *h
-	d := old[len(old)-1]
-	old[len(old)-1] = dueEntry{}
-	*h = old[:len(old)-1]
-	return d
+func (h dueHeap) Len() int { return len(h) }
+
+func (h *dueHeap) push(d dueEntry) {
+	*h = append(*h, d)
+	a := *h
+	for j := len(a) - 1; j > 0; {
+		p := (j - 1) / 2
+		if cmpDue(a[j], a[p]) >= 0 {
+			break
+		}
+		a[j], a[p] = a[p], a[j]
+		j = p
+	}
+}
+
+func (h *dueHeap) pop() dueEntry {
+	a := *h
+	top := a[0]
+	last := len(a) - 1
+	a[0] = a[last]
+	a[last] = dueEntry{}
+	a = a[:last]
+	for j := 0; ; {
+		l := 2*j + 1
+		if l >= len(a) {
+			break
+		}
+		m := l
+		if r := l + 1; r < len(a) && cmpDue(a[r], a[l]) < 0 {
+			m = r
+		}
+		if cmpDue(a[m], a[j]) >= 0 {
+			break
+		}
+		a[j], a[m] = a[m], a[j]
+		j = m
+	}
+	*h = a
+	return top
 }

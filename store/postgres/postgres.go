@@ -1,0 +1,387 @@
+// Package postgres is a store.Store on PostgreSQL, for several dagflow engine
+// processes, on one machine or many, that share one database.
+//
+// It needs PostgreSQL 11 or later (it is tested on 15) and talks to it with
+// github.com/jackc/pgx/v5 through a pgxpool.Pool.
+//
+//	pg, err := postgres.Open(ctx, "postgres://dagflow@db.internal/app", postgres.Options{})
+//	...
+//	eng, err := dagflow.Open(dagflow.WithStore(pg))
+//
+// # Schema
+//
+// The store keeps its tables in one PostgreSQL schema (Options.Schema,
+// "dagflow" by default, so that its tables named runs or steps stay apart
+// from the application's): runs, specs, steps (keyed by run and step index),
+// attempts, webhooks, and schema_version, which records the migrations
+// applied. Open creates the schema and applies the migrations embedded in
+// this package that it lacks, in order, in one transaction that holds an
+// advisory lock named after the schema, so that processes opening the store
+// at the same moment do not trip over each other. Creating needs the CREATE
+// privilege on the database; a role without it can open a schema that an
+// administrator set up by opening it once. Open refuses a schema that a newer
+// dagflow has migrated further than this one knows ("written by a newer
+// dagflow"). Every statement names the schema: the store does not depend on
+// search_path.
+//
+// # Transactions
+//
+// Update runs its function in a READ COMMITTED transaction in which every
+// read locks the rows it returns (SELECT ... FOR NO KEY UPDATE) until the
+// transaction ends, so that concurrent Updates that read the same records
+// run one after the other, as if serialized. (NextDue, an aggregate, locks
+// nothing: the engine takes it as a hint of when to look again.) DueSteps
+// and DueWebhooks skip rows that other transactions hold (FOR NO KEY UPDATE
+// SKIP LOCKED), so that engines claiming work at the same moment get
+// different steps and do not wait for each other. A function that reads a
+// run as missing and then writes it (creates it) runs again if another
+// transaction created the run in the meantime.
+//
+// Row locks taken in different orders can deadlock: a claim holds the steps
+// it took and then reads (locks) their run, while the transaction that
+// holds that run may want those steps, or a step of a run the claim holds.
+// PostgreSQL breaks a deadlock after deadlock_timeout (one second by
+// default); the store breaks it sooner with a lock timeout
+// (Options.LockTimeout) and runs the aborted function again.
+//
+// View runs its function in a READ ONLY, REPEATABLE READ transaction: one
+// consistent snapshot, and no locks.
+//
+// Update and View run their function again, with backoff, up to
+// Options.MaxRetries times, when PostgreSQL aborts the transaction (a
+// deadlock, a lock timeout, a serialization failure) and when the connection
+// is lost before COMMIT was sent, or cannot be made: a database that
+// restarts makes Updates wait and carry on, not fail. When the connection
+// breaks while COMMIT is under way, the outcome is unknown, and Update
+// returns an error saying so rather than run the function again.
+//
+// A transaction costs one round trip per read, plus one: BEGIN travels with
+// the first statement, and writes are queued and sent in one pipelined batch
+// with the next read or with COMMIT. (An Update that reads and writes
+// nothing costs none.) A write whose record must exist (the run of a step,
+// the step of an attempt) is queued only when the transaction has read or
+// written that record; otherwise it first checks, in a round trip of its
+// own, so that it can return store.ErrNotFound itself. A write that
+// PostgreSQL refuses (JSON that is not valid, say) fails the read or COMMIT
+// it was sent with. The statements are prepared once per connection (pgx's
+// statement cache).
+//
+// # Leases and fencing
+//
+// The engine records a claim on the step itself (owner, fencing token, lease
+// expiry) and checks the token in the transaction that reports the outcome.
+// That transaction reads the step with a row lock, so a claim taken over by
+// another engine since (a new token) is seen and the outcome refused with
+// store.ErrLeaseLost: PostgreSQL's row locks make the check and the write
+// one atomic step. A Store is not store.Exclusive: an engine waits for
+// leases of other processes to expire before it takes their steps over.
+//
+// # Watching
+//
+// A Store is a store.Watcher. Notify sends pg_notify on the channel
+// "dagflow.<schema>" with a payload of "due" or "run:<run id>". Watch holds a
+// connection of its own (outside the pool) that LISTENs on that channel and
+// delivers events on a buffered channel, dropping events while the buffer is
+// full (they are hints). When that connection breaks, Watch connects again
+// with backoff and then delivers an EventDue, since notifications sent in
+// between are lost. Close stops every Watch.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/dagflow/dagflow/store"
+)
+
+// DefaultSchema is the schema Open uses when Options.Schema is empty.
+const DefaultSchema = "dagflow"
+
+// Options configure Open and New. The zero value is ready to use.
+type Options struct {
+	// Schema is the PostgreSQL schema that holds the store's tables; Open
+	// creates it when it is missing. Empty means DefaultSchema ("dagflow").
+	// Stores on different schemas of one database share nothing, not even
+	// notifications.
+	Schema string
+	// MaxConns caps the connections of the pool that Open creates (New
+	// uses the pool it is given as it is). Zero keeps the DSN's
+	// pool_max_conns, or else pgxpool's default: the greater of 4 and the
+	// number of CPUs. Every Watch holds one more connection, outside the
+	// pool.
+	MaxConns int32
+	// MaxRetries is how many times Update and View run their function
+	// again after a deadlock, a lock timeout, a serialization failure or a
+	// lost connection before they give up and return the error. Zero means
+	// 10 (about six seconds of backoff, growing from 20 ms to 2 s); a
+	// negative value means never.
+	MaxRetries int
+	// LockTimeout is how long a statement of an Update waits for a row
+	// that another transaction holds before PostgreSQL gives up on the
+	// transaction, which Update then runs again (as after a deadlock).
+	// It breaks deadlocks well before PostgreSQL's deadlock detector
+	// would (deadlock_timeout, one second by default). Zero means 250 ms;
+	// a negative value leaves the server's lock_timeout as it is.
+	LockTimeout time.Duration
+}
+
+func (o *Options) withDefaults() error {
+	if o.Schema == "" {
+		o.Schema = DefaultSchema
+	}
+	if len(o.Schema) > 63 || strings.IndexByte(o.Schema, 0) >= 0 {
+		return fmt.Errorf("postgres: Options.Schema %q is not a PostgreSQL name (at most 63 bytes, no NUL)", o.Schema)
+	}
+	if o.MaxConns < 0 {
+		return fmt.Errorf("postgres: Options.MaxConns is %d; want 0 (the default) or more", o.MaxConns)
+	}
+	if o.LockTimeout == 0 {
+		o.LockTimeout = 250 * time.Millisecond
+	}
+	switch {
+	case o.MaxRetries == 0:
+		o.MaxRetries = 10
+	case o.MaxRetries < 0:
+		o.MaxRetries = 0
+	}
+	return nil
+}
+
+// Store is a store.Store and store.Watcher on a PostgreSQL schema. It is
+// safe for concurrent use; several Stores, in one process or many, may use
+// the same schema at once.
+type Store struct {
+	pool    *pgxpool.Pool
+	ownPool bool
+	schema  string
+	channel string
+	q       *queries
+	retries int
+
+	closing context.Context // done when Close begins
+	stop    context.CancelFunc
+	mu      sync.Mutex
+	closed  bool
+	wg      sync.WaitGroup // transactions and watchers under way
+}
+
+var _ store.Watcher = (*Store)(nil)
+
+// Open connects to the database that dsn names (a postgres:// URL or a
+// key=value string, as pgxpool.ParseConfig reads it), creates or migrates
+// the schema, and returns a Store that owns its connection pool. It fails
+// when the database cannot be reached.
+func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
+	if err := o.withDefaults(); err != nil {
+		return nil, err
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: reading the DSN: %w", err)
+	}
+	if o.MaxConns > 0 {
+		cfg.MaxConns = o.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	s, err := newStore(ctx, pool, o)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	s.ownPool = true
+	return s, nil
+}
+
+// New returns a Store on a pool the caller made, creating or migrating the
+// schema first. Close leaves the pool open: it is the caller's. The pool's
+// connections must not be left inside a transaction, and the store needs the
+// pool's default query mode (statements cached per connection) to pipeline
+// its batches well.
+func New(ctx context.Context, pool *pgxpool.Pool, o Options) (*Store, error) {
+	if err := o.withDefaults(); err != nil {
+		return nil, err
+	}
+	return newStore(ctx, pool, o)
+}
+
+func newStore(ctx context.Context, pool *pgxpool.Pool, o Options) (*Store, error) {
+	if err := migrate(ctx, pool, o.Schema); err != nil {
+		return nil, err
+	}
+	s := &Store{pool: pool, schema: o.Schema, channel: channelName(o.Schema), q: newQueries(o.Schema, o.LockTimeout), retries: o.MaxRetries}
+	s.closing, s.stop = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// Update runs fn in a read-write transaction and commits it when fn returns
+// nil; see the package documentation for how reads lock and when fn runs
+// again. It returns fn's error unchanged when fn fails for a reason of its
+// own, ctx.Err() when ctx is done before fn runs, and store.ErrClosed after
+// Close.
+func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
+	return s.do(ctx, fn, modeUpdate)
+}
+
+// View runs fn in a read-only transaction that sees one snapshot of the
+// database. The write methods of its Tx return store.ErrReadOnly.
+func (s *Store) View(ctx context.Context, fn func(store.Tx) error) error {
+	return s.do(ctx, fn, modeView)
+}
+
+// Close waits for the transactions under way, stops every Watch (closing
+// their channels) and, when Open made the pool, closes it. Updates waiting
+// to retry give up at once. Calls after the first return store.ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return store.ErrClosed
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.stop()
+	s.wg.Wait()
+	if s.ownPool {
+		s.pool.Close()
+	}
+	return nil
+}
+
+// enter counts a transaction or watcher in, unless the store is closed.
+func (s *Store) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Store) do(ctx context.Context, fn func(store.Tx) error, mode int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !s.enter() {
+		return store.ErrClosed
+	}
+	defer s.wg.Done()
+	for try := 0; ; try++ {
+		err, again := s.attempt(ctx, fn, mode)
+		if !again {
+			return err
+		}
+		if try >= s.retries {
+			return fmt.Errorf("postgres: giving up after %d tries: %w", try+1, err)
+		}
+		if !s.sleep(ctx, backoff(try)) {
+			if ctx.Err() != nil {
+				return fmt.Errorf("postgres: %w (while waiting to try again after: %v)", ctx.Err(), err)
+			}
+			return fmt.Errorf("postgres: %w (while waiting to try again after: %v)", store.ErrClosed, err)
+		}
+	}
+}
+
+// attempt runs fn once in a transaction, and reports whether it is worth
+// running again.
+func (s *Store) attempt(ctx context.Context, fn func(store.Tx) error, mode int) (err error, again bool) {
+	c, err := s.pool.Acquire(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err(), false
+		}
+		return fmt.Errorf("postgres: connecting: %w", err), retryable(err)
+	}
+	defer c.Release()
+	t := &tx{s: s, ctx: ctx, conn: c.Conn(), mode: mode}
+	defer t.end()
+	ferr := fn(t)
+	switch {
+	case t.err != nil:
+		// A statement failed, and the transaction with it.
+		if ctx.Err() == nil && retryable(t.err) {
+			return t.err, true
+		}
+		if ferr != nil {
+			return ferr, false
+		}
+		return fmt.Errorf("postgres: the transaction failed: %w", t.err), false
+	case ferr != nil:
+		return ferr, false
+	case mode == modeView:
+		return nil, false // end rolls back: there is nothing to commit
+	}
+	sent, err := t.commit()
+	switch {
+	case err == nil:
+		return nil, false
+	case sent:
+		return fmt.Errorf("postgres: the connection broke while committing; the transaction may or may not have been committed: %w", err), false
+	}
+	return err, ctx.Err() == nil && retryable(err)
+}
+
+// retryable reports whether a transaction that failed with err may succeed
+// if it runs again.
+func retryable(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var lost *connLostError
+	if errors.As(err, &lost) || pgconn.SafeToRetry(err) {
+		return true
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "40001", "40P01", "55P03": // serialization_failure, deadlock_detected, lock_not_available
+			return true
+		case "57P01", "57P02", "57P03": // admin_shutdown, crash_shutdown, cannot_connect_now
+			return true
+		case "23505": // unique_violation: a run created by another transaction since we read it absent
+			return pe.ConstraintName == "runs_pkey"
+		case "0A000": // a prepared statement outlived a change of the table it reads
+			return strings.Contains(pe.Message, "cached plan")
+		}
+		return strings.HasPrefix(pe.Code, "08") // connection_exception
+	}
+	return false
+}
+
+// backoff is the wait before try number try+1: from 20 ms doubling to 2 s,
+// less up to half of it at random.
+func backoff(try int) time.Duration {
+	d := min(20*time.Millisecond<<min(try, 10), 2*time.Second)
+	return d - rand.N(d/2)
+}
+
+// sleep waits for d, and reports false when ctx is done or the store is
+// closing first.
+func (s *Store) sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-s.closing.Done():
+		return false
+	}
+}

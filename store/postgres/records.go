@@ -1,0 +1,170 @@
+package postgres
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/dagflow/dagflow/store"
+)
+
+// How records map to columns:
+//
+//   - a zero time.Time is NULL (except runs.created_at, see the migration);
+//     times keep microseconds and come back in UTC;
+//   - json.RawMessage fields are json columns, NULL when empty, and come
+//     back byte for byte;
+//   - Run.SerialQueue and Run.CompQueue are integer[], NULL when empty;
+//   - Attempt.Logs is a json array, Attempt.Duration bigint nanoseconds;
+//   - free-text error fields are cleaned of what PostgreSQL's text type
+//     cannot hold (NUL bytes, invalid UTF-8), which becomes U+FFFD.
+
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+// ts is the argument for a nullable timestamptz.
+func ts(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
+}
+
+// tm is the time of a nullable timestamptz.
+func tm(t pgtype.Timestamptz) time.Time {
+	if !t.Valid {
+		return time.Time{}
+	}
+	return t.Time.UTC()
+}
+
+// js is the argument for a nullable json column.
+func js(b json.RawMessage) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// raw is the value of a nullable json column.
+func raw(b []byte) json.RawMessage {
+	if b == nil {
+		return nil
+	}
+	return json.RawMessage(b)
+}
+
+// ints is the argument for a nullable integer[] column.
+func ints(v []int) any {
+	if len(v) == 0 {
+		return nil
+	}
+	return v
+}
+
+// clean makes s fit a text column: PostgreSQL rejects NUL bytes and invalid
+// UTF-8, which an error message quoting a reply body may contain.
+func clean(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+func runArgs(r *store.Run) []any {
+	return []any{r.ID, string(r.State), string(r.Phase), string(r.Outcome), clean(r.Error),
+		r.CreatedAt, ts(r.StartedAt), ts(r.CompletedAt), ts(r.Deadline), ts(r.UpdatedAt),
+		r.Generation, r.Total, r.Done, r.Running, r.Failed, r.Seq, r.Serial, ints(r.SerialQueue), ints(r.CompQueue)}
+}
+
+func scanRun(row scanner) (store.Run, error) {
+	var r store.Run
+	var state, phase, outcome string
+	var created time.Time
+	var started, completed, deadline, updated pgtype.Timestamptz
+	err := row.Scan(&r.ID, &state, &phase, &outcome, &r.Error, &created, &started, &completed, &deadline, &updated,
+		&r.Generation, &r.Total, &r.Done, &r.Running, &r.Failed, &r.Seq, &r.Serial, &r.SerialQueue, &r.CompQueue)
+	if err != nil {
+		return r, fmt.Errorf("decoding a run: %w", err)
+	}
+	r.State, r.Phase, r.Outcome = store.RunState(state), store.Phase(phase), store.RunState(outcome)
+	r.CreatedAt, r.StartedAt, r.CompletedAt, r.Deadline, r.UpdatedAt = created.UTC(), tm(started), tm(completed), tm(deadline), tm(updated)
+	return r, nil
+}
+
+func stepArgs(s *store.Step) []any {
+	return []any{s.RunID, s.Index, s.ID, string(s.State), s.Waiting, s.Attempts,
+		ts(s.DueAt), ts(s.StartedAt), ts(s.CompletedAt), js(s.Result), clean(s.Error), s.Seq,
+		s.Owner, s.Token, ts(s.LeaseUntil), string(s.Comp), s.CompAttempts, clean(s.CompError), ts(s.CompStartedAt), ts(s.CompEndedAt)}
+}
+
+func scanStep(row scanner) (store.Step, error) {
+	var s store.Step
+	var state, comp string
+	var result []byte
+	var due, started, completed, lease, compStarted, compEnded pgtype.Timestamptz
+	err := row.Scan(&s.RunID, &s.Index, &s.ID, &state, &s.Waiting, &s.Attempts,
+		&due, &started, &completed, &result, &s.Error, &s.Seq,
+		&s.Owner, &s.Token, &lease, &comp, &s.CompAttempts, &s.CompError, &compStarted, &compEnded)
+	if err != nil {
+		return s, fmt.Errorf("decoding a step: %w", err)
+	}
+	s.State, s.Comp, s.Result = store.StepState(state), store.CompState(comp), raw(result)
+	s.DueAt, s.StartedAt, s.CompletedAt, s.LeaseUntil = tm(due), tm(started), tm(completed), tm(lease)
+	s.CompStartedAt, s.CompEndedAt = tm(compStarted), tm(compEnded)
+	return s, nil
+}
+
+func attemptArgs(a *store.Attempt) ([]any, error) {
+	var logs any
+	if len(a.Logs) > 0 {
+		b, err := json.Marshal(a.Logs)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: encoding the logs of an attempt: %w", err)
+		}
+		logs = json.RawMessage(b)
+	}
+	return []any{a.RunID, a.Index, a.Compensation, a.Generation, a.Number, a.StepID, a.Owner,
+		ts(a.StartedAt), ts(a.EndedAt), clean(a.Error), a.StatusCode, int64(a.Duration), logs, a.LogsCut}, nil
+}
+
+func scanAttempt(row scanner) (store.Attempt, error) {
+	var a store.Attempt
+	var started, ended pgtype.Timestamptz
+	var dur int64
+	var logs []byte
+	err := row.Scan(&a.RunID, &a.Index, &a.Compensation, &a.Generation, &a.Number, &a.StepID, &a.Owner,
+		&started, &ended, &a.Error, &a.StatusCode, &dur, &logs, &a.LogsCut)
+	if err != nil {
+		return a, fmt.Errorf("decoding an attempt: %w", err)
+	}
+	if len(logs) > 0 {
+		if err := json.Unmarshal(logs, &a.Logs); err != nil {
+			return a, fmt.Errorf("decoding the logs of an attempt: %w", err)
+		}
+	}
+	a.StartedAt, a.EndedAt, a.Duration = tm(started), tm(ended), time.Duration(dur)
+	return a, nil
+}
+
+func hookArgs(w *store.Webhook) []any {
+	return []any{w.RunID, w.ID, w.URL, w.Event, js(w.Body), w.Attempts,
+		ts(w.DueAt), ts(w.CreatedAt), ts(w.DeliveredAt), clean(w.LastError)}
+}
+
+func scanHook(row scanner) (store.Webhook, error) {
+	var w store.Webhook
+	var body []byte
+	var due, created, delivered pgtype.Timestamptz
+	err := row.Scan(&w.RunID, &w.ID, &w.URL, &w.Event, &body, &w.Attempts, &due, &created, &delivered, &w.LastError)
+	if err != nil {
+		return w, fmt.Errorf("decoding a webhook: %w", err)
+	}
+	w.Body, w.DueAt, w.CreatedAt, w.DeliveredAt = raw(body), tm(due), tm(created), tm(delivered)
+	return w, nil
+}

@@ -1,0 +1,168 @@
+package postgres
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Column lists, in the order the scan functions in records.go read them and
+// the args functions write them.
+const (
+	runCols = "id, state, phase, outcome, error, created_at, started_at, completed_at, deadline, updated_at, " +
+		"generation, total, done, running, failed, seq, serial, serial_queue, comp_queue"
+	stepCols = "run_id, idx, id, state, waiting, attempts, due_at, started_at, completed_at, result, error, seq, " +
+		"owner, token, lease_until, comp, comp_attempts, comp_error, comp_started_at, comp_ended_at"
+	attemptCols = "run_id, idx, compensation, generation, number, step_id, owner, started_at, ended_at, error, " +
+		"status_code, duration, logs, logs_cut"
+	hookCols = "run_id, id, url, event, body, attempts, due_at, created_at, delivered_at, last_error"
+)
+
+// Read statements come in two forms, indexed by mode: for View (a plain
+// SELECT in a REPEATABLE READ snapshot) and for Update (the rows read are
+// locked until the transaction ends).
+const (
+	modeView   = 0
+	modeUpdate = 1
+)
+
+// queries holds every statement of a Store, with the schema written into
+// each, built once by Open. pgx prepares each on first use on a connection
+// and reuses it after (its statement cache is keyed by the SQL text).
+type queries struct {
+	begin [2]string
+	// lockTimeout follows BEGIN in an Update, unless it is empty.
+	lockTimeout string
+
+	run, spec, step, steps, dueSteps, dueHooks, attempts, stepAttempts, hooks [2]string
+	completedAfter, completedAfterAll                                         [2]string
+	runs                                                                      [2][16]string
+	nextDue                                                                   string
+
+	putRun, insertRun, putSpec, putStep, putAttempt, putHook string
+	deleteRun                                                string
+	// lockRun and lockStep check that a record exists and keep it from
+	// being deleted until the transaction ends.
+	lockRun, lockStep string
+}
+
+// Flags of the variants of the Runs query.
+const (
+	runsState = 1 << iota
+	runsContains
+	runsBefore
+	runsLimit
+)
+
+func newQueries(schema string, lockTimeout time.Duration) *queries {
+	s := pgx.Identifier{schema}.Sanitize() + "."
+	lock := [2]string{"", " FOR NO KEY UPDATE"}
+	q := &queries{
+		begin: [2]string{
+			"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+			"BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE",
+		},
+		nextDue: "SELECT least((SELECT min(due_at) FROM " + s + "steps WHERE due_at IS NOT NULL), " +
+			"(SELECT min(due_at) FROM " + s + "webhooks WHERE due_at IS NOT NULL))",
+		putRun:     upsert(s+"runs", runCols, "id"),
+		insertRun:  "INSERT INTO " + s + "runs (" + runCols + ") VALUES (" + params(runCols) + ")",
+		putSpec:    upsert(s+"specs", "run_id, spec", "run_id"),
+		putStep:    upsert(s+"steps", stepCols, "run_id, idx"),
+		putAttempt: upsert(s+"attempts", attemptCols, "run_id, idx, compensation, generation, number"),
+		putHook:    upsert(s+"webhooks", hookCols, "run_id, id"),
+		deleteRun:  "DELETE FROM " + s + "runs WHERE id = $1",
+		lockRun:    "SELECT 1 FROM " + s + "runs WHERE id = $1 FOR KEY SHARE",
+		lockStep:   "SELECT 1 FROM " + s + "steps WHERE run_id = $1 AND idx = $2 FOR KEY SHARE",
+	}
+	if lockTimeout > 0 {
+		q.lockTimeout = fmt.Sprintf("SET LOCAL lock_timeout = %d", max(lockTimeout.Milliseconds(), 1))
+	}
+	for m := range 2 {
+		l := lock[m]
+		q.run[m] = "SELECT " + runCols + " FROM " + s + "runs WHERE id = $1" + l
+		q.spec[m] = "SELECT spec FROM " + s + "specs WHERE run_id = $1" + l
+		q.step[m] = "SELECT " + stepCols + " FROM " + s + "steps WHERE run_id = $1 AND idx = $2" + l
+		q.steps[m] = "SELECT " + stepCols + " FROM " + s + "steps WHERE run_id = $1 ORDER BY idx" + l
+		// "seq > 0" lets the planner use the partial index of completed
+		// steps; completedAfterAll serves a negative seq.
+		q.completedAfter[m] = "SELECT " + stepCols + " FROM " + s + "steps WHERE run_id = $1 AND seq > $2 AND seq > 0 ORDER BY seq, idx" + l
+		q.completedAfterAll[m] = "SELECT " + stepCols + " FROM " + s + "steps WHERE run_id = $1 AND seq > $2 ORDER BY seq, idx" + l
+		q.attempts[m] = "SELECT " + attemptCols + " FROM " + s + "attempts WHERE run_id = $1 ORDER BY idx, compensation, generation, number" + l
+		q.stepAttempts[m] = "SELECT " + attemptCols + " FROM " + s + "attempts WHERE run_id = $1 AND idx = $2 ORDER BY compensation, generation, number" + l
+		q.hooks[m] = "SELECT " + hookCols + " FROM " + s + "webhooks WHERE run_id = $1 ORDER BY id" + l
+		for f := range 16 {
+			q.runs[m][f] = runsQuery(s, f) + l
+		}
+	}
+	// Claims skip steps that other transactions hold, so that engines
+	// claiming at once get different steps and do not wait for each other.
+	// "due_at <= $1" implies "due_at IS NOT NULL": the partial index serves.
+	q.dueSteps = [2]string{
+		"SELECT " + stepCols + " FROM " + s + "steps WHERE due_at <= $1 ORDER BY due_at LIMIT $2",
+		"SELECT " + stepCols + " FROM " + s + "steps WHERE due_at <= $1 ORDER BY due_at LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED",
+	}
+	q.dueHooks = [2]string{
+		"SELECT " + hookCols + " FROM " + s + "webhooks WHERE due_at <= $1 ORDER BY due_at LIMIT $2",
+		"SELECT " + hookCols + " FROM " + s + "webhooks WHERE due_at <= $1 ORDER BY due_at LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED",
+	}
+	return q
+}
+
+// runsQuery builds the variant of the Runs query with the filters in flags.
+// Each variant is a statement of its own, so that its prepared plan fits it.
+func runsQuery(s string, flags int) string {
+	var where []string
+	n := 0
+	arg := func() string { n++; return fmt.Sprintf("$%d", n) }
+	if flags&runsState != 0 {
+		where = append(where, "state = "+arg())
+	}
+	if flags&runsContains != 0 {
+		where = append(where, "strpos(id, "+arg()+") > 0")
+	}
+	if flags&runsBefore != 0 {
+		a, b := arg(), arg()
+		where = append(where, "(created_at, id) < ("+a+", "+b+")")
+	}
+	sql := "SELECT " + runCols + " FROM " + s + "runs"
+	if len(where) > 0 {
+		sql += " WHERE " + strings.Join(where, " AND ")
+	}
+	sql += " ORDER BY created_at DESC, id DESC"
+	if flags&runsLimit != 0 {
+		sql += " LIMIT " + arg()
+	}
+	return sql
+}
+
+// upsert returns an INSERT of cols into table that replaces the row with the
+// same key.
+func upsert(table, cols, key string) string {
+	keys := map[string]bool{}
+	for _, k := range strings.Split(key, ",") {
+		keys[strings.TrimSpace(k)] = true
+	}
+	var set []string
+	for _, c := range strings.Split(cols, ",") {
+		c = strings.TrimSpace(c)
+		if !keys[c] {
+			set = append(set, c+" = EXCLUDED."+c)
+		}
+	}
+	return "INSERT INTO " + table + " (" + cols + ") VALUES (" + params(cols) + ") ON CONFLICT (" + key + ") DO UPDATE SET " + strings.Join(set, ", ")
+}
+
+// params returns "$1, $2, ..." with one parameter per column of cols.
+func params(cols string) string {
+	n := strings.Count(cols, ",") + 1
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		if i > 1 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "$%d", i)
+	}
+	return b.String()
+}
