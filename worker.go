@@ -150,12 +150,20 @@ func (e *Engine) claimLoop() {
 			}
 			now := e.now()
 			if !next.IsZero() && !next.After(now) {
-				// Due now but no slot free: wait for one.
-				e.starved.Store(true)
-				if e.free.Load() > 0 {
-					e.starved.Store(false)
-					continue
+				if n == 0 {
+					// Due now but no slot was free: wait for one.
+					e.starved.Store(true)
+					if e.free.Load() > 0 {
+						e.starved.Store(false)
+						continue
+					}
+					break
 				}
+				// Due now and a slot free, yet not claimed: another
+				// transaction holds it (a shared store skips locked
+				// rows). Look again shortly rather than spin.
+				e.starved.Store(false)
+				timer.Reset(10 * time.Millisecond)
 				break
 			}
 			e.starved.Store(false)

@@ -201,8 +201,13 @@ func TestBrowser(t *testing.T) {
 	poll("every node is completed", `[...document.querySelectorAll('g.node')].every(n => n.dataset.state === "completed")`)
 	poll("the page was not reloaded", `window.notReloaded === true`)
 	poll("the live marker is gone", `document.querySelector('.live-dot') === null || document.querySelector('.live-dot').hidden`)
-	must("open the charge", chromedp.Click(chromedp.CSS(`g.node[data-step="charge-payment"] rect`)))
-	poll("its attempts show", `document.querySelectorAll('details[data-step="charge-payment"] .attempt').length === 4`)
+	// The page may still swap in its last update: click through the DOM,
+	// again until the step is open, rather than on a node found earlier.
+	poll("the charge opens with its attempts", `(() => {
+		const d = document.querySelector('details[data-step="charge-payment"]');
+		if (!d.open) document.querySelector('g.node[data-step="charge-payment"] rect').dispatchEvent(new MouseEvent('click', {bubbles: true}));
+		return d.open && document.querySelectorAll('details[data-step="charge-payment"] .attempt').length === 4;
+	})()`)
 	must("scroll up", chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`))
 	shot("run.png")
 	if st, err := eng.Status(ctxT(t), "order-1042"); err != nil || st.State != dagflow.StateCompleted {
