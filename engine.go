@@ -39,6 +39,7 @@ type Engine struct {
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelCauseFunc
+	bgCtx  context.Context // ctx without its cancellation, for writes that must finish
 	closed atomic.Bool
 	once   sync.Once
 
@@ -137,6 +138,7 @@ func Open(opts ...Option) (*Engine, error) {
 	}
 	e.owner = newOwner()
 	e.ctx, e.cancel = context.WithCancelCause(context.Background())
+	e.bgCtx = context.WithoutCancel(e.ctx)
 	e.free.Store(int64(cfg.concurrency))
 	e.workers.SetLimit(cfg.concurrency)
 
@@ -304,13 +306,12 @@ func (e *Engine) Create(ctx context.Context, w Workflow) (*Status, error) {
 		return nil, &ValidationError{WorkflowID: w.ID, Problems: ps}
 	}
 	n := w.normalized()
-	spec, err := json.Marshal(&n)
-	if err != nil {
-		return nil, fmt.Errorf("dagflow: Create %q: encoding the workflow: %w", w.ID, err)
-	}
+	spec := json.RawMessage(appendSpec(nil, &n))
 	plan := compile(&n)
 	var eff flow.Effects
-	err = e.store.Update(ctx, func(tx store.Tx) error {
+	var created store.Run
+	err := e.store.Update(ctx, func(tx store.Tx) error {
+		created = store.Run{}
 		if _, err := tx.Run(n.ID); err == nil {
 			old, err := tx.Spec(n.ID)
 			if err != nil {
@@ -330,6 +331,7 @@ func (e *Engine) Create(ctx context.Context, w Workflow) (*Status, error) {
 		if err := x.Create(r, spec, plan); err != nil {
 			return err
 		}
+		created = r
 		return x.Flush()
 	})
 	if err != nil {
@@ -345,7 +347,10 @@ func (e *Engine) Create(ctx context.Context, w Workflow) (*Status, error) {
 	e.cmu.Unlock()
 	e.notify(store.Event{Kind: store.EventDue})
 	e.signal()
-	return e.Status(ctx, n.ID)
+	if created.ID == "" {
+		return e.Status(ctx, n.ID) // the run existed
+	}
+	return newStatus(&created, &n), nil
 }
 
 // Status returns the status of a run, read from the store, or an error
@@ -389,13 +394,35 @@ func (e *Engine) runContext(tx store.Tx, id string) (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	var w struct {
-		Context json.RawMessage `json:"context"`
-	}
-	if err := json.Unmarshal(spec, &w); err != nil {
+	c, err := specContext(spec)
+	if err != nil {
 		return nil, fmt.Errorf("decoding the stored spec: %w", err)
 	}
-	return w.Context, nil
+	return c, nil
+}
+
+// specContext reads the context of a stored spec without decoding its
+// steps: the engine writes "context" before "steps", so this reads only the
+// head of the spec however many steps follow.
+func specContext(spec []byte) (json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(spec))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, fmt.Errorf("not a JSON object")
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		if tok == "context" {
+			return v, nil
+		}
+	}
+	return json.RawMessage(`{}`), nil
 }
 
 // Workflow returns the workflow of a run as the engine stored it, with every
@@ -626,7 +653,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) (*Status, error) {
 		}
 		return nil, fmt.Errorf("dagflow: Cancel %q: %w", id, err)
 	}
-	e.apply(&eff, 0)
+	e.apply(&eff, 0, nil)
 	return e.Status(ctx, id)
 }
 
@@ -676,7 +703,7 @@ func (e *Engine) Retry(ctx context.Context, id string) (*Status, error) {
 		}
 		return nil, fmt.Errorf("dagflow: Retry %q: %w", id, err)
 	}
-	e.apply(&eff, 0)
+	e.apply(&eff, 0, nil)
 	e.notify(store.Event{Kind: store.EventDue})
 	e.signal()
 	return e.Status(ctx, id)

@@ -129,7 +129,7 @@ func (e *Engine) deliver(hooks []store.Webhook) {
 	if e.ctx.Err() != nil {
 		return // closing: undelivered hooks go out after the next Open
 	}
-	err := e.store.Update(context.WithoutCancel(e.ctx), func(tx store.Tx) error {
+	err := e.store.Update(e.bgCtx, func(tx store.Tx) error {
 		now := e.now()
 		for i, w := range hooks {
 			cur, err := e.webhook(tx, w.RunID, w.ID)

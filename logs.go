@@ -11,44 +11,51 @@ import (
 )
 
 // attemptLog keeps the lines a handler logs during one attempt, up to the
-// engine's limit, and passes them on to the engine's logger.
+// engine's limit, and passes them on to the engine's logger. An attempt's
+// context makes it the first time the handler asks for its logger.
 type attemptLog struct {
 	e     *Engine
-	in    *Input
 	mu    sync.Mutex
 	lines []store.LogLine
 	cut   bool
-	l     *slog.Logger
 }
 
-func (a *attemptLog) init(e *Engine, in *Input) {
-	a.e, a.in = e, in
-}
-
-func (a *attemptLog) logger() *slog.Logger {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.l == nil {
-		next := a.e.log.Handler().WithAttrs([]slog.Attr{
-			slog.String("workflowId", a.in.WorkflowID), slog.String("stepId", a.in.StepID), slog.Int("attempt", a.in.Attempt),
+// logger returns the logger of the attempt, making it on first use.
+func (c *attemptCtx) logger(e *Engine, in *Input) *slog.Logger {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.logl == nil {
+		c.logs = &attemptLog{e: e}
+		next := e.log.Handler().WithAttrs([]slog.Attr{
+			slog.String("workflowId", in.WorkflowID), slog.String("stepId", in.StepID), slog.Int("attempt", in.Attempt),
 		})
-		a.l = slog.New(&logHandler{log: a, next: next})
+		c.logl = slog.New(&logHandler{log: c.logs, next: next})
 	}
-	return a.l
+	return c.logl
 }
 
-// take returns the lines kept so far and forgets them.
-func (a *attemptLog) take() ([]store.LogLine, bool) {
+// takeLogs returns the lines kept for the attempt. Lines logged later (by a
+// handler that kept its logger) are dropped.
+func (c *attemptCtx) takeLogs() ([]store.LogLine, bool) {
+	c.mu.Lock()
+	a := c.logs
+	c.mu.Unlock()
+	if a == nil {
+		return nil, false
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	lines, cut := a.lines, a.cut
-	a.lines, a.cut, a.l = nil, false, nil
+	a.lines, a.cut, a.e = nil, false, nil
 	return lines, cut
 }
 
 func (a *attemptLog) add(l store.LogLine) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.e == nil {
+		return // the attempt has ended
+	}
 	if len(a.lines) >= a.e.cfg.logLimit {
 		a.cut = true
 		return

@@ -100,6 +100,19 @@ type CompensationStatus struct {
 	Error       string    `json:"error,omitempty"`
 }
 
+// newStatus is the status of a run just created: nothing has started.
+func newStatus(r *store.Run, w *Workflow) *Status {
+	s := &Status{
+		ID: r.ID, State: StatePending, StartedAt: r.StartedAt, Context: w.Context,
+		CompletedSteps: []string{}, FailedSteps: []string{}, CompensatedSteps: []string{},
+		Results: map[string]json.RawMessage{}, Steps: make([]StepStatus, len(w.Steps)),
+	}
+	for i := range w.Steps {
+		s.Steps[i] = StepStatus{ID: w.Steps[i].ID, State: StatePending}
+	}
+	return s
+}
+
 // buildStatus makes a Status from a run's records.
 func buildStatus(r *store.Run, wfContext json.RawMessage, steps []store.Step) *Status {
 	s := &Status{

@@ -39,7 +39,7 @@ type Input struct {
 	// skipped, for a step that runs despite them (allowFailedDeps).
 	FailedDependencies []string
 
-	logs *attemptLog
+	att *attemptCtx // the attempt's context: its logger
 }
 
 // DecodeContext decodes the workflow's context into v.
@@ -55,10 +55,10 @@ func (in Input) DecodeContext(v any) error {
 // logger. Lines past a limit per attempt are dropped, and the attempt notes
 // that they were.
 func (in Input) Logger() *slog.Logger {
-	if in.logs == nil {
+	if in.att == nil || in.att.e == nil {
 		return slog.New(discard{})
 	}
-	return in.logs.logger()
+	return in.att.logger(in.att.e, &in)
 }
 
 // IdempotencyKey returns the key that stays the same on every attempt of

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/dagflow/dagflow/httpstep"
@@ -13,12 +14,60 @@ import (
 	"github.com/dagflow/dagflow/store"
 )
 
-// task is a claimed attempt waiting for, or on, a worker.
+// task is a claimed attempt waiting for, or on, a worker. Tasks are pooled:
+// nothing a handler can keep (its context, its logger) lives in one.
 type task struct {
-	c      flow.Claim
-	rc     *runCache
-	logs   attemptLog
-	cancel context.CancelFunc // set while the attempt runs (shared stores)
+	c   flow.Claim
+	rc  *runCache
+	ctx *attemptCtx // set while the attempt runs
+}
+
+var taskPool = sync.Pool{New: func() any { return new(task) }}
+
+func newTask(c *flow.Claim, rc *runCache) *task {
+	t := taskPool.Get().(*task)
+	t.c, t.rc = *c, rc
+	return t
+}
+
+func freeTask(t *task) {
+	*t = task{}
+	taskPool.Put(t)
+}
+
+// workerState is what a worker reuses from one attempt to the next, so
+// that recording an outcome and claiming the next step allocate little.
+type workerState struct {
+	e     *Engine
+	eff   flow.Effects
+	txn   flow.Txn
+	tasks []*task
+	// The arguments of finishTx, set before each call.
+	t    *task
+	o    flow.Outcome
+	want int
+	fn   func(store.Tx) error // finishTx, bound once
+}
+
+func newWorkerState(e *Engine) *workerState {
+	ws := &workerState{e: e}
+	ws.fn = ws.finishTx
+	return ws
+}
+
+// finishTx records ws.t's outcome and claims up to ws.want due steps.
+func (ws *workerState) finishTx(tx store.Tx) error {
+	e := ws.e
+	x := ws.txn.Reset(tx, e.env(), e.now(), &ws.eff)
+	if err := x.Finish(&ws.t.c, ws.o); err != nil {
+		return err
+	}
+	if ws.want > 0 && e.ctx.Err() == nil {
+		if err := x.Claim(ws.want); err != nil {
+			return err
+		}
+	}
+	return x.Flush()
 }
 
 // The worker pool. Every claim holds one of cfg.concurrency slots from the
@@ -68,7 +117,7 @@ func (e *Engine) submit(t *task) {
 }
 
 func (e *Engine) worker() error {
-	var eff flow.Effects
+	ws := newWorkerState(e)
 	for {
 		e.qmu.Lock()
 		if len(e.queue) == 0 {
@@ -82,7 +131,7 @@ func (e *Engine) worker() error {
 		e.qmu.Unlock()
 		for t != nil {
 			o := e.execute(t)
-			t = e.finish(t, o, &eff)
+			t = e.finish(t, o, ws)
 		}
 	}
 }
@@ -140,7 +189,7 @@ func (e *Engine) claimLoop() {
 				}
 				break
 			}
-			tasks := e.apply(&eff, n)
+			tasks := e.apply(&eff, n, nil)
 			e.release(n - len(tasks))
 			for _, t := range tasks {
 				e.submit(t)
@@ -183,8 +232,9 @@ func (e *Engine) claimLoop() {
 }
 
 // apply acts on the effects of a committed transaction and returns the
-// tasks it claimed. want is how many claims the transaction asked for.
-func (e *Engine) apply(eff *flow.Effects, want int) []*task {
+// tasks it claimed, appended to buf. want is how many claims the
+// transaction asked for.
+func (e *Engine) apply(eff *flow.Effects, want int, buf []*task) []*task {
 	for _, c := range eff.Completed {
 		if rc := e.cachedRun(c.RunID); rc != nil {
 			rc.complete(c.Index, c.Seq, c.Result)
@@ -219,16 +269,14 @@ func (e *Engine) apply(eff *flow.Effects, want int) []*task {
 	if eff.Hooks {
 		e.signalHooks()
 	}
-	if len(eff.Claimed) == 0 {
-		return nil
-	}
-	tasks := make([]*task, 0, len(eff.Claimed))
-	for _, c := range eff.Claimed {
+	tasks := buf[:0]
+	for i := range eff.Claimed {
+		c := &eff.Claimed[i]
 		rc := e.cachedRun(c.RunID)
 		if rc == nil || !rc.has(c.Seq) && !rc.catchUp(c.Seq, catchUpWait) {
 			rc = e.refresh(c.RunID, c.Seq)
 		}
-		tasks = append(tasks, &task{c: c, rc: rc})
+		tasks = append(tasks, newTask(c, rc))
 	}
 	return tasks
 }
@@ -244,7 +292,7 @@ const catchUpWait = 20 * time.Millisecond
 // misses some previous results rather than not running.
 func (e *Engine) refresh(runID string, seq int64) *runCache {
 	var rc *runCache
-	err := e.store.View(context.WithoutCancel(e.ctx), func(tx store.Tx) error {
+	err := e.store.View(e.bgCtx, func(tx store.Tx) error {
 		var err error
 		if rc, err = e.cached(tx, runID); err != nil {
 			return err
@@ -285,7 +333,7 @@ func (e *Engine) park(ps []flow.Parked) {
 
 func (e *Engine) notify(ev store.Event) {
 	if w, ok := e.store.(store.Watcher); ok && e.lease > 0 {
-		if err := w.Notify(context.WithoutCancel(e.ctx), ev); err != nil && e.ctx.Err() == nil {
+		if err := w.Notify(e.bgCtx, ev); err != nil && e.ctx.Err() == nil {
 			e.log.Warn("dagflow: notifying other engines", "error", err)
 		}
 	}
@@ -297,8 +345,9 @@ const maxStoreRetries = 8
 
 // finish records an attempt's outcome, claims more work with the slot it
 // frees (and any other free slot), and returns the task to run next on this
-// worker, if any.
-func (e *Engine) finish(t *task, o flow.Outcome, eff *flow.Effects) *task {
+// worker, if any. It frees t.
+func (e *Engine) finish(t *task, o flow.Outcome, ws *workerState) *task {
+	defer freeTask(t)
 	e.unlive(t)
 	closing := e.ctx.Err() != nil
 	if closing && o.Err != "" {
@@ -306,8 +355,8 @@ func (e *Engine) finish(t *task, o flow.Outcome, eff *flow.Effects) *task {
 		// without counting the attempt; the step runs again when an engine
 		// next opens the store. (If this fails too, the next engine counts
 		// the attempt as interrupted, as after a crash.)
-		err := e.store.Update(context.WithoutCancel(e.ctx), func(tx store.Tx) error {
-			x := flow.Begin(tx, e.env(), e.now(), eff)
+		err := e.store.Update(e.bgCtx, func(tx store.Tx) error {
+			x := flow.Begin(tx, e.env(), e.now(), &ws.eff)
 			if err := x.Release(&t.c, "cancelled: the engine closed"); err != nil {
 				return err
 			}
@@ -323,21 +372,10 @@ func (e *Engine) finish(t *task, o flow.Outcome, eff *flow.Effects) *task {
 	if !closing {
 		want = 1 + e.reserve()
 	}
-	ctx := context.WithoutCancel(e.ctx)
+	ws.t, ws.o, ws.want = t, o, want
 	var err error
 	for try := 0; ; try++ {
-		err = e.store.Update(ctx, func(tx store.Tx) error {
-			x := flow.Begin(tx, e.env(), e.now(), eff)
-			if err := x.Finish(&t.c, o); err != nil {
-				return err
-			}
-			if want > 0 && e.ctx.Err() == nil {
-				if err := x.Claim(want); err != nil {
-					return err
-				}
-			}
-			return x.Flush()
-		})
+		err = e.store.Update(e.bgCtx, ws.fn)
 		if err == nil || errors.Is(err, store.ErrLeaseLost) || errors.Is(err, store.ErrClosed) || try == maxStoreRetries {
 			break
 		}
@@ -346,6 +384,7 @@ func (e *Engine) finish(t *task, o flow.Outcome, eff *flow.Effects) *task {
 		}
 		time.Sleep(time.Duration(10<<try) * time.Millisecond)
 	}
+	ws.t, ws.o = nil, flow.Outcome{}
 	if err != nil {
 		e.release(max(want, 1))
 		switch {
@@ -357,21 +396,22 @@ func (e *Engine) finish(t *task, o flow.Outcome, eff *flow.Effects) *task {
 			// to be taken over (at the next Open, or when its lease ends).
 			e.log.Error("dagflow: recording an outcome failed", "run", t.c.RunID, "step", t.c.StepID, "error", err)
 			msg := fmt.Sprintf("the store could not record the attempt's outcome: %v", err)
-			if e.store.Update(ctx, func(tx store.Tx) error {
-				x := flow.Begin(tx, e.env(), e.now(), eff)
+			if e.store.Update(e.bgCtx, func(tx store.Tx) error {
+				x := flow.Begin(tx, e.env(), e.now(), &ws.eff)
 				if err := x.Finish(&t.c, flow.Outcome{Err: msg, Permanent: true}); err != nil {
 					return err
 				}
 				return x.Flush()
 			}) == nil {
-				e.apply(eff, 0)
+				e.apply(&ws.eff, 0, nil)
 			}
 		default:
 			e.log.Error("dagflow: recording an outcome failed", "run", t.c.RunID, "step", t.c.StepID, "error", err)
 		}
 		return nil
 	}
-	tasks := e.apply(eff, want)
+	ws.tasks = e.apply(&ws.eff, want, ws.tasks)
+	tasks := ws.tasks
 	// This worker held one slot and reserved want-1 more; the tasks hold
 	// len(tasks) of them now.
 	e.release(max(want, 1) - len(tasks))
@@ -381,7 +421,9 @@ func (e *Engine) finish(t *task, o flow.Outcome, eff *flow.Effects) *task {
 	for _, nt := range tasks[1:] {
 		e.submit(nt)
 	}
-	return tasks[0]
+	next := tasks[0]
+	clear(ws.tasks)
+	return next
 }
 
 // execute runs one attempt and says how it ended. It never panics.
@@ -395,16 +437,17 @@ func (e *Engine) execute(t *task) (o flow.Outcome) {
 	if !c.Comp && !c.Deadline.IsZero() && c.Deadline.Before(deadline) {
 		deadline, runDeadline = c.Deadline, true
 	}
-	ctx, cancel := context.WithDeadline(rc.ctx, deadline)
-	defer cancel()
+	ctx := &attemptCtx{}
+	ctx.init(rc.ctx, deadline)
+	ctx.e = e
+	defer ctx.release()
+	t.ctx = ctx
 	if e.lease > 0 {
-		t.cancel = cancel
 		e.setLive(t)
 	}
 	in := Input{WorkflowID: rc.id, StepID: s.ID, Attempt: c.Attempt, Context: rc.wf.Context,
 		PreviousSteps: Results{rc: rc, upto: c.Seq}, Compensation: c.Comp, Result: c.Result,
-		FailedDependencies: c.FailedDeps, logs: &t.logs}
-	t.logs.init(e, &in)
+		FailedDependencies: c.FailedDeps, att: ctx}
 	var err error
 	if s.Handler != "" {
 		name := s.Handler
@@ -428,7 +471,7 @@ func (e *Engine) execute(t *task) (o flow.Outcome) {
 		}
 		o, err = e.callHTTP(ctx, url, in)
 	}
-	o.Logs, o.LogsCut = t.logs.take()
+	o.Logs, o.LogsCut = ctx.takeLogs()
 	if err == nil {
 		return o
 	}
@@ -563,8 +606,8 @@ func (e *Engine) renewLoop() {
 		}
 		for _, t := range lost {
 			e.log.Warn("dagflow: lease lost; cancelling the attempt", "run", t.c.RunID, "step", t.c.StepID)
-			if t.cancel != nil {
-				t.cancel()
+			if t.ctx != nil {
+				t.ctx.end(errLeaseLost)
 			}
 		}
 	}
@@ -596,6 +639,10 @@ func (e *Engine) watchLoop(ch <-chan store.Event) {
 		}
 	}
 }
+
+// errLeaseLost ends the context of an attempt whose lease another engine
+// took over.
+var errLeaseLost = errors.New("dagflow: the attempt's lease was lost to another engine")
 
 func isTimeout(reason string) bool {
 	return len(reason) >= 16 && reason[:16] == "workflow timed o"

@@ -141,14 +141,23 @@ func (w *Workflow) normalized() Workflow {
 		}
 	}
 	n.Steps = make([]Step, len(w.Steps))
+	// Steps without a retry policy share one: normalized workflows are
+	// never changed.
+	shared := &RetryConfig{MaxAttempts: DefaultMaxAttempts, Backoff: Exponential,
+		InitialInterval: DefaultInitialInterval, MaxInterval: DefaultMaxInterval}
 	for i, s := range w.Steps {
 		if s.Timeout == 0 {
 			s.Timeout = DefaultStepTimeout
 		}
-		r := RetryConfig{}
-		if s.Retries != nil {
-			r = *s.Retries
+		if s.Retries == nil {
+			s.Retries = shared
+			if len(s.DependsOn) == 0 {
+				s.DependsOn = nil
+			}
+			n.Steps[i] = s
+			continue
 		}
+		r := *s.Retries
 		if r.MaxAttempts == 0 {
 			r.MaxAttempts = DefaultMaxAttempts
 		}

@@ -129,11 +129,12 @@ type Outcome struct {
 // each call of the transaction function (a store may call it again), and call
 // Flush before the function returns nil.
 type Txn struct {
-	tx   store.Tx
-	env  Env
-	now  time.Time
-	eff  *Effects
-	runs []*runState
+	tx    store.Tx
+	env   Env
+	now   time.Time
+	eff   *Effects
+	runs  []*runState
+	spare []*runState // runStates to reuse
 }
 
 type runState struct {
@@ -143,8 +144,22 @@ type runState struct {
 
 // Begin starts a Txn over tx. It resets eff, which collects the effects.
 func Begin(tx store.Tx, env Env, now time.Time, eff *Effects) *Txn {
+	x := &Txn{}
+	x.Reset(tx, env, now, eff)
+	return x
+}
+
+// Reset makes x a new Txn over tx, reusing what it allocated before: an
+// engine keeps one Txn per worker so that the transactions of its hot path
+// allocate nothing of their own. It resets eff.
+func (x *Txn) Reset(tx store.Tx, env Env, now time.Time, eff *Effects) *Txn {
 	eff.reset()
-	return &Txn{tx: tx, env: env, now: now, eff: eff}
+	for _, rs := range x.runs {
+		*rs = runState{}
+		x.spare = append(x.spare, rs)
+	}
+	x.tx, x.env, x.now, x.eff, x.runs = tx, env, now, eff, x.runs[:0]
+	return x
 }
 
 // Flush writes back the runs the Txn changed.
@@ -176,9 +191,19 @@ func (x *Txn) run(id string) (*runState, error) {
 	if len(p.Steps) != r.Total {
 		return nil, fmt.Errorf("run %q: its spec has %d steps but the run has %d", id, len(p.Steps), r.Total)
 	}
-	rs := &runState{rec: r, plan: p}
+	rs := x.newRunState()
+	rs.rec, rs.plan = r, p
 	x.runs = append(x.runs, rs)
 	return rs, nil
+}
+
+func (x *Txn) newRunState() *runState {
+	if n := len(x.spare); n > 0 {
+		rs := x.spare[n-1]
+		x.spare = x.spare[:n-1]
+		return rs
+	}
+	return &runState{}
 }
 
 func (x *Txn) step(rs *runState, i int) (store.Step, error) {
@@ -200,7 +225,8 @@ func (x *Txn) Create(r store.Run, spec json.RawMessage, p *Plan) error {
 	if err := x.tx.PutSpec(r.ID, spec); err != nil {
 		return err
 	}
-	rs := &runState{rec: r, plan: p}
+	rs := x.newRunState()
+	rs.rec, rs.plan = r, p
 	x.runs = append(x.runs, rs)
 	for i := range p.Steps {
 		st := store.Step{RunID: r.ID, Index: i, ID: p.Steps[i].ID, State: store.StepPending, Waiting: len(p.Steps[i].Deps)}

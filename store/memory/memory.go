@@ -34,11 +34,13 @@ type Store struct {
 }
 
 type runEntry struct {
-	run     store.Run
-	spec    json.RawMessage
-	steps   []stepSlot
-	hooks   map[string]*hookSlot
-	deleted bool
+	run       store.Run
+	spec      json.RawMessage
+	steps     []stepSlot
+	hooks     map[string]*hookSlot
+	deleted   bool
+	grownIn   uint64 // the write transaction that last grew steps
+	grownFrom int    // how many steps there were before it did
 }
 
 type stepSlot struct {
@@ -76,6 +78,7 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 	}
 	t := &s.tx
 	t.write = true
+	t.n++
 	err := fn(t)
 	if err != nil {
 		t.rollback()
@@ -108,8 +111,8 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.runs = nil
 	s.order = nil
-	s.steps = nil
-	s.hooks = nil
+	s.steps = dueHeap{}
+	s.hooks = dueHeap{}
 	return nil
 }
 
@@ -121,6 +124,7 @@ func (s *Store) Close() error {
 type tx struct {
 	s     *Store
 	write bool
+	n     uint64 // numbers write transactions, from 1
 
 	ops    []undoOp
 	runs   []runUndo
@@ -274,26 +278,40 @@ func (t *tx) PutRun(r store.Run) error {
 	if !t.write {
 		return store.ErrReadOnly
 	}
-	s := t.s
-	e := s.runs[r.ID]
-	if e == nil {
-		e = &runEntry{run: r}
-		s.runs[r.ID] = e
-		s.insertOrder(e)
-		t.log(func() { s.removeOrder(e); delete(s.runs, r.ID) })
-		return nil
-	}
-	old := e.run
-	if !old.CreatedAt.Equal(r.CreatedAt) {
-		s.removeOrder(e)
+	e := t.s.runs[r.ID]
+	switch {
+	case e == nil:
+		t.insertRun(&r)
+	case !e.run.CreatedAt.Equal(r.CreatedAt):
+		t.moveRun(e, &r)
+	default:
+		t.logRun(e, e.run)
 		e.run = r
-		s.insertOrder(e)
-		t.log(func() { s.removeOrder(e); e.run = old; s.insertOrder(e) })
-		return nil
 	}
-	e.run = r
-	t.logRun(e, old)
 	return nil
+}
+
+// insertRun and moveRun log closures; they are apart from PutRun so that
+// its common case does not make r escape.
+func (t *tx) insertRun(r *store.Run) {
+	s := t.s
+	e := &runEntry{run: *r}
+	if r.Total > 0 && r.Total <= 1<<24 {
+		e.steps = make([]stepSlot, 0, r.Total) // its steps come next
+	}
+	s.runs[r.ID] = e
+	s.insertOrder(e)
+	id := r.ID
+	t.log(func() { s.removeOrder(e); delete(s.runs, id) })
+}
+
+func (t *tx) moveRun(e *runEntry, r *store.Run) {
+	s := t.s
+	old := e.run
+	s.removeOrder(e)
+	e.run = *r
+	s.insertOrder(e)
+	t.log(func() { s.removeOrder(e); e.run = old; s.insertOrder(e) })
 }
 
 func cmpEntry(a, b *runEntry) int {
@@ -402,14 +420,17 @@ func (t *tx) PutStep(st store.Step) error {
 		return store.ErrNotFound
 	}
 	if st.Index >= len(e.steps) {
-		prev := e.steps
-		e.steps = append(e.steps, make([]stepSlot, st.Index+1-len(prev))...)
-		t.log(func() { e.steps = prev })
+		t.growSteps(e, st.Index+1)
 	}
 	i := st.Index
 	sl := &e.steps[i]
 	// Logged by index: the slice may be grown later in this transaction.
-	t.logStep(e, i, sl)
+	if e.grownIn == t.n && i >= e.grownFrom {
+		// A slot the growth of this transaction made: the rollback of the
+		// growth removes it.
+	} else {
+		t.logStep(e, i, sl)
+	}
 	oldDue, oldOK, oldSeq := sl.step.DueAt, sl.ok, sl.dueSeq
 	sl.step, sl.ok = st, true
 	if !st.DueAt.IsZero() && (!oldDue.Equal(st.DueAt) || !oldOK || oldSeq == 0) {
@@ -420,6 +441,23 @@ func (t *tx) PutStep(st store.Step) error {
 		sl.dueSeq = 0
 	}
 	return nil
+}
+
+// growSteps makes room for n steps, logging the old slice once per
+// transaction: rolling back to it drops every slot grown since.
+func (t *tx) growSteps(e *runEntry, n int) {
+	if e.grownIn != t.n {
+		e.grownIn, e.grownFrom = t.n, len(e.steps)
+		prev := e.steps
+		t.log(func() { e.steps = prev; e.grownIn = 0 })
+	}
+	if n <= cap(e.steps) {
+		e.steps = e.steps[:n]
+		return
+	}
+	grown := make([]stepSlot, n, max(n, 2*cap(e.steps)))
+	copy(grown, e.steps)
+	e.steps = grown
 }
 
 func (t *tx) Steps(runID string) ([]store.Step, error) {
@@ -507,7 +545,7 @@ func (t *tx) popDue(h *dueHeap, now time.Time, max int, valid func(dueEntry) boo
 	}
 	if !t.write {
 		due := []dueEntry{}
-		for _, d := range *h {
+		for _, d := range h.all() {
 			if !d.at.After(now) && valid(d) {
 				due = append(due, d)
 			}
@@ -520,7 +558,7 @@ func (t *tx) popDue(h *dueHeap, now time.Time, max int, valid func(dueEntry) boo
 	}
 	n := 0
 	for h.Len() > 0 && n < max {
-		d := (*h)[0]
+		d := h.peek()
 		if d.at.After(now) {
 			break
 		}
@@ -553,7 +591,7 @@ func (t *tx) NextDue() (time.Time, error) {
 func (t *tx) first(h *dueHeap, valid func(dueEntry) bool) time.Time {
 	if t.write {
 		for h.Len() > 0 {
-			d := (*h)[0]
+			d := h.peek()
 			if valid(d) {
 				return d.at
 			}
@@ -563,7 +601,7 @@ func (t *tx) first(h *dueHeap, valid func(dueEntry) bool) time.Time {
 		return time.Time{}
 	}
 	var at time.Time
-	for _, d := range *h {
+	for _, d := range h.all() {
 		if valid(d) && (at.IsZero() || d.at.Before(at)) {
 			at = d.at
 		}
@@ -686,16 +724,66 @@ func cmpDue(a, b dueEntry) int {
 	return cmp.Compare(a.seq, b.seq)
 }
 
-// dueHeap is a binary min-heap of due entries, by (at, seq). It is written
-// out rather than used through container/heap so that pushing an entry does
-// not box it.
-type dueHeap []dueEntry
+// dueHeap holds due entries by (at, seq). Nearly every entry is due "now",
+// and now only grows from one transaction to the next, so entries that come
+// in order go to a FIFO queue (O(1) each way); the few that do not (a retry
+// due later, a clock that stepped back) go to a binary heap. It is written
+// out rather than used through container/heap so that an entry is never
+// boxed.
+type dueHeap struct {
+	fifo []dueEntry // in (at, seq) order, from head
+	head int
+	heap []dueEntry
+}
 
-func (h dueHeap) Len() int { return len(h) }
+func (h *dueHeap) Len() int { return len(h.fifo) - h.head + len(h.heap) }
+
+// all yields every entry, in no order.
+func (h *dueHeap) all() []dueEntry {
+	return append(append([]dueEntry(nil), h.fifo[h.head:]...), h.heap...)
+}
+
+// peek returns the earliest entry; Len must not be 0.
+func (h *dueHeap) peek() dueEntry {
+	switch {
+	case h.head == len(h.fifo):
+		return h.heap[0]
+	case len(h.heap) == 0 || cmpDue(h.fifo[h.head], h.heap[0]) <= 0:
+		return h.fifo[h.head]
+	}
+	return h.heap[0]
+}
 
 func (h *dueHeap) push(d dueEntry) {
-	*h = append(*h, d)
-	a := *h
+	if h.head == len(h.fifo) || cmpDue(h.fifo[len(h.fifo)-1], d) <= 0 {
+		if h.head > 0 && h.head >= len(h.fifo)/2 {
+			// Reclaim the popped half before growing.
+			n := copy(h.fifo, h.fifo[h.head:])
+			clear(h.fifo[n:])
+			h.fifo, h.head = h.fifo[:n], 0
+		}
+		h.fifo = append(h.fifo, d)
+		return
+	}
+	h.heapPush(d)
+}
+
+func (h *dueHeap) pop() dueEntry {
+	if h.head < len(h.fifo) && (len(h.heap) == 0 || cmpDue(h.fifo[h.head], h.heap[0]) <= 0) {
+		d := h.fifo[h.head]
+		h.fifo[h.head] = dueEntry{}
+		h.head++
+		if h.head == len(h.fifo) {
+			h.fifo, h.head = h.fifo[:0], 0
+		}
+		return d
+	}
+	return h.heapPop()
+}
+
+func (h *dueHeap) heapPush(d dueEntry) {
+	h.heap = append(h.heap, d)
+	a := h.heap
 	for j := len(a) - 1; j > 0; {
 		p := (j - 1) / 2
 		if cmpDue(a[j], a[p]) >= 0 {
@@ -706,8 +794,8 @@ func (h *dueHeap) push(d dueEntry) {
 	}
 }
 
-func (h *dueHeap) pop() dueEntry {
-	a := *h
+func (h *dueHeap) heapPop() dueEntry {
+	a := h.heap
 	top := a[0]
 	last := len(a) - 1
 	a[0] = a[last]
@@ -728,6 +816,6 @@ func (h *dueHeap) pop() dueEntry {
 		a[j], a[m] = a[m], a[j]
 		j = m
 	}
-	*h = a
+	h.heap = a
 	return top
 }
