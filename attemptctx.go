@@ -23,7 +23,7 @@ type attemptCtx struct {
 	stop  func() bool // stops the context.AfterFunc on parent
 
 	e    *Engine
-	logs *attemptLog  // made with logl, on the handler's first Logger call
+	logs *attemptLog // made with logl, on the handler's first Logger call
 	logl *slog.Logger
 }
 

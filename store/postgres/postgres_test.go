@@ -407,9 +407,10 @@ func TestRetryAfterDeadlock(t *testing.T) {
 					t.Errorf("Update = %v", err)
 				}
 			}
-			// Both may time out, and both run again.
-			if n := calls.Load(); n < 3 || n > 4 {
-				t.Errorf("functions ran %d times, want 3 or 4 (a deadlock broken, one or both run again)", n)
+			// A deadlock is broken, so one or both run again; the runs again
+			// may still collide now and then, which costs another round.
+			if n := calls.Load(); n < 3 || n > 8 {
+				t.Errorf("functions ran %d times, want 3 to 8 (a deadlock broken, one or both run again)", n)
 			}
 			if d := time.Since(start); d > tc.within {
 				t.Errorf("took %v, want less than %v", d, tc.within)
