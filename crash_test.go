@@ -3,11 +3,13 @@ package dagflow_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -68,12 +70,29 @@ func crashWorkload() []dagflow.Workflow {
 			{ID: "c", Handler: "work", DependsOn: []string{"b"}, Retries: many},
 		}})
 	}
+	for g := 0; g < 6; g++ {
+		// Sagas whose last step fails for good: the kills land in their
+		// rollbacks too.
+		wf := dagflow.Workflow{ID: fmt.Sprintf("saga-%d", g), Saga: true}
+		for i := 0; i < 6; i++ {
+			s := dagflow.Step{ID: fmt.Sprintf("s%d", i), Handler: "work", Compensation: "undo", Retries: many}
+			if i > 0 {
+				s.DependsOn = []string{fmt.Sprintf("s%d", i-1)}
+			}
+			wf.Steps = append(wf.Steps, s)
+		}
+		wf.Steps = append(wf.Steps, dagflow.Step{ID: "boom", Handler: "boom", DependsOn: []string{"s5"}})
+		wfs = append(wfs, wf)
+	}
 	return wfs
 }
 
 func maxAttemptsOf(wf dagflow.Workflow, stepID string) int {
 	for _, s := range wf.Steps {
 		if s.ID == stepID {
+			if s.Retries == nil {
+				return 1
+			}
 			return s.Retries.MaxAttempts
 		}
 	}
@@ -108,6 +127,16 @@ func TestCrashChild(t *testing.T) {
 		note("end", in)
 		return prev + 1, nil
 	}
+	undo := func(ctx context.Context, in dagflow.Input) (any, error) {
+		note("cstart", in)
+		time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
+		note("cend", in)
+		return nil, nil
+	}
+	boom := func(ctx context.Context, in dagflow.Input) (any, error) {
+		note("start", in)
+		return nil, dagflow.Permanent(errors.New("boom"))
+	}
 	flaky := func(ctx context.Context, in dagflow.Input) (any, error) {
 		note("start", in)
 		if in.Attempt <= 2 {
@@ -117,7 +146,8 @@ func TestCrashChild(t *testing.T) {
 		return 100, nil
 	}
 	eng, err := dagflow.Open(dagflow.WithPath(path), dagflow.WithConcurrency(16),
-		dagflow.WithHandler("work", work), dagflow.WithHandler("flaky", flaky))
+		dagflow.WithHandler("work", work), dagflow.WithHandler("flaky", flaky),
+		dagflow.WithHandler("undo", undo), dagflow.WithHandler("boom", boom))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,6 +221,8 @@ func TestCrashSIGKILL(t *testing.T) {
 	type key struct{ run, step string }
 	starts := map[key]map[int]int{} // attempt -> times started
 	ends := map[key][]int{}
+	compStarts := map[key]map[int]int{}
+	var compOrder []key // compensations in the order they first completed
 	f, err := os.Open(logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -204,13 +236,23 @@ func TestCrashSIGKILL(t *testing.T) {
 			t.Fatalf("log line %q: %v", sc.Text(), err)
 		}
 		k := key{run, step}
-		if kind == "start" {
+		switch kind {
+		case "start":
 			if starts[k] == nil {
 				starts[k] = map[int]int{}
 			}
 			starts[k][attempt]++
-		} else {
+		case "end":
 			ends[k] = append(ends[k], attempt)
+		case "cstart":
+			if compStarts[k] == nil {
+				compStarts[k] = map[int]int{}
+			}
+			compStarts[k][attempt]++
+		case "cend":
+			if !slices.Contains(compOrder, k) {
+				compOrder = append(compOrder, k)
+			}
 		}
 	}
 
@@ -231,7 +273,44 @@ func TestCrashSIGKILL(t *testing.T) {
 			if !run.State.Final() {
 				t.Errorf("run %s did not finish: %s", wf.ID, run.State)
 			}
-			if strings.HasPrefix(wf.ID, "retry-") {
+			if strings.HasPrefix(wf.ID, "saga-") {
+				if run.State != store.RunFailed {
+					t.Errorf("saga %s: %s", wf.ID, run.State)
+				}
+				// Every completed step was compensated, once its
+				// compensation completed never again, in reverse order of
+				// completion.
+				var bySeq []store.Step
+				steps, _ := tx.Steps(wf.ID)
+				for _, st := range steps {
+					k := key{wf.ID, st.ID}
+					if st.ID == "boom" {
+						continue
+					}
+					if st.State != store.StepCompleted || st.Comp != store.CompDone {
+						t.Errorf("%s/%s: state %s, compensation %q; want completed and compensated", wf.ID, st.ID, st.State, st.Comp)
+					}
+					for attempt, n := range compStarts[k] {
+						if n > 1 || attempt > st.CompAttempts {
+							t.Errorf("%s/%s: compensation attempt %d ran %d times (store counts %d)", wf.ID, st.ID, attempt, n, st.CompAttempts)
+						}
+					}
+					bySeq = append(bySeq, st)
+				}
+				slices.SortFunc(bySeq, func(a, b store.Step) int { return int(b.Seq - a.Seq) })
+				var want, got []string
+				for _, st := range bySeq {
+					want = append(want, st.ID)
+				}
+				for _, k := range compOrder {
+					if k.run == wf.ID {
+						got = append(got, k.step)
+					}
+				}
+				if !slices.Equal(want, got) {
+					t.Errorf("%s: compensations completed in order %v, want %v", wf.ID, got, want)
+				}
+			} else if strings.HasPrefix(wf.ID, "retry-") {
 				if run.State != store.RunCompleted && run.State != store.RunFailed {
 					t.Errorf("run %s: %s", wf.ID, run.State)
 				}
@@ -297,7 +376,16 @@ func TestCrashSIGKILL(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("checked %d steps; handlers started %d attempts, %d of them after an earlier attempt was interrupted or failed", checked, startsTotal, reruns)
+	compReruns := 0
+	for _, m := range compStarts {
+		for attempt := range m {
+			if attempt > 1 {
+				compReruns++
+			}
+		}
+	}
+	t.Logf("checked %d steps; handlers started %d attempts, %d of them after an earlier attempt was interrupted or failed; %d compensations ran again after an interruption",
+		checked, startsTotal, reruns, compReruns)
 	if kills < crashKills && !finished {
 		t.Errorf("only %d kills", kills)
 	}

@@ -119,7 +119,7 @@ func buildStatus(r *store.Run, wfContext json.RawMessage, steps []store.Step) *S
 		ID: r.ID, StartedAt: r.StartedAt, CompletedAt: r.CompletedAt, Context: wfContext, Error: r.Error,
 		Phase: string(r.Phase), Generation: r.Generation,
 		CompletedSteps: []string{}, FailedSteps: []string{}, CompensatedSteps: []string{},
-		Results: make(map[string]json.RawMessage), Steps: make([]StepStatus, 0, len(steps)),
+		Results: make(map[string]json.RawMessage, int(r.Seq)), Steps: make([]StepStatus, 0, len(steps)),
 	}
 	if len(s.Context) == 0 {
 		s.Context = json.RawMessage(`{}`)
@@ -184,9 +184,25 @@ func buildStatus(r *store.Run, wfContext json.RawMessage, steps []store.Step) *S
 		}
 		s.Steps = append(s.Steps, ss)
 	}
-	slices.SortFunc(completed, func(a, b *store.Step) int { return cmp.Compare(a.Seq, b.Seq) })
-	for _, st := range completed {
-		s.CompletedSteps = append(s.CompletedSteps, st.ID)
+	// Completions are numbered 1..r.Seq without gaps: place each by its
+	// number rather than sort.
+	if byseq := make([]string, r.Seq); len(completed) == len(byseq) {
+		for _, st := range completed {
+			if st.Seq < 1 || st.Seq > r.Seq || byseq[st.Seq-1] != "" {
+				byseq = nil
+				break
+			}
+			byseq[st.Seq-1] = st.ID
+		}
+		if byseq != nil {
+			s.CompletedSteps = byseq
+		}
+	}
+	if len(s.CompletedSteps) != len(completed) {
+		slices.SortFunc(completed, func(a, b *store.Step) int { return cmp.Compare(a.Seq, b.Seq) })
+		for _, st := range completed {
+			s.CompletedSteps = append(s.CompletedSteps, st.ID)
+		}
 	}
 	// Compensations run in reverse order of completion.
 	slices.SortFunc(compensated, func(a, b *store.Step) int { return cmp.Compare(b.Seq, a.Seq) })
