@@ -365,16 +365,12 @@ func (e *Engine) Status(ctx context.Context, id string) (*Status, error) {
 		if err != nil {
 			return err
 		}
-		steps, err := tx.Steps(id)
-		if err != nil {
-			return err
-		}
 		wctx, err := e.runContext(tx, id)
 		if err != nil {
 			return err
 		}
-		st = buildStatus(&r, wctx, steps)
-		return nil
+		st, err = statusOf(tx, &r, wctx)
+		return err
 	})
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {

@@ -85,13 +85,25 @@ func (e *Engine) Attempts(ctx context.Context, runID string) ([]Attempt, error) 
 		if err != nil {
 			return err
 		}
-		// An attempt under way has no record yet: its step says when it
-		// started.
+		// An attempt under way has no record yet, and a first attempt that
+		// completed plainly has none at all: their steps tell of them.
 		steps, err := tx.Steps(runID)
 		if err != nil {
 			return err
 		}
+		recorded := make(map[int]bool, len(atts))
+		for _, a := range atts {
+			if !a.Compensation {
+				recorded[a.Index] = true
+			}
+		}
 		for _, st := range steps {
+			if st.State == store.StepCompleted && !recorded[st.Index] && !st.StartedAt.IsZero() {
+				a := store.Attempt{RunID: runID, Index: st.Index, StepID: st.ID, Number: 1, Owner: st.Owner,
+					StartedAt: st.StartedAt, EndedAt: st.CompletedAt}
+				i, _ := slices.BinarySearchFunc(atts, a, cmpAttempt)
+				atts = slices.Insert(atts, i, a)
+			}
 			if st.AttemptAt.IsZero() {
 				continue
 			}

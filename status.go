@@ -113,13 +113,42 @@ func newStatus(r *store.Run, w *Workflow) *Status {
 	return s
 }
 
+// statusOf reads a run's status through tx, without copying its steps when
+// the store can show them in place.
+func statusOf(tx store.Tx, r *store.Run, wfContext json.RawMessage) (*Status, error) {
+	if rg, ok := tx.(store.StepRanger); ok {
+		var err error
+		st := buildStatusFrom(r, wfContext, r.Total, func(yield func(*store.Step) bool) {
+			err = rg.RangeSteps(r.ID, yield)
+		})
+		return st, err
+	}
+	steps, err := tx.Steps(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	return buildStatus(r, wfContext, steps), nil
+}
+
 // buildStatus makes a Status from a run's records.
 func buildStatus(r *store.Run, wfContext json.RawMessage, steps []store.Step) *Status {
+	return buildStatusFrom(r, wfContext, len(steps), func(yield func(*store.Step) bool) {
+		for i := range steps {
+			if !yield(&steps[i]) {
+				return
+			}
+		}
+	})
+}
+
+// buildStatusFrom makes a Status from a run's records, the steps coming from
+// each (about n of them). It keeps pointers to the steps only while it runs.
+func buildStatusFrom(r *store.Run, wfContext json.RawMessage, n int, each func(yield func(*store.Step) bool)) *Status {
 	s := &Status{
 		ID: r.ID, StartedAt: r.StartedAt, CompletedAt: r.CompletedAt, Context: wfContext, Error: r.Error,
 		Phase: string(r.Phase), Generation: r.Generation,
 		CompletedSteps: []string{}, FailedSteps: []string{}, CompensatedSteps: []string{},
-		Results: make(map[string]json.RawMessage, int(r.Seq)), Steps: make([]StepStatus, 0, len(steps)),
+		Results: make(map[string]json.RawMessage, int(r.Seq)), Steps: make([]StepStatus, 0, n),
 	}
 	if len(s.Context) == 0 {
 		s.Context = json.RawMessage(`{}`)
@@ -127,8 +156,7 @@ func buildStatus(r *store.Run, wfContext json.RawMessage, steps []store.Step) *S
 	started := false
 	var current *store.Step
 	var completed, compensated []*store.Step
-	for i := range steps {
-		st := &steps[i]
+	for st := range each {
 		ss := StepStatus{ID: st.ID, StartedAt: st.StartedAt, CompletedAt: st.CompletedAt, Attempts: st.Attempts, Error: st.Error}
 		if !st.StartedAt.IsZero() {
 			started = true

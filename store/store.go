@@ -174,6 +174,15 @@ type Tx interface {
 	DueWebhooks(now time.Time, max int) ([]Webhook, error)
 }
 
+// StepRanger is implemented by a Tx that can show a run's steps without
+// copying them. The engine uses it, when a store's Tx has it, to build the
+// status of a large run cheaply.
+type StepRanger interface {
+	// RangeSteps calls fn with each step of a run in index order until fn
+	// returns false. fn must neither keep nor change the step it is given.
+	RangeSteps(runID string, fn func(*Step) bool) error
+}
+
 // RunQuery selects runs for Tx.Runs.
 type RunQuery struct {
 	// State, when set, keeps only runs in that state.

@@ -469,13 +469,20 @@ func (x *Txn) Finish(c *Claim, o Outcome) error {
 	if st.Token != c.Token || st.Owner != x.env.Owner() || !running || rs.rec.Generation != c.Generation {
 		return fmt.Errorf("%w: step %q of run %q (claim %d, now %d held by %q)", store.ErrLeaseLost, st.ID, c.RunID, c.Token, st.Token, st.Owner)
 	}
-	a := store.Attempt{RunID: c.RunID, Index: c.Index, StepID: st.ID, Compensation: c.Comp, Generation: c.Generation,
-		Number: c.Attempt, Owner: st.Owner, StartedAt: c.StartedAt, EndedAt: x.now, Error: o.Err,
-		StatusCode: o.StatusCode, Duration: o.Duration, Logs: o.Logs, LogsCut: o.LogsCut}
-	if err := x.tx.PutAttempt(a); err != nil {
-		return err
+	// A first attempt that completed with nothing more to tell (no logs,
+	// no HTTP reply) needs no record of its own: the step's StartedAt,
+	// CompletedAt and Owner are that record (see Engine.Attempts).
+	plain := !c.Comp && o.Err == "" && c.Attempt == 1 && c.Generation == 0 && len(o.Logs) == 0 && !o.LogsCut && o.StatusCode == 0
+	if !plain {
+		a := store.Attempt{RunID: c.RunID, Index: c.Index, StepID: st.ID, Compensation: c.Comp, Generation: c.Generation,
+			Number: c.Attempt, Owner: st.Owner, StartedAt: c.StartedAt, EndedAt: x.now, Error: o.Err,
+			StatusCode: o.StatusCode, Duration: o.Duration, Logs: o.Logs, LogsCut: o.LogsCut}
+		if err := x.tx.PutAttempt(a); err != nil {
+			return err
+		}
 	}
 	rs.rec.Running--
+	owner := st.Owner
 	st.Owner, st.LeaseUntil, st.DueAt, st.AttemptAt = "", time.Time{}, time.Time{}, time.Time{}
 	if c.Comp {
 		if o.Err == "" {
@@ -496,6 +503,7 @@ func (x *Txn) Finish(c *Claim, o Outcome) error {
 	r := &rs.rec
 	r.Seq++
 	st.State, st.Result, st.Error, st.Seq, st.CompletedAt = store.StepCompleted, o.Result, "", r.Seq, x.now
+	st.Owner = owner // kept on a completed step: the engine that completed it
 	r.Done++
 	if err := x.tx.PutStep(st); err != nil {
 		return err

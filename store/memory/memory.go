@@ -474,6 +474,21 @@ func (t *tx) Steps(runID string) ([]store.Step, error) {
 	return out, nil
 }
 
+// RangeSteps implements store.StepRanger: fn sees the stored steps
+// themselves.
+func (t *tx) RangeSteps(runID string, fn func(*store.Step) bool) error {
+	e := t.entry(runID)
+	if e == nil {
+		return nil
+	}
+	for i := range e.steps {
+		if e.steps[i].ok && !fn(&e.steps[i].step) {
+			return nil
+		}
+	}
+	return nil
+}
+
 func (t *tx) CompletedAfter(runID string, seq int64) ([]store.Step, error) {
 	e := t.entry(runID)
 	if e == nil {
