@@ -373,10 +373,7 @@ func (e *Engine) Status(ctx context.Context, id string) (*Status, error) {
 		return err
 	})
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, fmt.Errorf("dagflow: run %q: %w", id, ErrNotFound)
-		}
-		return nil, fmt.Errorf("dagflow: status of run %q: %w", id, err)
+		return nil, runErr("Status", id, err)
 	}
 	return st, nil
 }
@@ -436,10 +433,7 @@ func (e *Engine) Workflow(ctx context.Context, id string) (*Workflow, error) {
 		return json.Unmarshal(spec, &w)
 	})
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, fmt.Errorf("dagflow: run %q: %w", id, ErrNotFound)
-		}
-		return nil, fmt.Errorf("dagflow: workflow of run %q: %w", id, err)
+		return nil, runErr("Workflow", id, err)
 	}
 	return &w, nil
 }
@@ -510,6 +504,19 @@ func (e *Engine) wakeWaiters(id string) {
 	for _, ch := range list {
 		close(ch)
 	}
+}
+
+// runErr wraps the error of a call on run id: a missing run as
+// ErrNotFound, a *StateError as it is, anything else with the call's name.
+func runErr(op, id string, err error) error {
+	var se *StateError
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("dagflow: run %q: %w", id, ErrNotFound)
+	case errors.As(err, &se):
+		return err
+	}
+	return fmt.Errorf("dagflow: %s %q: %w", op, id, err)
 }
 
 // ListOptions selects runs for List.
@@ -640,14 +647,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) (*Status, error) {
 		return x.Flush()
 	})
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, fmt.Errorf("dagflow: run %q: %w", id, ErrNotFound)
-		}
-		var se *StateError
-		if errors.As(err, &se) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("dagflow: Cancel %q: %w", id, err)
+		return nil, runErr("Cancel", id, err)
 	}
 	e.apply(&eff, 0, nil)
 	return e.Status(ctx, id)
@@ -690,14 +690,7 @@ func (e *Engine) Retry(ctx context.Context, id string) (*Status, error) {
 		return x.Flush()
 	})
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, fmt.Errorf("dagflow: run %q: %w", id, ErrNotFound)
-		}
-		var se *StateError
-		if errors.As(err, &se) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("dagflow: Retry %q: %w", id, err)
+		return nil, runErr("Retry", id, err)
 	}
 	e.apply(&eff, 0, nil)
 	e.notify(store.Event{Kind: store.EventDue})

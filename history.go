@@ -3,8 +3,6 @@ package dagflow
 import (
 	"cmp"
 	"context"
-	"errors"
-	"fmt"
 	"slices"
 	"time"
 
@@ -127,10 +125,7 @@ func (e *Engine) Attempts(ctx context.Context, runID string) ([]Attempt, error) 
 		return nil
 	})
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, fmt.Errorf("dagflow: run %q: %w", runID, ErrNotFound)
-		}
-		return nil, fmt.Errorf("dagflow: attempts of run %q: %w", runID, err)
+		return nil, runErr("Attempts", runID, err)
 	}
 	return out, nil
 }
@@ -157,10 +152,7 @@ func (e *Engine) Webhooks(ctx context.Context, runID string) ([]Webhook, error) 
 		return nil
 	})
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, fmt.Errorf("dagflow: run %q: %w", runID, ErrNotFound)
-		}
-		return nil, fmt.Errorf("dagflow: webhooks of run %q: %w", runID, err)
+		return nil, runErr("Webhooks", runID, err)
 	}
 	return out, nil
 }
