@@ -524,7 +524,7 @@ func (s *Store) validHook(d dueEntry) bool {
 }
 
 func (t *tx) DueSteps(now time.Time, max int) ([]store.Step, error) {
-	out := []store.Step{}
+	out := make([]store.Step, 0, min(max, t.s.steps.Len()))
 	t.popDue(&t.s.steps, now, max, t.s.validStep, func(d dueEntry) {
 		sl := &d.run.steps[d.index]
 		out = append(out, sl.step)
