@@ -135,6 +135,23 @@ type Txn struct {
 	eff   *Effects
 	runs  []*runState
 	spare []*runState // runStates to reuse
+
+	// fresh holds steps this transaction made ready and has not written
+	// yet: Claim takes them directly when nothing older is due, so that a
+	// step unblocked and claimed in one transaction is written once and
+	// never goes through the store's due index.
+	fresh    []freshStep
+	freshIdx map[freshKey]int // index in fresh, once fresh is long
+}
+
+type freshStep struct {
+	st   store.Step
+	done bool // written or claimed
+}
+
+type freshKey struct {
+	run   string
+	index int
 }
 
 type runState struct {
@@ -159,11 +176,17 @@ func (x *Txn) Reset(tx store.Tx, env Env, now time.Time, eff *Effects) *Txn {
 		x.spare = append(x.spare, rs)
 	}
 	x.tx, x.env, x.now, x.eff, x.runs = tx, env, now, eff, x.runs[:0]
+	clear(x.fresh)
+	x.fresh = x.fresh[:0]
+	clear(x.freshIdx)
 	return x
 }
 
-// Flush writes back the runs the Txn changed.
+// Flush writes back the runs and steps the Txn changed.
 func (x *Txn) Flush() error {
+	if err := x.flushFresh(); err != nil {
+		return err
+	}
 	for _, rs := range x.runs {
 		rs.rec.UpdatedAt = x.now
 		if err := x.tx.PutRun(rs.rec); err != nil {
@@ -206,7 +229,70 @@ func (x *Txn) newRunState() *runState {
 	return &runState{}
 }
 
+// hold keeps a step made ready by this transaction to be claimed or written
+// later in it.
+func (x *Txn) hold(st store.Step) {
+	x.fresh = append(x.fresh, freshStep{st: st})
+	if x.freshIdx != nil || len(x.fresh) > 8 {
+		if x.freshIdx == nil {
+			x.freshIdx = make(map[freshKey]int)
+		}
+		for i := len(x.freshIdx); i < len(x.fresh); i++ {
+			x.freshIdx[freshKey{x.fresh[i].st.RunID, x.fresh[i].st.Index}] = i
+		}
+	}
+}
+
+// held returns the held copy of a step, if any.
+func (x *Txn) held(runID string, index int) *freshStep {
+	if x.freshIdx != nil {
+		if i, ok := x.freshIdx[freshKey{runID, index}]; ok && !x.fresh[i].done {
+			return &x.fresh[i]
+		}
+		return nil
+	}
+	for i := range x.fresh {
+		f := &x.fresh[i]
+		if !f.done && f.st.Index == index && f.st.RunID == runID {
+			return f
+		}
+	}
+	return nil
+}
+
+// put writes a step, dropping any held copy of it.
+func (x *Txn) put(st store.Step) error {
+	if f := x.held(st.RunID, st.Index); f != nil {
+		f.done = true
+	}
+	return x.tx.PutStep(st)
+}
+
+// flushFresh writes the held steps that were not claimed.
+func (x *Txn) flushFresh() error {
+	for i := range x.fresh {
+		if f := &x.fresh[i]; !f.done {
+			f.done = true
+			if err := x.tx.PutStep(f.st); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// steps returns every step of a run, writing held steps first.
+func (x *Txn) steps(runID string) ([]store.Step, error) {
+	if err := x.flushFresh(); err != nil {
+		return nil, err
+	}
+	return x.tx.Steps(runID)
+}
+
 func (x *Txn) step(rs *runState, i int) (store.Step, error) {
+	if f := x.held(rs.rec.ID, i); f != nil {
+		return f.st, nil
+	}
 	st, err := x.tx.Step(rs.rec.ID, i)
 	if err != nil {
 		return st, fmt.Errorf("run %q step %d: %w", rs.rec.ID, i, err)
@@ -233,7 +319,7 @@ func (x *Txn) Create(r store.Run, spec json.RawMessage, p *Plan) error {
 		if st.Waiting == 0 {
 			x.makeReady(rs, &st)
 		}
-		if err := x.tx.PutStep(st); err != nil {
+		if err := x.put(st); err != nil {
 			return err
 		}
 	}
@@ -276,7 +362,11 @@ func (x *Txn) releaseSerial(rs *runState, i int) error {
 		return err
 	}
 	x.makeReady(rs, &st)
-	return x.tx.PutStep(st)
+	if st.State == store.StepReady {
+		x.hold(st)
+		return nil
+	}
+	return x.put(st)
 }
 
 // resolve tells the dependents of a finished step that it completed (ok) or
@@ -315,9 +405,13 @@ func (x *Txn) resolve(rs *runState, from int, ok bool) error {
 			st.Waiting--
 			if st.Waiting == 0 {
 				x.makeReady(rs, &st)
+				if st.State == store.StepReady {
+					x.hold(st)
+					continue
+				}
 			}
 		}
-		if err := x.tx.PutStep(st); err != nil {
+		if err := x.put(st); err != nil {
 			return err
 		}
 	}
@@ -329,9 +423,37 @@ func (x *Txn) resolve(rs *runState, from int, ok bool) error {
 // putting off the ones this engine has no handler for.
 func (x *Txn) Claim(max int) error {
 	if max <= 0 {
+		return x.flushFresh()
+	}
+	claimed := len(x.eff.Claimed)
+	if len(x.fresh) > 0 {
+		// Steps this transaction made ready are claimed at once, unless
+		// something that was due earlier waits: that goes first.
+		next, err := x.tx.NextDue()
+		if err != nil {
+			return err
+		}
+		if next.IsZero() || next.After(x.now) {
+			for i := 0; i < len(x.fresh) && len(x.eff.Claimed)-claimed < max; i++ {
+				f := &x.fresh[i]
+				if f.done {
+					continue
+				}
+				f.done = true
+				if err := x.claimOne(f.st); err != nil {
+					return err
+				}
+			}
+		}
+		if err := x.flushFresh(); err != nil {
+			return err
+		}
+	}
+	left := max - (len(x.eff.Claimed) - claimed)
+	if left <= 0 {
 		return nil
 	}
-	due, err := x.tx.DueSteps(x.now, max)
+	due, err := x.tx.DueSteps(x.now, left)
 	if err != nil {
 		return err
 	}
@@ -363,7 +485,7 @@ func (x *Txn) claimOne(st store.Step) error {
 		}
 	}
 	if r.Phase == store.PhaseActive && !r.Deadline.IsZero() && !x.now.Before(r.Deadline) {
-		if err := x.tx.PutStep(st); err != nil {
+		if err := x.put(st); err != nil {
 			return err
 		}
 		return x.stop(rs, store.RunFailed, fmt.Sprintf("workflow timed out after %s", rs.plan.Timeout), true)
@@ -376,13 +498,13 @@ func (x *Txn) claimOne(st store.Step) error {
 	default:
 		// Nothing to run (the run stopped since): drop it from the index.
 		st.DueAt = time.Time{}
-		return x.tx.PutStep(st)
+		return x.put(st)
 	}
 	if !x.env.CanRun(r.ID, rs.plan, st.Index, comp) {
 		st.DueAt = x.now.Add(ParkDelay)
 		x.eff.later(st.DueAt)
 		x.eff.Parked = append(x.eff.Parked, Parked{RunID: r.ID, Index: st.Index, Handler: !comp})
-		return x.tx.PutStep(st)
+		return x.put(st)
 	}
 	st.Owner, st.Token = x.env.Owner(), st.Token+1
 	st.DueAt, st.LeaseUntil = time.Time{}, time.Time{}
@@ -420,7 +542,7 @@ func (x *Txn) claimOne(st store.Step) error {
 	}
 	st.AttemptAt = x.now
 	r.Running++
-	if err := x.tx.PutStep(st); err != nil {
+	if err := x.put(st); err != nil {
 		return err
 	}
 	x.eff.Claimed = append(x.eff.Claimed, c)
@@ -487,7 +609,7 @@ func (x *Txn) Finish(c *Claim, o Outcome) error {
 	if c.Comp {
 		if o.Err == "" {
 			st.Comp, st.CompEndedAt, st.CompError = store.CompDone, x.now, ""
-			if err := x.tx.PutStep(st); err != nil {
+			if err := x.put(st); err != nil {
 				return err
 			}
 			return x.nextComp(rs)
@@ -505,7 +627,7 @@ func (x *Txn) Finish(c *Claim, o Outcome) error {
 	st.State, st.Result, st.Error, st.Seq, st.CompletedAt = store.StepCompleted, o.Result, "", r.Seq, x.now
 	st.Owner = owner // kept on a completed step: the engine that completed it
 	r.Done++
-	if err := x.tx.PutStep(st); err != nil {
+	if err := x.put(st); err != nil {
 		return err
 	}
 	x.eff.Completed = append(x.eff.Completed, Completion{RunID: r.ID, Index: st.Index, Seq: st.Seq, Result: st.Result})
@@ -547,7 +669,7 @@ func (x *Txn) Release(c *Claim, reason string) error {
 		st.State, st.Attempts = store.StepReady, st.Attempts-1
 	}
 	x.eff.Due = true
-	return x.tx.PutStep(st)
+	return x.put(st)
 }
 
 // stepFailed records a failed attempt of st (no longer running) and writes
@@ -569,7 +691,7 @@ func (x *Txn) stepFailed(rs *runState, st *store.Step, o Outcome, permanent bool
 		} else {
 			x.eff.Due = true
 		}
-		return x.tx.PutStep(*st)
+		return x.put(*st)
 	}
 	st.CompletedAt = x.now
 	r.Done++
@@ -579,7 +701,7 @@ func (x *Txn) stepFailed(rs *runState, st *store.Step, o Outcome, permanent bool
 		st.State = store.StepFailed
 		r.Failed++
 	}
-	if err := x.tx.PutStep(*st); err != nil {
+	if err := x.put(*st); err != nil {
 		return err
 	}
 	if r.Phase == store.PhaseActive && !r.Deadline.IsZero() && !x.now.Before(r.Deadline) {
@@ -613,7 +735,7 @@ func (x *Txn) stop(rs *runState, outcome store.RunState, reason string, cancel b
 	}
 	r.Phase, r.Outcome, r.Error = store.PhaseStopping, outcome, reason
 	r.SerialQueue, r.Serial = nil, -1
-	steps, err := x.tx.Steps(r.ID)
+	steps, err := x.steps(r.ID)
 	if err != nil {
 		return err
 	}
@@ -630,7 +752,7 @@ func (x *Txn) stop(rs *runState, outcome store.RunState, reason string, cancel b
 			st.Error = "not run: " + reason
 		}
 		r.Done++
-		if err := x.tx.PutStep(st); err != nil {
+		if err := x.put(st); err != nil {
 			return err
 		}
 	}
@@ -664,7 +786,7 @@ func (x *Txn) maybeEnd(rs *runState) error {
 }
 
 func failedSummary(rs *runState, x *Txn) string {
-	steps, err := x.tx.Steps(rs.rec.ID)
+	steps, err := x.steps(rs.rec.ID)
 	if err != nil {
 		return fmt.Sprintf("%d steps failed", rs.rec.Failed)
 	}
@@ -692,7 +814,7 @@ func failedSummary(rs *runState, x *Txn) string {
 func (x *Txn) wrapUp(rs *runState, outcome store.RunState, reason string) error {
 	r := &rs.rec
 	if rs.plan.Saga {
-		steps, err := x.tx.Steps(r.ID)
+		steps, err := x.steps(r.ID)
 		if err != nil {
 			return err
 		}
@@ -730,7 +852,7 @@ func (x *Txn) nextComp(rs *runState) error {
 	}
 	st.Comp, st.CompAttempts, st.DueAt = store.CompReady, 0, x.now
 	x.eff.Due = true
-	return x.tx.PutStep(st)
+	return x.put(st)
 }
 
 // compFailed records a failed compensation attempt: it is tried again after
@@ -746,10 +868,10 @@ func (x *Txn) compFailed(rs *runState, st *store.Step, o Outcome, retryAfter tim
 		} else {
 			x.eff.Due = true
 		}
-		return x.tx.PutStep(*st)
+		return x.put(*st)
 	}
 	st.Comp, st.CompEndedAt = store.CompFailed, x.now
-	if err := x.tx.PutStep(*st); err != nil {
+	if err := x.put(*st); err != nil {
 		return err
 	}
 	r := &rs.rec
@@ -802,7 +924,7 @@ func (x *Txn) Retry(runID string) error {
 		return err
 	}
 	r := &rs.rec
-	steps, err := x.tx.Steps(runID)
+	steps, err := x.steps(runID)
 	if err != nil {
 		return err
 	}
@@ -832,7 +954,7 @@ func (x *Txn) Retry(runID string) error {
 		if st.Waiting == 0 {
 			x.makeReady(rs, &st)
 		}
-		if err := x.tx.PutStep(st); err != nil {
+		if err := x.put(st); err != nil {
 			return err
 		}
 	}
@@ -865,7 +987,7 @@ func (x *Txn) Recover() error {
 		if r.Running == 0 {
 			continue
 		}
-		steps, err := x.tx.Steps(r.ID)
+		steps, err := x.steps(r.ID)
 		if err != nil {
 			return err
 		}
@@ -873,7 +995,7 @@ func (x *Txn) Recover() error {
 			if st.State == store.StepRunning || st.Comp == store.CompRunning {
 				st.DueAt = x.now
 				x.eff.Due = true
-				if err := x.tx.PutStep(st); err != nil {
+				if err := x.put(st); err != nil {
 					return err
 				}
 			}
@@ -894,5 +1016,5 @@ func (x *Txn) Renew(c *Claim, lease time.Duration) error {
 	}
 	st.LeaseUntil = x.now.Add(lease)
 	st.DueAt = st.LeaseUntil
-	return x.tx.PutStep(st)
+	return x.put(st)
 }
