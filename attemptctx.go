@@ -80,7 +80,9 @@ func (c *attemptCtx) end(err error) {
 	defer c.mu.Unlock()
 	if c.err == nil {
 		c.err = err
-		close(c.done)
+		if c.done != nil { // nil until a handler asks for Done
+			close(c.done)
+		}
 	}
 }
 

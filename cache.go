@@ -35,6 +35,13 @@ type runCache struct {
 	filled  []bool        // by completion number, to track contig
 	contig  int64         // completions 1..contig are all in the cache
 	changed chan struct{} // made by catchUp, closed when contig grows
+
+	// fill is set on a store shared with other engines, whose completions
+	// reach the cache only from the store: result calls it to read them
+	// when a handler first asks for a result the cache may lack (see
+	// Engine.fill), so that steps that read no result cost no read.
+	fill   func(rc *runCache, upto int64)
+	fillMu sync.Mutex // one fill at a time
 }
 
 func newRunCache(parent context.Context, id string, wf *Workflow, plan *flow.Plan) *runCache {
@@ -49,6 +56,9 @@ func newRunCache(parent context.Context, id string, wf *Workflow, plan *flow.Pla
 
 // result returns step i's result if it completed at or before upto.
 func (rc *runCache) result(i int, upto int64) (json.RawMessage, bool) {
+	if rc.fill != nil && !rc.has(upto) {
+		rc.fill(rc, upto)
+	}
 	s := rc.seqs[i].Load()
 	if s == 0 || s > upto {
 		return nil, false
@@ -158,7 +168,12 @@ func (e *Engine) cached(tx store.Tx, runID string) (*runCache, error) {
 		return nil, fmt.Errorf("decoding the stored spec of run %q: %w", runID, err)
 	}
 	rc = newRunCache(e.ctx, runID, &wf, compile(&wf))
-	if err := rc.load(tx, 0); err != nil {
+	if e.lease > 0 {
+		// A shared store: results are read when a handler asks for them
+		// (in a View, which locks nothing), not here, where tx may be a
+		// claim that would lock every completed step of the run.
+		rc.fill = e.fill
+	} else if err := rc.load(tx, 0); err != nil {
 		return nil, err
 	}
 	e.cmu.Lock()
@@ -169,6 +184,36 @@ func (e *Engine) cached(tx store.Tx, runID string) (*runCache, error) {
 	}
 	e.cache[runID] = rc
 	return rc, nil
+}
+
+// sharedCatchUp is how long a handler on a shared store waits for
+// completions committed by other workers of this engine to reach the cache
+// before it reads them from the store.
+const sharedCatchUp = 2 * time.Millisecond
+
+// fill brings a run's cache up to completion number upto on a shared store:
+// completions of this engine reach it a moment after their commit, those of
+// other engines are read from the store. A cache it cannot fill is used as
+// it is, and the error logged: the step misses some previous results rather
+// than not running.
+func (e *Engine) fill(rc *runCache, upto int64) {
+	if rc.catchUp(upto, sharedCatchUp) {
+		return
+	}
+	rc.fillMu.Lock()
+	defer rc.fillMu.Unlock()
+	if rc.has(upto) {
+		return // filled by another handler meanwhile
+	}
+	err := e.store.View(e.bgCtx, func(tx store.Tx) error {
+		rc.mu.Lock()
+		from := rc.contig
+		rc.mu.Unlock()
+		return rc.load(tx, from)
+	})
+	if err != nil {
+		e.log.Error("dagflow: loading the results of a run", "run", rc.id, "error", err)
+	}
 }
 
 func (e *Engine) cachedRun(runID string) *runCache {

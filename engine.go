@@ -70,6 +70,8 @@ type Engine struct {
 
 	lmu  sync.Mutex
 	live map[*task]struct{} // claims to renew (shared stores)
+
+	notes notifier // notifications to other engines (shared stores)
 }
 
 // errClosing is the cause of the engine context's cancellation.
@@ -165,6 +167,10 @@ func Open(opts ...Option) (*Engine, error) {
 				return nil, fmt.Errorf("dagflow: Open: watching the store: %w", err)
 			}
 			e.goBackground(func() { e.watchLoop(ch) })
+			e.notes.mu.Lock()
+			e.notes.wake = make(chan struct{}, 1)
+			e.notes.mu.Unlock()
+			e.goBackground(func() { e.notifyLoop(w) })
 		}
 	}
 	e.signal()
@@ -342,7 +348,11 @@ func (e *Engine) Create(ctx context.Context, w Workflow) (*Status, error) {
 	}
 	e.cmu.Lock()
 	if e.cache[n.ID] == nil {
-		e.cache[n.ID] = newRunCache(e.ctx, n.ID, &n, plan)
+		rc := newRunCache(e.ctx, n.ID, &n, plan)
+		if e.lease > 0 {
+			rc.fill = e.fill // results of other engines come from the store
+		}
+		e.cache[n.ID] = rc
 	}
 	e.cmu.Unlock()
 	e.notify(store.Event{Kind: store.EventDue})
@@ -451,11 +461,12 @@ func (e *Engine) Wait(ctx context.Context, id string) (*Status, error) {
 			return st, err
 		}
 		var poll <-chan time.Time
+		var timer *time.Timer
 		if e.lease > 0 {
-			// Another engine may end the run: look again now and then.
-			t := time.NewTimer(e.cfg.poll)
-			defer t.Stop()
-			poll = t.C
+			// Another engine may end the run, and its notification may
+			// be lost: look again now and then.
+			timer = time.NewTimer(e.cfg.poll)
+			poll = timer.C
 		}
 		select {
 		case <-ch:
@@ -463,10 +474,16 @@ func (e *Engine) Wait(ctx context.Context, id string) (*Status, error) {
 			e.removeWaiter(id, ch)
 		case <-ctx.Done():
 			e.removeWaiter(id, ch)
-			return nil, ctx.Err()
+			err = ctx.Err()
 		case <-e.ctx.Done():
 			e.removeWaiter(id, ch)
-			return nil, ErrClosed
+			err = ErrClosed
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
 }
@@ -693,6 +710,7 @@ func (e *Engine) Retry(ctx context.Context, id string) (*Status, error) {
 		return nil, runErr("Retry", id, err)
 	}
 	e.apply(&eff, 0, nil)
+	e.notify(store.Event{Kind: store.EventRun, RunID: id}) // engines that cached the run drop it
 	e.notify(store.Event{Kind: store.EventDue})
 	e.signal()
 	return e.Status(ctx, id)

@@ -47,6 +47,11 @@ func (v *flowEnv) Webhooks(tx store.Tx, r *store.Run, p *flow.Plan, now time.Tim
 // (or this one, after a restart) sends it again.
 const hookLease = 2 * time.Minute
 
+// hookIdle is how long the webhook loop waits, when steps are due but no
+// webhook is, before it looks again (failed deliveries wait a second or more
+// for their next try, so none is late by much).
+const hookIdle = time.Second
+
 // hookLoop delivers due webhooks: each delivery is claimed in the store,
 // sent (with go-retryablehttp's quick retries), and its outcome recorded;
 // a failed delivery is due again after a growing backoff until it has been
@@ -98,7 +103,14 @@ func (e *Engine) hookLoop() {
 			}
 			wait := time.Duration(-1)
 			if !next.IsZero() {
-				wait = max(time.Until(next), time.Millisecond)
+				wait = time.Until(next)
+				if wait <= 0 {
+					// NextDue counts steps too: what is due now is a step
+					// (or a webhook another engine is claiming), not a
+					// webhook of ours. Look again later rather than spin;
+					// a webhook queued meanwhile signals this loop.
+					wait = hookIdle
+				}
 			}
 			if e.lease > 0 && (wait < 0 || wait > e.cfg.poll) {
 				wait = e.cfg.poll

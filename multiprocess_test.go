@@ -15,10 +15,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -122,11 +122,11 @@ func pgStore(t testing.TB, schema string) *postgres.Store {
 // multi-process test: short, so that the killed child's steps are taken over
 // within a second or two.
 const (
-	mpLease = 1500 * time.Millisecond
+	mpLease = 2 * time.Second
 	mpPoll  = 200 * time.Millisecond
 	// mpSlow is how long the slow steps run: longer than a lease, so they
 	// complete on their first attempt only if the lease is renewed.
-	mpSlow = 2500 * time.Millisecond
+	mpSlow = 3 * time.Second
 )
 
 // TestMultiProcessChild is a child engine process of TestMultiProcess and
@@ -144,7 +144,8 @@ func TestMultiProcessChild(t *testing.T) {
 	conc, _ := strconv.Atoi(os.Getenv("MP_CONC"))
 	lease, _ := time.ParseDuration(os.Getenv("MP_LEASE"))
 	poll, _ := time.ParseDuration(os.Getenv("MP_POLL"))
-	s, err := postgres.Open(ctx, pgDSN(), postgres.Options{Schema: os.Getenv("MP_SCHEMA"), MaxConns: int32(conc/2 + 2)})
+	conns, _ := strconv.Atoi(os.Getenv("MP_CONNS"))
+	s, err := postgres.Open(ctx, pgDSN(), postgres.Options{Schema: os.Getenv("MP_SCHEMA"), MaxConns: int32(conns)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,8 +181,13 @@ func TestMultiProcessChild(t *testing.T) {
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}
+			prev := 0
+			for _, raw := range in.PreviousSteps.All() {
+				n, _ := strconv.Atoi(string(raw))
+				prev = max(prev, n)
+			}
 			note("end", in)
-			return 1, nil
+			return prev + 1, nil
 		}
 		join := func(ctx context.Context, in dagflow.Input) (any, error) {
 			note("start", in)
@@ -304,8 +310,9 @@ type mpChild struct {
 	cmd     *exec.Cmd
 	stdin   io.WriteCloser
 	closeIn func() error
-	lines   chan string // its "mp:" lines
-	exited  chan error
+	lines   chan string   // its "mp:" lines
+	exited  chan struct{} // closed when it has exited
+	err     error         // how it exited, once exited is closed
 	pid     int
 	stderr  string // its standard error's file
 }
@@ -315,7 +322,7 @@ func startChild(t testing.TB, mode string, env ...string) *mpChild {
 	dir := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestMultiProcessChild$", "-test.count=1", "-test.timeout=10m")
 	cmd.Env = append(os.Environ(), append([]string{mpChildEnv + "=" + mode}, env...)...)
-	c := &mpChild{cmd: cmd, lines: make(chan string, 16), exited: make(chan error, 1), stderr: filepath.Join(dir, "stderr")}
+	c := &mpChild{cmd: cmd, lines: make(chan string, 16), exited: make(chan struct{}), stderr: filepath.Join(dir, "stderr")}
 	errf, err := os.Create(c.stderr)
 	if err != nil {
 		t.Fatal(err)
@@ -343,7 +350,8 @@ func startChild(t testing.TB, mode string, env ...string) *mpChild {
 			}
 		}
 		close(c.lines)
-		c.exited <- cmd.Wait()
+		c.err = cmd.Wait()
+		close(c.exited)
 	}()
 	t.Cleanup(func() {
 		c.closeIn()
@@ -460,7 +468,8 @@ func TestMultiProcess(t *testing.T) {
 	}
 
 	env := []string{"MP_SCHEMA=" + schema, "MP_LOG=" + logPath, "MP_SEED=" + strconv.FormatUint(seed, 10),
-		"MP_HOOK=" + srv.URL + "/done", "MP_CONC=8", "MP_LEASE=" + mpLease.String(), "MP_POLL=" + mpPoll.String()}
+		"MP_HOOK=" + srv.URL + "/done", "MP_CONC=8", "MP_CONNS=12", "MP_LEASE=" + mpLease.String(), "MP_POLL=" + mpPoll.String()}
+	t0 := time.Now()
 	children := make([]*mpChild, 3)
 	for i := range children {
 		children[i] = startChild(t, "work", env...)
@@ -468,6 +477,7 @@ func TestMultiProcess(t *testing.T) {
 	for _, c := range children {
 		c.expect(t, "ready", 30*time.Second)
 	}
+	t.Logf("children ready after %v", time.Since(t0).Round(time.Millisecond))
 	start := time.Now()
 	creator, victim := children[0], children[2]
 	creator.send(t, "create")
@@ -517,6 +527,7 @@ func TestMultiProcess(t *testing.T) {
 		c.expect(t, "done", 60*time.Second)
 	}
 	t.Logf("every run ended %v after creation", time.Since(start).Round(time.Millisecond))
+	defer func() { t.Logf("checked after %v", time.Since(t0).Round(time.Millisecond)) }()
 	// Webhooks: wait for the last deliveries (a webhook the victim had
 	// claimed is due again only after its delivery lease, minutes away).
 	for last, n := time.Now(), 0; time.Since(last) < 2*time.Second; time.Sleep(50 * time.Millisecond) {
@@ -530,9 +541,9 @@ func TestMultiProcess(t *testing.T) {
 	for _, c := range children[:2] {
 		c.closeIn()
 		select {
-		case err := <-c.exited:
-			if err != nil {
-				t.Errorf("child %d: %v\n%s", c.pid, err, c.tail())
+		case <-c.exited:
+			if c.err != nil {
+				t.Errorf("child %d: %v\n%s", c.pid, c.err, c.tail())
 			}
 		case <-time.After(20 * time.Second):
 			t.Errorf("child %d did not exit", c.pid)
@@ -610,8 +621,11 @@ func TestMultiProcess(t *testing.T) {
 					if n > 1 {
 						// Only the kill may cost an attempt.
 						retried++
+						// (The victim may have claimed attempt n-1 and
+						// died before its handler started.)
 						prev := starts[att{wf.ID, st.ID, n - 1}]
-						if len(prev) != 1 || prev[0] != victim.pid {
+						owner := recorded[att{wf.ID, st.ID, n - 1}].Owner
+						if len(prev) == 0 && !strings.Contains(owner, fmt.Sprintf("-%d-", victim.pid)) || len(prev) > 0 && prev[0] != victim.pid {
 							t.Errorf("%s/%s: attempt %d ran after attempt %d on pid %v, which was not killed (%q)",
 								wf.ID, st.ID, n, n-1, prev, recorded[att{wf.ID, st.ID, n - 1}].Error)
 						}
@@ -694,7 +708,7 @@ func TestMultiProcess(t *testing.T) {
 		t.Errorf("the kill interrupted no attempt")
 	}
 	if runs, dups := delivered(); dups > 0 || runs < len(wfs)-16 {
-		t.Errorf("webhooks: %d runs' delivered, %d more than once", runs, dups)
+		t.Errorf("webhooks of %d runs delivered, %d of them more than once", runs, dups)
 	}
 }
 
@@ -704,12 +718,12 @@ func TestMultiProcess(t *testing.T) {
 // and a join.
 const fanOutLeaves = 2000
 
-// fanOutCluster runs fan-outs on procs child engine processes sharing a
-// fresh schema and returns the seconds each of reps runs took, from the
-// Create to the end of the run.
+// fanOutCluster runs reps fan-outs, one after the other, on procs child
+// engine processes sharing a fresh schema, and calls each with the time each
+// took from its Create to its end.
 func fanOutCluster(tb testing.TB, procs, reps int, each func(i int, d time.Duration)) {
 	schema := pgSchema(tb)
-	env := []string{"MP_SCHEMA=" + schema, "MP_CONC=16", "MP_LEASE=10s", "MP_POLL=1s"}
+	env := []string{"MP_SCHEMA=" + schema, "MP_CONC=" + benchEnv("MP_CONC", "16"), "MP_CONNS=" + benchEnv("MP_CONNS", "10"), "MP_LEASE=10s", "MP_POLL=1s"}
 	children := make([]*mpChild, procs)
 	for i := range children {
 		children[i] = startChild(tb, "bench", env...)
@@ -728,6 +742,13 @@ func fanOutCluster(tb testing.TB, procs, reps int, each func(i int, d time.Durat
 		}
 		each(i, d)
 	}
+}
+
+func benchEnv(key, def string) string {
+	if v := os.Getenv("BENCH_" + key); v != "" {
+		return v
+	}
+	return def
 }
 
 // BenchmarkPostgresFanOut measures steps per second of a 2,000-step fan-out
@@ -749,14 +770,371 @@ func TestPostgresFanOutTable(t *testing.T) {
 	if os.Getenv("DAGFLOW_BENCH") != "1" {
 		t.Skip("set DAGFLOW_BENCH=1 to measure the PostgreSQL fan-out table")
 	}
-	var rows []string
+	table := "\n| processes | seconds | steps/s |\n| ---: | ---: | ---: |\n"
 	for _, procs := range []int{1, 2, 3} {
 		var ds []time.Duration
 		fanOutCluster(t, procs, 3, func(i int, d time.Duration) { ds = append(ds, d) })
+		t.Logf("%d processes: %v", procs, ds)
 		slices.Sort(ds)
 		med := ds[1]
-		rows = append(rows, fmt.Sprintf("| %d | %.2f | %.0f | (runs: %v)", procs, med.Seconds(), float64(fanOutLeaves+2)/med.Seconds(), ds))
+		table += fmt.Sprintf("| %d | %.2f | %.0f |\n", procs, med.Seconds(), float64(fanOutLeaves+2)/med.Seconds())
 	}
-	sort.Strings(rows)
-	t.Logf("\n| processes | seconds | steps/s |\n%s", strings.Join(rows, "\n"))
+	t.Log(table)
+}
+
+// ---- several engines of one process on one schema ----
+
+// pgEngine opens an engine on a store of its own (a pool of its own, as in
+// another process) on schema, closed when the test ends. The poll interval
+// is long, so that what happens within a second or two was told by a
+// notification.
+func pgEngine(t *testing.T, schema string, opts ...dagflow.Option) *dagflow.Engine {
+	t.Helper()
+	s := pgStore(t, schema)
+	opts = append([]dagflow.Option{dagflow.WithStore(s), dagflow.WithLogger(testLogger(t)), dagflow.WithPollInterval(30 * time.Second)}, opts...)
+	eng, err := dagflow.Open(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	return eng
+}
+
+// TestPostgresCancelAcrossEngines cancels, on one engine, a run whose
+// attempts run on another: they are cancelled at once (by notification, not
+// the poll), and Wait returns on both engines. The run's steps spread to the
+// second engine as soon as they are due, also by notification.
+func TestPostgresCancelAcrossEngines(t *testing.T) {
+	schema := pgSchema(t)
+	var mu sync.Mutex
+	started := map[string]string{}   // step -> engine
+	cancelled := map[string]string{} // step -> engine
+	block := func(name string) dagflow.HandlerFunc {
+		return func(ctx context.Context, in dagflow.Input) (any, error) {
+			mu.Lock()
+			started[in.StepID] = name
+			mu.Unlock()
+			select {
+			case <-ctx.Done():
+			case <-time.After(20 * time.Second):
+				return nil, errors.New("not cancelled")
+			}
+			mu.Lock()
+			cancelled[in.StepID] = name
+			mu.Unlock()
+			return nil, ctx.Err()
+		}
+	}
+	// a runs one attempt at a time, so that b gets the others.
+	a := pgEngine(t, schema, dagflow.WithConcurrency(1), dagflow.WithLease(20*time.Second), dagflow.WithHandler("block", block("a")))
+	b := pgEngine(t, schema, dagflow.WithLease(20*time.Second), dagflow.WithHandler("block", block("b")))
+	wf := dagflow.Workflow{ID: "cancel-me"}
+	for i := range 4 {
+		wf.Steps = append(wf.Steps, dagflow.Step{ID: fmt.Sprintf("s%d", i), Handler: "block", Parallel: true})
+	}
+	ctx := ctxT(t)
+	start := time.Now()
+	if _, err := a.Create(ctx, wf); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		mu.Lock()
+		n := len(started)
+		mu.Unlock()
+		if n == 4 {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("after 5 s only %d steps started: %v", n, started)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("4 steps started in %v: %v", time.Since(start).Round(time.Millisecond), started)
+	onB := 0
+	for _, name := range started {
+		if name == "b" {
+			onB++
+		}
+	}
+	if onB != 3 {
+		t.Errorf("%d steps started on b, want 3", onB)
+	}
+
+	waited := make(chan *dagflow.Status, 1)
+	go func() {
+		st, err := b.Wait(ctx, "cancel-me")
+		if err != nil {
+			t.Error(err)
+		}
+		waited <- st
+	}()
+	cancelAt := time.Now()
+	if _, err := a.Cancel(ctx, "cancel-me"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := a.Wait(ctx, "cancel-me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != dagflow.StateCancelled {
+		t.Errorf("state %s, want cancelled", st.State)
+	}
+	select {
+	case st := <-waited:
+		if st != nil && st.State != dagflow.StateCancelled {
+			t.Errorf("Wait on b: state %s", st.State)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Wait on b did not return within 5 s of the run's end")
+	}
+	if d := time.Since(cancelAt); d > 3*time.Second {
+		t.Errorf("cancelling took %v", d)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(cancelled) != 4 {
+		t.Errorf("cancelled attempts %v, want all 4", cancelled)
+	}
+	for _, s := range st.Steps {
+		if s.State != dagflow.StateCancelled || s.Attempts != 1 {
+			t.Errorf("step %s: %s after %d attempts", s.ID, s.State, s.Attempts)
+		}
+	}
+}
+
+// TestPostgresWaitAcrossEngines waits on each of two engines for runs that
+// either may end: Wait returns as soon as the run ends, not at the next
+// poll.
+func TestPostgresWaitAcrossEngines(t *testing.T) {
+	schema := pgSchema(t)
+	var mu sync.Mutex
+	ranOn := map[string]string{}
+	step := func(name string) dagflow.HandlerFunc {
+		return func(ctx context.Context, in dagflow.Input) (any, error) {
+			mu.Lock()
+			ranOn[in.WorkflowID] = name
+			mu.Unlock()
+			time.Sleep(200 * time.Millisecond)
+			return name, nil
+		}
+	}
+	engs := []*dagflow.Engine{
+		pgEngine(t, schema, dagflow.WithHandler("step", step("a"))),
+		pgEngine(t, schema, dagflow.WithHandler("step", step("b"))),
+	}
+	ctx := ctxT(t)
+	for i := range 6 {
+		id := fmt.Sprintf("w%d", i)
+		creator, waiter := engs[i%2], engs[(i/2)%2]
+		start := time.Now()
+		if _, err := creator.Create(ctx, dagflow.Workflow{ID: id, Steps: []dagflow.Step{{ID: "s", Handler: "step"}}}); err != nil {
+			t.Fatal(err)
+		}
+		st, err := waiter.Wait(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.State != dagflow.StateCompleted {
+			t.Errorf("%s: %s", id, st.State)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("%s: Wait returned after %v", id, d)
+		}
+	}
+	t.Logf("ran on: %v", ranOn)
+}
+
+// TestPostgresLeaseRenewal runs a step much longer than the lease on one of
+// two engines: the lease is renewed, so the other engine never takes the
+// step over, and it completes on its first attempt.
+func TestPostgresLeaseRenewal(t *testing.T) {
+	schema := pgSchema(t)
+	var starts atomic.Int64
+	slow := func(ctx context.Context, in dagflow.Input) (any, error) {
+		starts.Add(1)
+		select {
+		case <-time.After(2 * time.Second):
+			return "done", nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	opts := []dagflow.Option{dagflow.WithLease(300 * time.Millisecond), dagflow.WithPollInterval(50 * time.Millisecond), dagflow.WithHandler("slow", slow)}
+	a := pgEngine(t, schema, opts...)
+	pgEngine(t, schema, opts...)
+	ctx := ctxT(t)
+	wf := dagflow.Workflow{ID: "long", Steps: []dagflow.Step{{ID: "s", Handler: "slow", Retries: &dagflow.RetryConfig{MaxAttempts: 5}}}}
+	if _, err := a.Create(ctx, wf); err != nil {
+		t.Fatal(err)
+	}
+	st, err := a.Wait(ctx, "long")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != dagflow.StateCompleted || st.Steps[0].Attempts != 1 || starts.Load() != 1 {
+		t.Errorf("state %s after %d attempts (%d started): %s", st.State, st.Steps[0].Attempts, starts.Load(), st.Error)
+	}
+}
+
+// TestPostgresLeaseLost takes a running step's lease away from the engine
+// running it (as an engine that took over an expired lease would): the
+// engine cancels the attempt at its next renewal, whether or not the handler
+// waits on its context's Done channel, and drops its outcome.
+func TestPostgresLeaseLost(t *testing.T) {
+	schema := pgSchema(t)
+	var sawDone, sawErr atomic.Bool
+	handlers := []dagflow.Option{
+		dagflow.WithHandler("done", func(ctx context.Context, in dagflow.Input) (any, error) {
+			select {
+			case <-ctx.Done():
+				sawDone.Store(true)
+				return nil, ctx.Err()
+			case <-time.After(10 * time.Second):
+				return "too late", nil
+			}
+		}),
+		dagflow.WithHandler("poll", func(ctx context.Context, in dagflow.Input) (any, error) {
+			// Never asks for Done: only Err tells it.
+			for range 1000 {
+				if ctx.Err() != nil {
+					sawErr.Store(true)
+					return nil, ctx.Err()
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			return "too late", nil
+		}),
+	}
+	eng := pgEngine(t, schema, append(handlers, dagflow.WithLease(300*time.Millisecond))...)
+	ctx := ctxT(t)
+	wf := dagflow.Workflow{ID: "stolen", Steps: []dagflow.Step{{ID: "a", Handler: "done", Parallel: true}, {ID: "b", Handler: "poll", Parallel: true}}}
+	if _, err := eng.Create(ctx, wf); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, eng, "stolen", func(st *dagflow.Status) bool {
+		return st.Steps[0].State == dagflow.StateRunning && st.Steps[1].State == dagflow.StateRunning
+	})
+	// Another engine's takeover, by hand: a new owner and token, and a
+	// lease that outlasts the test.
+	steps := pgx.Identifier{schema, "steps"}.Sanitize()
+	if err := pgExec(ctx, "UPDATE "+steps+" SET owner = 'thief', token = token + 1, lease_until = now() + interval '1 hour', due_at = now() + interval '1 hour' WHERE run_id = 'stolen'"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for !(sawDone.Load() && sawErr.Load()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 3 s: handler waiting on Done cancelled: %v; handler polling Err cancelled: %v", sawDone.Load(), sawErr.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // the outcomes reach the store, and are refused
+	st, err := eng.Status(ctx, "stolen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st.Steps {
+		if s.State != dagflow.StateRunning {
+			t.Errorf("step %s: %s; want it left running under the thief's lease", s.ID, s.State)
+		}
+	}
+}
+
+// TestPostgresCloseHandsOver closes an engine while it runs a step: the
+// attempt is given back, and another engine runs the step at once (told by
+// a notification), without counting the cut attempt.
+func TestPostgresCloseHandsOver(t *testing.T) {
+	schema := pgSchema(t)
+	started := make(chan string, 4)
+	step := func(name string) dagflow.HandlerFunc {
+		return func(ctx context.Context, in dagflow.Input) (any, error) {
+			started <- name
+			if name == "a" {
+				<-ctx.Done()
+				return nil, ctx.Err()
+			}
+			return "done by " + name, nil
+		}
+	}
+	a := pgEngine(t, schema, dagflow.WithHandler("step", step("a")))
+	ctx := ctxT(t)
+	if _, err := a.Create(ctx, dagflow.Workflow{ID: "handover", Steps: []dagflow.Step{{ID: "s", Handler: "step"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if name := <-started; name != "a" {
+		t.Fatalf("started on %s", name)
+	}
+	b := pgEngine(t, schema, dagflow.WithHandler("step", step("b")))
+	closed := time.Now()
+	a.Close()
+	st, err := b.Wait(ctx, "handover")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(closed); d > 3*time.Second {
+		t.Errorf("the step ran again %v after Close", d)
+	}
+	if st.State != dagflow.StateCompleted || st.Steps[0].Attempts != 1 || string(st.Results["s"]) != `"done by b"` {
+		t.Errorf("state %s, %d attempts, result %s", st.State, st.Steps[0].Attempts, st.Results["s"])
+	}
+}
+
+// TestPostgresRetryAcrossEngines cancels a run on one engine while its steps
+// run on another, retries it on the first, and the second runs the retried
+// steps to completion: it does not keep the cancelled run's context.
+func TestPostgresRetryAcrossEngines(t *testing.T) {
+	schema := pgSchema(t)
+	var cancel atomic.Bool
+	cancel.Store(true)
+	started := make(chan struct{}, 16)
+	block := func(ctx context.Context, in dagflow.Input) (any, error) {
+		started <- struct{}{}
+		if !cancel.Load() {
+			return "ok", nil
+		}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	a := pgEngine(t, schema, dagflow.WithConcurrency(1), dagflow.WithHandler("block", func(ctx context.Context, in dagflow.Input) (any, error) {
+		return nil, errors.New("a runs no step in this test")
+	}))
+	// a holds its only slot with a claim of another run, so that b runs
+	// the steps of the run under test.
+	hold := make(chan struct{})
+	if err := a.Handle("hold", func(ctx context.Context, in dagflow.Input) (any, error) { <-hold; return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	defer close(hold)
+	ctx := ctxT(t)
+	if _, err := a.Create(ctx, dagflow.Workflow{ID: "hold", Steps: []dagflow.Step{{ID: "h", Handler: "hold"}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, a, "hold", func(st *dagflow.Status) bool { return st.Steps[0].State == dagflow.StateRunning })
+	b := pgEngine(t, schema, dagflow.WithHandler("block", block))
+	wf := dagflow.Workflow{ID: "again"}
+	for i := range 3 {
+		wf.Steps = append(wf.Steps, dagflow.Step{ID: fmt.Sprintf("s%d", i), Handler: "block", Parallel: true})
+	}
+	if _, err := a.Create(ctx, wf); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		<-started
+	}
+	if _, err := a.Cancel(ctx, "again"); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := b.Wait(ctx, "again"); err != nil || st.State != dagflow.StateCancelled {
+		t.Fatalf("after Cancel: %v, %v", st, err)
+	}
+	cancel.Store(false)
+	if _, err := a.Retry(ctx, "again"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.Wait(ctx, "again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != dagflow.StateCompleted {
+		t.Errorf("retried run: %s (%s)", st.State, st.Error)
+	}
 }

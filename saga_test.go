@@ -515,3 +515,45 @@ var cmpEmpty = cmp.Transformer("empty", func(s []string) []string {
 
 // r2 spreads step durations a little so that completion orders vary.
 func r2(s string) int { return int(s[len(s)-1]) % 5 }
+
+// TestCancelledSagaCompensatesWithALiveContext: Cancel cancels the running
+// steps' contexts, but the compensations that follow get contexts of their
+// own.
+func TestCancelledSagaCompensatesWithALiveContext(t *testing.T) {
+	eng := newEngine(t)
+	started := make(chan struct{})
+	mustHandle(t, eng, "done", func(ctx context.Context, in dagflow.Input) (any, error) { return "ok", nil })
+	mustHandle(t, eng, "hang", func(ctx context.Context, in dagflow.Input) (any, error) {
+		close(started)
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	var undoErr atomic.Value
+	mustHandle(t, eng, "undo", func(ctx context.Context, in dagflow.Input) (any, error) {
+		undoErr.Store(fmt.Sprint(ctx.Err()))
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+			return "undone", nil
+		}
+	})
+	ctx := ctxT(t)
+	if _, err := eng.Create(ctx, dagflow.Workflow{ID: "cs", Saga: true, Steps: []dagflow.Step{
+		{ID: "a", Handler: "done", Compensation: "undo"},
+		{ID: "b", Handler: "hang", DependsOn: []string{"a"}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	if _, err := eng.Cancel(ctx, "cs"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := eng.Wait(ctx, "cs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != dagflow.StateCancelled || !slices.Equal(st.CompensatedSteps, []string{"a"}) || undoErr.Load() != "<nil>" {
+		t.Fatalf("state %s, compensated %v, compensation's context: %v (%s)", st.State, st.CompensatedSteps, undoErr.Load(), st.Error)
+	}
+}

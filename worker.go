@@ -1,11 +1,13 @@
 package dagflow
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -166,6 +168,18 @@ func (e *Engine) claimLoop() {
 		}
 		for e.ctx.Err() == nil {
 			n := e.reserve()
+			if n == 0 && e.lease > 0 {
+				// Every slot is taken: nothing can be claimed, and the
+				// workers claim with the slots they free. On a shared
+				// store every notification lands here; spare it a
+				// transaction. The next free slot wakes the loop.
+				e.starved.Store(true)
+				if e.free.Load() > 0 {
+					e.starved.Store(false)
+					continue
+				}
+				break
+			}
 			var eff flow.Effects
 			var next time.Time
 			err := e.store.Update(e.ctx, func(tx store.Tx) error {
@@ -273,7 +287,14 @@ func (e *Engine) apply(eff *flow.Effects, want int, buf []*task) []*task {
 	for i := range eff.Claimed {
 		c := &eff.Claimed[i]
 		rc := e.cachedRun(c.RunID)
-		if rc == nil || !rc.has(c.Seq) && !rc.catchUp(c.Seq, catchUpWait) {
+		if rc != nil && e.lease > 0 && !c.Comp && rc.ctx.Err() != nil {
+			// Cancelled here, then retried by another engine.
+			e.forget(c.RunID)
+			rc = nil
+		}
+		// On a shared store the cache fills itself when the handler reads
+		// a result (runCache.fill): no wait here.
+		if rc == nil || e.lease == 0 && !rc.has(c.Seq) && !rc.catchUp(c.Seq, catchUpWait) {
 			rc = e.refresh(c.RunID, c.Seq)
 		}
 		tasks = append(tasks, newTask(c, rc))
@@ -331,11 +352,78 @@ func (e *Engine) park(ps []flow.Parked) {
 	}
 }
 
+// notifier holds the notifications waiting to be sent to the engines that
+// share the store, so that no worker waits for one: notifyLoop sends them,
+// one EventDue for any number asked for meanwhile.
+type notifier struct {
+	mu      sync.Mutex
+	wake    chan struct{} // nil until notifyLoop runs
+	stopped bool          // notifyLoop has ended: send at once
+	due     bool
+	runs    []string
+}
+
+// notify tells the engines sharing the store about ev, after the
+// transaction that caused it committed.
 func (e *Engine) notify(ev store.Event) {
-	if w, ok := e.store.(store.Watcher); ok && e.lease > 0 {
-		if err := w.Notify(e.bgCtx, ev); err != nil && e.ctx.Err() == nil {
-			e.log.Warn("dagflow: notifying other engines", "error", err)
+	w, ok := e.store.(store.Watcher)
+	if !ok || e.lease == 0 {
+		return
+	}
+	n := &e.notes
+	n.mu.Lock()
+	if n.wake == nil || n.stopped {
+		n.mu.Unlock()
+		e.sendNote(w, ev)
+		return
+	}
+	if ev.Kind == store.EventDue {
+		n.due = true
+	} else if !slices.Contains(n.runs, ev.RunID) {
+		n.runs = append(n.runs, ev.RunID)
+	}
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Engine) notifyLoop(w store.Watcher) {
+	n := &e.notes
+	for {
+		select {
+		case <-n.wake:
+			e.flushNotes(w)
+		case <-e.ctx.Done():
+			n.mu.Lock()
+			n.stopped = true
+			n.mu.Unlock()
+			e.flushNotes(w)
+			return
 		}
+	}
+}
+
+func (e *Engine) flushNotes(w store.Watcher) {
+	n := &e.notes
+	n.mu.Lock()
+	due, runs := n.due, n.runs
+	n.due, n.runs = false, nil
+	n.mu.Unlock()
+	for _, id := range runs {
+		e.sendNote(w, store.Event{Kind: store.EventRun, RunID: id})
+	}
+	if due {
+		e.sendNote(w, store.Event{Kind: store.EventDue})
+	}
+}
+
+func (e *Engine) sendNote(w store.Watcher, ev store.Event) {
+	ctx, cancel := context.WithTimeout(e.bgCtx, 5*time.Second)
+	defer cancel()
+	if err := w.Notify(ctx, ev); err != nil && e.ctx.Err() == nil {
+		e.log.Warn("dagflow: notifying other engines", "error", err)
 	}
 }
 
@@ -364,6 +452,8 @@ func (e *Engine) finish(t *task, o flow.Outcome, ws *workerState) *task {
 		})
 		if err != nil {
 			e.log.Warn("dagflow: giving back an attempt cut short by Close", "run", t.c.RunID, "step", t.c.StepID, "error", err)
+		} else {
+			e.notify(store.Event{Kind: store.EventDue}) // for the engines that stay
 		}
 		e.release(1)
 		return nil
@@ -437,8 +527,15 @@ func (e *Engine) execute(t *task) (o flow.Outcome) {
 	if !c.Comp && !c.Deadline.IsZero() && c.Deadline.Before(deadline) {
 		deadline, runDeadline = c.Deadline, true
 	}
+	// A compensation runs because the run was stopped (cancelled, timed
+	// out, failed): it must not inherit the run's cancellation, only the
+	// engine's.
+	parent := rc.ctx
+	if c.Comp {
+		parent = e.ctx
+	}
 	ctx := &attemptCtx{}
-	ctx.init(rc.ctx, deadline)
+	ctx.init(parent, deadline)
 	ctx.e = e
 	defer ctx.release()
 	t.ctx = ctx
@@ -575,23 +672,33 @@ func (e *Engine) renewLoop() {
 			return
 		case <-tick.C:
 		}
+		// Copy the claims: a task is freed (and reused) by its worker as
+		// soon as it leaves the live set.
+		type liveClaim struct {
+			t *task
+			c flow.Claim
+		}
 		e.lmu.Lock()
-		tasks := make([]*task, 0, len(e.live))
+		claims := make([]liveClaim, 0, len(e.live))
 		for t := range e.live {
-			tasks = append(tasks, t)
+			claims = append(claims, liveClaim{t, t.c})
 		}
 		e.lmu.Unlock()
-		if len(tasks) == 0 {
+		if len(claims) == 0 {
 			continue
 		}
-		var lost []*task
+		// One order of row locks for every renewal.
+		slices.SortFunc(claims, func(a, b liveClaim) int {
+			return cmp.Or(cmp.Compare(a.c.RunID, b.c.RunID), cmp.Compare(a.c.Index, b.c.Index))
+		})
+		var lost []liveClaim
 		err := e.store.Update(e.ctx, func(tx store.Tx) error {
 			lost = lost[:0]
 			var eff flow.Effects
 			x := flow.Begin(tx, e.env(), e.now(), &eff)
-			for _, t := range tasks {
-				if err := x.Renew(&t.c, e.lease); errors.Is(err, store.ErrLeaseLost) || errors.Is(err, store.ErrNotFound) {
-					lost = append(lost, t)
+			for _, lc := range claims {
+				if err := x.Renew(&lc.c, e.lease); errors.Is(err, store.ErrLeaseLost) || errors.Is(err, store.ErrNotFound) {
+					lost = append(lost, lc)
 				} else if err != nil {
 					return err
 				}
@@ -604,12 +711,28 @@ func (e *Engine) renewLoop() {
 			}
 			continue
 		}
-		for _, t := range lost {
-			e.log.Warn("dagflow: lease lost; cancelling the attempt", "run", t.c.RunID, "step", t.c.StepID)
-			if t.ctx != nil {
-				t.ctx.end(errLeaseLost)
+		e.lmu.Lock()
+		for _, lc := range lost {
+			// Only an attempt still under way: one that ended since the
+			// copy gave its claim up itself.
+			if _, ok := e.live[lc.t]; !ok || lc.t.c.Token != lc.c.Token || lc.t.c.RunID != lc.c.RunID || lc.t.c.Index != lc.c.Index {
+				continue
+			}
+			e.log.Warn("dagflow: lease lost; cancelling the attempt", "run", lc.c.RunID, "step", lc.c.StepID)
+			if lc.t.ctx != nil {
+				lc.t.ctx.end(errLeaseLost)
 			}
 		}
+		e.lmu.Unlock()
+		// The slow fallback for a lost notification: cancel the attempts
+		// of runs that another engine cancelled or that timed out.
+		var runs []string
+		for _, lc := range claims {
+			if len(runs) == 0 || runs[len(runs)-1] != lc.c.RunID {
+				runs = append(runs, lc.c.RunID)
+			}
+		}
+		e.checkRuns(runs)
 	}
 }
 
@@ -623,19 +746,55 @@ func (e *Engine) watchLoop(ch <-chan store.Event) {
 			e.signalHooks()
 		case store.EventRun:
 			e.wakeWaiters(ev.RunID)
-			rc := e.cachedRun(ev.RunID)
-			if rc == nil {
-				continue
+			e.checkRuns([]string{ev.RunID})
+		}
+	}
+}
+
+// checkRuns looks at runs this engine works on that another engine may have
+// stopped or ended: the attempts of a run cancelled or timed out are
+// cancelled, and an ended run leaves the cache.
+func (e *Engine) checkRuns(ids []string) {
+	var rcs []*runCache
+	var runs []store.Run
+	for _, id := range ids {
+		if rc := e.cachedRun(id); rc != nil {
+			rcs = append(rcs, rc)
+		}
+	}
+	if len(rcs) == 0 {
+		return
+	}
+	err := e.store.View(e.ctx, func(tx store.Tx) error {
+		runs = runs[:0]
+		for _, rc := range rcs {
+			r, err := tx.Run(rc.id)
+			if errors.Is(err, store.ErrNotFound) {
+				r = store.Run{ID: rc.id, State: store.RunCancelled} // deleted
+			} else if err != nil {
+				return err
 			}
-			var r store.Run
-			err := e.store.View(e.ctx, func(tx store.Tx) (err error) { r, err = tx.Run(ev.RunID); return })
-			if err == nil && (r.State.Final() || r.Phase != store.PhaseActive) {
-				if r.State.Final() {
-					e.forget(ev.RunID)
-				} else if r.Outcome == store.RunCancelled || r.Phase == store.PhaseStopping && r.Error != "" && isTimeout(r.Error) {
-					rc.cancel()
-				}
-			}
+			runs = append(runs, r)
+		}
+		return nil
+	})
+	if err != nil {
+		if e.ctx.Err() == nil {
+			e.log.Warn("dagflow: reading runs other engines changed", "error", err)
+		}
+		return
+	}
+	for i, r := range runs {
+		switch {
+		case r.State.Final():
+			e.forget(r.ID)
+			e.wakeWaiters(r.ID)
+		case r.Phase == store.PhaseStopping && (r.Outcome == store.RunCancelled || isTimeout(r.Error)):
+			rcs[i].cancel()
+		case r.Phase == store.PhaseActive && rcs[i].ctx.Err() != nil:
+			// Retried since it was cancelled here: its attempts need a
+			// context that is not cancelled.
+			e.forget(r.ID)
 		}
 	}
 }
