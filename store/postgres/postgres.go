@@ -105,6 +105,10 @@ import (
 // DefaultSchema is the schema Open uses when Options.Schema is empty.
 const DefaultSchema = "dagflow"
 
+// DefaultMaxConns is the size of the pool Open creates when neither
+// Options.MaxConns nor the DSN's pool_max_conns says otherwise.
+const DefaultMaxConns = 16
+
 // Options configure Open and New. The zero value is ready to use.
 type Options struct {
 	// Schema is the PostgreSQL schema that holds the store's tables; Open
@@ -114,9 +118,10 @@ type Options struct {
 	Schema string
 	// MaxConns caps the connections of the pool that Open creates (New
 	// uses the pool it is given as it is). Zero keeps the DSN's
-	// pool_max_conns, or else pgxpool's default: the greater of 4 and the
-	// number of CPUs. Every Watch holds one more connection, outside the
-	// pool.
+	// pool_max_conns, or else DefaultMaxConns. An engine holds a connection
+	// for each transaction under way, so give it about as many as the
+	// engine's concurrency when steps are short. Every Watch holds one
+	// more connection, outside the pool.
 	MaxConns int32
 	// MaxRetries is how many times Update and View run their function
 	// again after a deadlock, a lock timeout, a serialization failure or a
@@ -187,8 +192,11 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: reading the DSN: %w", err)
 	}
-	if o.MaxConns > 0 {
+	switch {
+	case o.MaxConns > 0:
 		cfg.MaxConns = o.MaxConns
+	case !strings.Contains(dsn, "pool_max_conns"):
+		cfg.MaxConns = DefaultMaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
