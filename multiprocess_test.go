@@ -1138,3 +1138,65 @@ func TestPostgresRetryAcrossEngines(t *testing.T) {
 		t.Errorf("retried run: %s (%s)", st.State, st.Error)
 	}
 }
+
+// TestPostgresSagaAcrossEngines runs a saga whose steps and compensations
+// are spread over two engines on one database: the rollback is the same as
+// on one engine, in reverse order of completion, each compensation once.
+func TestPostgresSagaAcrossEngines(t *testing.T) {
+	schema := pgSchema(t)
+	var mu sync.Mutex
+	var undone []string
+	var engines [2]atomic.Int64
+	handlers := func(n int) []dagflow.Option {
+		return []dagflow.Option{
+			dagflow.WithConcurrency(2),
+			dagflow.WithHandler("do", func(ctx context.Context, in dagflow.Input) (any, error) {
+				engines[n].Add(1)
+				time.Sleep(5 * time.Millisecond)
+				return in.StepID, nil
+			}),
+			dagflow.WithHandler("fail", func(ctx context.Context, in dagflow.Input) (any, error) {
+				return nil, dagflow.Permanent(errors.New("declined"))
+			}),
+			dagflow.WithHandler("undo", func(ctx context.Context, in dagflow.Input) (any, error) {
+				engines[n].Add(1)
+				mu.Lock()
+				undone = append(undone, in.StepID)
+				mu.Unlock()
+				return nil, nil
+			}),
+		}
+	}
+	a := pgEngine(t, schema, handlers(0)...)
+	b := pgEngine(t, schema, handlers(1)...)
+	wf := dagflow.Workflow{ID: "saga", Saga: true}
+	var leaves []string
+	for i := range 8 {
+		id := fmt.Sprintf("book%d", i)
+		leaves = append(leaves, id)
+		wf.Steps = append(wf.Steps, dagflow.Step{ID: id, Handler: "do", Compensation: "undo", Parallel: true})
+	}
+	wf.Steps = append(wf.Steps, dagflow.Step{ID: "pay", Handler: "fail", DependsOn: leaves})
+	ctx := ctxT(t)
+	if _, err := a.Create(ctx, wf); err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.Wait(ctx, "saga")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != dagflow.StateFailed {
+		t.Fatalf("state %s", st.State)
+	}
+	want := slices.Clone(st.CompletedSteps)
+	slices.Reverse(want)
+	mu.Lock()
+	got := slices.Clone(undone)
+	mu.Unlock()
+	if !slices.Equal(got, want) || !slices.Equal(st.CompensatedSteps, want) {
+		t.Errorf("compensations %v, compensatedSteps %v; want %v (reverse of completion)", got, st.CompensatedSteps, want)
+	}
+	if engines[0].Load() == 0 || engines[1].Load() == 0 {
+		t.Errorf("work per engine: %d and %d; want both to have run some", engines[0].Load(), engines[1].Load())
+	}
+}
