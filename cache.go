@@ -273,8 +273,11 @@ func compile(w *Workflow) *flow.Plan {
 		}
 		p.Steps[i] = flow.StepPlan{
 			ID: s.ID, Deps: deps[start:len(deps):len(deps)], Parallel: s.Parallel, AllowFailedDeps: s.AllowFailedDeps,
-			HasComp: s.Compensation != "", Timeout: seconds(s.Timeout),
+			HasComp: s.Compensation != "", Timeout: seconds(s.Timeout), Handler: s.Handler,
 			Retry: flow.Retry{MaxAttempts: max(r.MaxAttempts, 1), Kind: kind, Initial: seconds(r.InitialInterval), Max: seconds(r.MaxInterval)},
+		}
+		if s.Handler != "" {
+			p.Steps[i].CompHandler = s.Compensation
 		}
 	}
 	dependents := make([]int32, ndeps)

@@ -220,20 +220,11 @@ func (v *flowEnv) Jitter(d time.Duration) time.Duration { return v.cfg.jitter(d)
 
 // CanRun implements flow.Env: whether this engine has the step's handler.
 func (v *flowEnv) CanRun(runID string, p *flow.Plan, index int, comp bool) bool {
-	e := (*Engine)(v)
-	rc := e.cachedRun(runID)
-	if rc == nil {
-		return true
-	}
-	s := &rc.wf.Steps[index]
-	if s.Handler == "" {
-		return true // an HTTP step
-	}
-	name := s.Handler
+	name := p.Steps[index].Handler
 	if comp {
-		name = s.Compensation
+		name = p.Steps[index].CompHandler
 	}
-	return e.handler(name) != nil
+	return name == "" || (*Engine)(v).handler(name) != nil // "": an HTTP step
 }
 
 func (e *Engine) handler(name string) HandlerFunc {

@@ -32,6 +32,9 @@ type StepPlan struct {
 	HasComp         bool
 	Retry           Retry
 	Timeout         time.Duration
+	// Handler and CompHandler name the Go handlers of the step and of its
+	// compensation; "" for HTTP steps.
+	Handler, CompHandler string
 }
 
 // Retry is a retry policy.
