@@ -283,6 +283,24 @@ type tx struct {
 	b                                                                   *bbolt.Tx
 	write                                                               bool
 	runs, created, specs, steps, stepDue, due, attempts, hooks, hookDue *bbolt.Bucket
+	// known is the last run this transaction found or wrote, so that the
+	// steps of one run put one after another check it exists once;
+	// knownCreated is its creation time, so that putting it back need not
+	// read it again to keep the index by creation time.
+	known        string
+	knownCreated time.Time
+}
+
+// exists reports whether a run is stored.
+func (t *tx) exists(runID string) bool {
+	if runID == t.known && runID != "" {
+		return true
+	}
+	if t.runs.Get(runKey(runID)) == nil {
+		return false
+	}
+	t.known, t.knownCreated = runID, time.Time{}
+	return true
 }
 
 func newTx(b *bbolt.Tx, write bool) *tx {
@@ -343,23 +361,12 @@ func parseHookKey(k []byte) (string, string, bool) {
 	return string(k[2 : 2+n]), string(k[2+n:]), true
 }
 
-func decode[T any](data []byte, what string) (T, error) {
-	var v T
-	if err := json.Unmarshal(data, &v); err != nil {
-		return v, fmt.Errorf("bolt: decoding %s: %w", what, err)
+// wrapDecode names the store in a decoding error.
+func wrapDecode[T any](v T, err error) (T, error) {
+	if err != nil {
+		return v, fmt.Errorf("bolt: decoding a record: %w", err)
 	}
 	return v, nil
-}
-
-func (t *tx) put(b *bbolt.Bucket, k []byte, v any) error {
-	if !t.write {
-		return store.ErrReadOnly
-	}
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return b.Put(k, data)
 }
 
 func (t *tx) Run(id string) (store.Run, error) {
@@ -367,7 +374,11 @@ func (t *tx) Run(id string) (store.Run, error) {
 	if data == nil {
 		return store.Run{}, store.ErrNotFound
 	}
-	return decode[store.Run](data, "run "+id)
+	r, err := wrapDecode(decodeRun(data))
+	if err == nil {
+		t.known, t.knownCreated = id, r.CreatedAt
+	}
+	return r, err
 }
 
 func (t *tx) PutRun(r store.Run) error {
@@ -375,21 +386,27 @@ func (t *tx) PutRun(r store.Run) error {
 		return store.ErrReadOnly
 	}
 	k := runKey(r.ID)
-	if old := t.runs.Get(k); old != nil {
-		prev, err := decode[store.Run](old, "run "+r.ID)
+	index := true // the run needs its entry in the index by creation time
+	if r.ID == t.known && !t.knownCreated.IsZero() && t.knownCreated.Equal(r.CreatedAt) {
+		index = false
+	} else if old := t.runs.Get(k); old != nil {
+		prev, err := wrapDecode(decodeRun(old))
 		if err != nil {
 			return err
 		}
-		if !prev.CreatedAt.Equal(r.CreatedAt) {
-			if err := t.created.Delete(timeKey(prev.CreatedAt, []byte(r.ID))); err != nil {
-				return err
-			}
+		if prev.CreatedAt.Equal(r.CreatedAt) {
+			index = false
+		} else if err := t.created.Delete(timeKey(prev.CreatedAt, []byte(r.ID))); err != nil {
+			return err
 		}
 	}
-	if err := t.created.Put(timeKey(r.CreatedAt, []byte(r.ID)), nil); err != nil {
-		return err
+	if index {
+		if err := t.created.Put(timeKey(r.CreatedAt, []byte(r.ID)), nil); err != nil {
+			return err
+		}
 	}
-	return t.put(t.runs, k, r)
+	t.known, t.knownCreated = r.ID, r.CreatedAt
+	return t.runs.Put(k, encodeRun(&r))
 }
 
 func (t *tx) Runs(q store.RunQuery) ([]store.Run, error) {
@@ -420,7 +437,7 @@ func (t *tx) Runs(q store.RunQuery) ([]store.Run, error) {
 		if data == nil {
 			continue
 		}
-		r, err := decode[store.Run](data, "run")
+		r, err := wrapDecode(decodeRun(data))
 		if err != nil {
 			return nil, err
 		}
@@ -472,6 +489,7 @@ func (t *tx) DeleteRun(id string) error {
 		return err
 	}
 	k := runKey(id)
+	t.known, t.knownCreated = "", time.Time{}
 	if err := t.created.Delete(timeKey(r.CreatedAt, []byte(id))); err != nil {
 		return err
 	}
@@ -493,7 +511,7 @@ func (t *tx) DeleteRun(id string) error {
 		return err
 	}
 	return deletePrefix(t.hooks, k, func(hk, v []byte) error {
-		w, err := decode[store.Webhook](v, "webhook")
+		w, err := wrapDecode(decodeWebhook(v))
 		if err != nil {
 			return err
 		}
@@ -528,14 +546,14 @@ func (t *tx) Step(runID string, index int) (store.Step, error) {
 	if data == nil {
 		return store.Step{}, store.ErrNotFound
 	}
-	return decode[store.Step](data, "step")
+	return wrapDecode(decodeStep(data))
 }
 
 func (t *tx) PutStep(st store.Step) error {
 	if !t.write {
 		return store.ErrReadOnly
 	}
-	if t.runs.Get(runKey(st.RunID)) == nil || st.Index < 0 {
+	if st.Index < 0 || !t.exists(st.RunID) {
 		return store.ErrNotFound
 	}
 	k := stepKey(st.RunID, st.Index)
@@ -561,7 +579,7 @@ func (t *tx) PutStep(st store.Step) error {
 			return err
 		}
 	}
-	return t.put(t.steps, k, st)
+	return t.steps.Put(k, encodeStep(&st))
 }
 
 func (t *tx) Steps(runID string) ([]store.Step, error) {
@@ -569,7 +587,7 @@ func (t *tx) Steps(runID string) ([]store.Step, error) {
 	prefix := runKey(runID)
 	c := t.steps.Cursor()
 	for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
-		st, err := decode[store.Step](v, "step")
+		st, err := wrapDecode(decodeStep(v))
 		if err != nil {
 			return nil, err
 		}
@@ -607,7 +625,7 @@ func (t *tx) DueSteps(now time.Time, max int) ([]store.Step, error) {
 		if data == nil {
 			continue
 		}
-		st, err := decode[store.Step](data, "step")
+		st, err := wrapDecode(decodeStep(data))
 		if err != nil {
 			return nil, err
 		}
@@ -646,7 +664,7 @@ func (t *tx) PutAttempt(a store.Attempt) error {
 	if t.steps.Get(stepKey(a.RunID, a.Index)) == nil {
 		return store.ErrNotFound
 	}
-	return t.put(t.attempts, attemptKey(&a), a)
+	return t.attempts.Put(attemptKey(&a), encodeAttempt(&a))
 }
 
 func (t *tx) Attempts(runID string, index int) ([]store.Attempt, error) {
@@ -657,7 +675,7 @@ func (t *tx) Attempts(runID string, index int) ([]store.Attempt, error) {
 	}
 	c := t.attempts.Cursor()
 	for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
-		a, err := decode[store.Attempt](v, "attempt")
+		a, err := wrapDecode(decodeAttempt(v))
 		if err != nil {
 			return nil, err
 		}
@@ -676,7 +694,7 @@ func (t *tx) PutWebhook(w store.Webhook) error {
 	}
 	k := append(rk, w.ID...)
 	if old := t.hooks.Get(k); old != nil {
-		prev, err := decode[store.Webhook](old, "webhook")
+		prev, err := wrapDecode(decodeWebhook(old))
 		if err != nil {
 			return err
 		}
@@ -691,7 +709,7 @@ func (t *tx) PutWebhook(w store.Webhook) error {
 			return err
 		}
 	}
-	return t.put(t.hooks, k, w)
+	return t.hooks.Put(k, encodeWebhook(&w))
 }
 
 func (t *tx) Webhooks(runID string) ([]store.Webhook, error) {
@@ -699,7 +717,7 @@ func (t *tx) Webhooks(runID string) ([]store.Webhook, error) {
 	prefix := runKey(runID)
 	c := t.hooks.Cursor()
 	for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
-		w, err := decode[store.Webhook](v, "webhook")
+		w, err := wrapDecode(decodeWebhook(v))
 		if err != nil {
 			return nil, err
 		}
@@ -719,7 +737,7 @@ func (t *tx) DueWebhooks(now time.Time, max int) ([]store.Webhook, error) {
 		if data == nil {
 			continue
 		}
-		w, err := decode[store.Webhook](data, "webhook")
+		w, err := wrapDecode(decodeWebhook(data))
 		if err != nil {
 			return nil, err
 		}
