@@ -17,9 +17,11 @@ import (
 // result, so that previousSteps costs nothing per step.
 type runCache struct {
 	id    string
-	wf    *Workflow
-	plan  *flow.Plan
-	index map[string]int
+	plan    *flow.Plan
+	context json.RawMessage // the workflow's
+
+	indexOnce sync.Once
+	index     map[string]int // step ids, made when a handler first reads a result
 
 	// ctx is cancelled when the run is cancelled or times out, which
 	// cancels the contexts of its attempts on this engine.
@@ -44,14 +46,23 @@ type runCache struct {
 	fillMu sync.Mutex // one fill at a time
 }
 
-func newRunCache(parent context.Context, id string, wf *Workflow, plan *flow.Plan) *runCache {
-	rc := &runCache{id: id, wf: wf, plan: plan, index: make(map[string]int, len(wf.Steps)),
-		seqs: make([]atomic.Int64, len(wf.Steps)), results: make([]json.RawMessage, len(wf.Steps))}
-	for i := range wf.Steps {
-		rc.index[wf.Steps[i].ID] = i
-	}
+func newRunCache(parent context.Context, id string, wfContext json.RawMessage, plan *flow.Plan) *runCache {
+	n := len(plan.Steps)
+	rc := &runCache{id: id, plan: plan, context: wfContext, seqs: make([]atomic.Int64, n), results: make([]json.RawMessage, n)}
 	rc.ctx, rc.cancel = context.WithCancel(parent)
 	return rc
+}
+
+// lookup returns the index of a step by its id.
+func (rc *runCache) lookup(stepID string) (int, bool) {
+	rc.indexOnce.Do(func() {
+		rc.index = make(map[string]int, len(rc.plan.Steps))
+		for i := range rc.plan.Steps {
+			rc.index[rc.plan.Steps[i].ID] = i
+		}
+	})
+	i, ok := rc.index[stepID]
+	return i, ok
 }
 
 // result returns step i's result if it completed at or before upto.
@@ -167,7 +178,7 @@ func (e *Engine) cached(tx store.Tx, runID string) (*runCache, error) {
 	if err := json.Unmarshal(spec, &wf); err != nil {
 		return nil, fmt.Errorf("decoding the stored spec of run %q: %w", runID, err)
 	}
-	rc = newRunCache(e.ctx, runID, &wf, compile(&wf))
+	rc = newRunCache(e.ctx, runID, wf.Context, compile(&wf))
 	if e.lease > 0 {
 		// A shared store: results are read when a handler asks for them
 		// (in a View, which locks nothing), not here, where tx may be a
@@ -233,6 +244,21 @@ func (e *Engine) forget(runID string) {
 	}
 }
 
+// retryPool hands out one *flow.Retry per distinct policy of a workflow.
+type retryPool map[flow.Retry]*flow.Retry
+
+func (p *retryPool) get(r flow.Retry) *flow.Retry {
+	if *p == nil {
+		*p = make(retryPool)
+	}
+	if q, ok := (*p)[r]; ok {
+		return q
+	}
+	q := &r
+	(*p)[r] = q
+	return q
+}
+
 // compile turns a normalized workflow into the state machine's plan.
 func compile(w *Workflow) *flow.Plan {
 	p := &flow.Plan{
@@ -244,6 +270,7 @@ func compile(w *Workflow) *flow.Plan {
 	for i := range w.Steps {
 		index[w.Steps[i].ID] = int32(i)
 	}
+	var retries retryPool
 	ndeps := 0
 	for i := range w.Steps {
 		ndeps += len(w.Steps[i].DependsOn)
@@ -273,11 +300,13 @@ func compile(w *Workflow) *flow.Plan {
 		}
 		p.Steps[i] = flow.StepPlan{
 			ID: s.ID, Deps: deps[start:len(deps):len(deps)], Parallel: s.Parallel, AllowFailedDeps: s.AllowFailedDeps,
-			HasComp: s.Compensation != "", Timeout: seconds(s.Timeout), Handler: s.Handler,
-			Retry: flow.Retry{MaxAttempts: max(r.MaxAttempts, 1), Kind: kind, Initial: seconds(r.InitialInterval), Max: seconds(r.MaxInterval)},
+			HasComp: s.Compensation != "", Timeout: seconds(s.Timeout), Handler: s.Handler, URL: s.URL,
+			Retry: retries.get(flow.Retry{MaxAttempts: max(r.MaxAttempts, 1), Kind: kind, Initial: seconds(r.InitialInterval), Max: seconds(r.MaxInterval)}),
 		}
 		if s.Handler != "" {
 			p.Steps[i].CompHandler = s.Compensation
+		} else {
+			p.Steps[i].CompURL = s.Compensation
 		}
 	}
 	dependents := make([]int32, ndeps)

@@ -339,7 +339,7 @@ func (e *Engine) Create(ctx context.Context, w Workflow) (*Status, error) {
 	}
 	e.cmu.Lock()
 	if e.cache[n.ID] == nil {
-		rc := newRunCache(e.ctx, n.ID, &n, plan)
+		rc := newRunCache(e.ctx, n.ID, n.Context, plan)
 		if e.lease > 0 {
 			rc.fill = e.fill // results of other engines come from the store
 		}
@@ -382,7 +382,7 @@ func (e *Engine) Status(ctx context.Context, id string) (*Status, error) {
 // runContext returns a run's workflow context, from the cache or the spec.
 func (e *Engine) runContext(tx store.Tx, id string) (json.RawMessage, error) {
 	if rc := e.cachedRun(id); rc != nil {
-		return rc.wf.Context, nil
+		return rc.context, nil
 	}
 	spec, err := tx.Spec(id)
 	if err != nil {

@@ -134,7 +134,7 @@ func (r Results) Get(stepID string) (json.RawMessage, bool) {
 	if r.rc == nil {
 		return nil, false
 	}
-	i, ok := r.rc.index[stepID]
+	i, ok := r.rc.lookup(stepID)
 	if !ok {
 		return nil, false
 	}

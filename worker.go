@@ -340,10 +340,10 @@ func (e *Engine) park(ps []flow.Parked) {
 		if rc == nil {
 			continue
 		}
-		s := &rc.wf.Steps[p.Index]
+		s := &rc.plan.Steps[p.Index]
 		name := s.Handler
 		if !p.Handler {
-			name = s.Compensation
+			name = s.CompHandler
 		}
 		if e.handler(name) != nil {
 			go e.unpark(name) // registered in the meantime
@@ -519,7 +519,6 @@ func (e *Engine) finish(t *task, o flow.Outcome, ws *workerState) *task {
 // execute runs one attempt and says how it ended. It never panics.
 func (e *Engine) execute(t *task) (o flow.Outcome) {
 	c, rc := &t.c, t.rc
-	s := &rc.wf.Steps[c.Index]
 	sp := &rc.plan.Steps[c.Index]
 	start := time.Now()
 	deadline := start.Add(sp.Timeout)
@@ -542,14 +541,14 @@ func (e *Engine) execute(t *task) (o flow.Outcome) {
 	if e.lease > 0 {
 		e.setLive(t)
 	}
-	in := Input{WorkflowID: rc.id, StepID: s.ID, Attempt: c.Attempt, Context: rc.wf.Context,
+	in := Input{WorkflowID: rc.id, StepID: sp.ID, Attempt: c.Attempt, Context: rc.context,
 		PreviousSteps: Results{rc: rc, upto: c.Seq}, Compensation: c.Comp, Result: c.Result,
 		FailedDependencies: c.FailedDeps, att: ctx}
 	var err error
-	if s.Handler != "" {
-		name := s.Handler
+	if sp.Handler != "" {
+		name := sp.Handler
 		if c.Comp {
-			name = s.Compensation
+			name = sp.CompHandler
 		}
 		h := e.handler(name)
 		if h == nil {
@@ -562,9 +561,9 @@ func (e *Engine) execute(t *task) (o flow.Outcome) {
 			}
 		}
 	} else {
-		url := s.URL
+		url := sp.URL
 		if c.Comp {
-			url = s.Compensation
+			url = sp.CompURL
 		}
 		o, err = e.callHTTP(ctx, url, in)
 	}

@@ -179,6 +179,9 @@ func (x *Txn) Reset(tx store.Tx, env Env, now time.Time, eff *Effects) *Txn {
 	clear(x.fresh)
 	x.fresh = x.fresh[:0]
 	clear(x.freshIdx)
+	if len(x.spare) > 64 {
+		x.spare = nil // runStates of one large transaction
+	}
 	return x
 }
 
@@ -229,9 +232,17 @@ func (x *Txn) newRunState() *runState {
 	return &runState{}
 }
 
+// maxHeld bounds the steps a transaction holds: a claim takes no more than
+// an engine's free slots, and a step that would not fit is simply written.
+const maxHeld = 256
+
 // hold keeps a step made ready by this transaction to be claimed or written
-// later in it.
-func (x *Txn) hold(st store.Step) {
+// later in it, and reports whether it did; the caller writes a step it did
+// not hold.
+func (x *Txn) hold(st store.Step) bool {
+	if len(x.fresh) >= maxHeld {
+		return false
+	}
 	x.fresh = append(x.fresh, freshStep{st: st})
 	if x.freshIdx != nil || len(x.fresh) > 8 {
 		if x.freshIdx == nil {
@@ -241,6 +252,7 @@ func (x *Txn) hold(st store.Step) {
 			x.freshIdx[freshKey{x.fresh[i].st.RunID, x.fresh[i].st.Index}] = i
 		}
 	}
+	return true
 }
 
 // held returns the held copy of a step, if any.
@@ -362,8 +374,7 @@ func (x *Txn) releaseSerial(rs *runState, i int) error {
 		return err
 	}
 	x.makeReady(rs, &st)
-	if st.State == store.StepReady {
-		x.hold(st)
+	if st.State == store.StepReady && x.hold(st) {
 		return nil
 	}
 	return x.put(st)
@@ -405,8 +416,7 @@ func (x *Txn) resolve(rs *runState, from int, ok bool) error {
 			st.Waiting--
 			if st.Waiting == 0 {
 				x.makeReady(rs, &st)
-				if st.State == store.StepReady {
-					x.hold(st)
+				if st.State == store.StepReady && x.hold(st) {
 					continue
 				}
 			}

@@ -30,11 +30,12 @@ type StepPlan struct {
 	Parallel        bool
 	AllowFailedDeps bool
 	HasComp         bool
-	Retry           Retry
+	Retry           *Retry // shared by the steps with the same policy
 	Timeout         time.Duration
 	// Handler and CompHandler name the Go handlers of the step and of its
-	// compensation; "" for HTTP steps.
+	// compensation, URL and CompURL the job handlers of an HTTP step.
 	Handler, CompHandler string
+	URL, CompURL         string
 }
 
 // Retry is a retry policy.

@@ -128,11 +128,43 @@ type tx struct {
 
 	ops    []undoOp
 	runs   []runUndo
-	steps  []stepUndo
+	steps  chunks[stepUndo]
 	seqs   []seqUndo
 	pushes []pushUndo
 	atts   []attUndo
 	funcs  []func()
+}
+
+// chunks is an append-only list kept in fixed-size chunks: it grows without
+// copying what it holds, so that the undo log of one transaction that writes
+// a hundred thousand steps never holds two copies of itself.
+type chunks[T any] struct {
+	c [][]T
+	n int
+}
+
+const chunkSize = 1024
+
+func (c *chunks[T]) add(v T) int {
+	if c.n%chunkSize == 0 && c.n/chunkSize == len(c.c) {
+		c.c = append(c.c, make([]T, 0, chunkSize))
+	}
+	k := c.n / chunkSize
+	c.c[k] = append(c.c[k], v)
+	c.n++
+	return c.n - 1
+}
+
+func (c *chunks[T]) at(i int) *T { return &c.c[i/chunkSize][i%chunkSize] }
+
+// reset empties the list, keeping its first chunk.
+func (c *chunks[T]) reset() {
+	if len(c.c) > 0 {
+		clear(c.c[0])
+		c.c = c.c[:1]
+		c.c[0] = c.c[0][:0]
+	}
+	c.n = 0
 }
 
 type undoKind uint8
@@ -186,19 +218,23 @@ type attUndo struct {
 }
 
 func (t *tx) reset() {
-	t.ops = t.ops[:0]
-	clear(t.runs)
-	t.runs = t.runs[:0]
-	clear(t.steps)
-	t.steps = t.steps[:0]
-	clear(t.seqs)
-	t.seqs = t.seqs[:0]
-	clear(t.pushes)
-	t.pushes = t.pushes[:0]
-	clear(t.atts)
-	t.atts = t.atts[:0]
-	clear(t.funcs)
-	t.funcs = t.funcs[:0]
+	t.ops = truncate(t.ops)
+	t.runs = truncate(t.runs)
+	t.steps.reset()
+	t.seqs = truncate(t.seqs)
+	t.pushes = truncate(t.pushes)
+	t.atts = truncate(t.atts)
+	t.funcs = truncate(t.funcs)
+}
+
+// truncate empties an undo slice for the next transaction, keeping its room
+// unless one large transaction (a fan-out of many steps) grew it.
+func truncate[T any](s []T) []T {
+	if cap(s) > 4096 {
+		return nil
+	}
+	clear(s)
+	return s[:0]
 }
 
 func (t *tx) rollback() {
@@ -211,7 +247,7 @@ func (t *tx) rollback() {
 			u := &t.runs[op.i]
 			u.e.run = u.run
 		case undoStep:
-			u := &t.steps[op.i]
+			u := t.steps.at(int(op.i))
 			sl := &u.e.steps[u.i]
 			sl.step, sl.ok, sl.dueSeq = u.step, u.ok, u.dueSeq
 		case undoSeq:
@@ -244,8 +280,8 @@ func (t *tx) logRun(e *runEntry, old store.Run) {
 }
 
 func (t *tx) logStep(e *runEntry, i int, old *stepSlot) {
-	t.ops = append(t.ops, undoOp{undoStep, int32(len(t.steps))})
-	t.steps = append(t.steps, stepUndo{e, i, old.step, old.ok, old.dueSeq})
+	k := t.steps.add(stepUndo{e, i, old.step, old.ok, old.dueSeq})
+	t.ops = append(t.ops, undoOp{undoStep, int32(k)})
 }
 
 func (t *tx) logSeq(e *runEntry, i int, seq uint64) {
