@@ -16,7 +16,7 @@ import (
 // compiled plan, the workflow, and one shared copy of each completed step's
 // result, so that previousSteps costs nothing per step.
 type runCache struct {
-	id    string
+	id      string
 	plan    *flow.Plan
 	context json.RawMessage // the workflow's
 

@@ -6,6 +6,7 @@ require (
 	github.com/cschleiden/go-workflows v1.2.0
 	github.com/dagflow/dagflow v0.0.0
 	github.com/microsoft/durabletask-go v0.5.0
+	golang.org/x/sync v0.25.0
 )
 
 require (
@@ -41,7 +42,6 @@ require (
 	go.uber.org/atomic v1.7.0 // indirect
 	golang.org/x/mod v0.38.0 // indirect
 	golang.org/x/net v0.57.0 // indirect
-	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/sys v0.47.0 // indirect
 	golang.org/x/text v0.41.0 // indirect
 	golang.org/x/tools v0.48.0 // indirect
