@@ -124,7 +124,8 @@ func (s *Store) Close() error {
 type tx struct {
 	s     *Store
 	write bool
-	n     uint64 // numbers write transactions, from 1
+	n     uint64    // numbers write transactions, from 1
+	last  *runEntry // the run entry found last
 
 	ops    []undoOp
 	runs   []runUndo
@@ -218,6 +219,7 @@ type attUndo struct {
 }
 
 func (t *tx) reset() {
+	t.last = nil
 	t.ops = truncate(t.ops)
 	t.runs = truncate(t.runs)
 	t.steps.reset()
@@ -294,10 +296,15 @@ func (t *tx) logPop(h *dueHeap, d dueEntry) {
 	t.pushes = append(t.pushes, pushUndo{h, d})
 }
 
+// entry finds a run; the last one found is kept, as a transaction reads and
+// writes the steps of one run many times over.
 func (t *tx) entry(id string) *runEntry {
+	if e := t.last; e != nil && !e.deleted && e.run.ID == id {
+		return e
+	}
 	e := t.s.runs[id]
-	if e == nil {
-		return nil
+	if e != nil {
+		t.last = e
 	}
 	return e
 }
