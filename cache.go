@@ -245,17 +245,24 @@ func (e *Engine) forget(runID string) {
 }
 
 // retryPool hands out one *flow.Retry per distinct policy of a workflow.
-type retryPool map[flow.Retry]*flow.Retry
+type retryPool struct {
+	m    map[flow.Retry]*flow.Retry
+	last *flow.Retry // most steps share the policy of the step before
+}
 
 func (p *retryPool) get(r flow.Retry) *flow.Retry {
-	if *p == nil {
-		*p = make(retryPool)
+	if p.last != nil && *p.last == r {
+		return p.last
 	}
-	if q, ok := (*p)[r]; ok {
-		return q
+	if p.m == nil {
+		p.m = make(map[flow.Retry]*flow.Retry)
 	}
-	q := &r
-	(*p)[r] = q
+	q, ok := p.m[r]
+	if !ok {
+		q = &r
+		p.m[r] = q
+	}
+	p.last = q
 	return q
 }
 
