@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/dagflow/dagflow"
+	"github.com/dagflow/dagflow/store/memory"
+)
+
+// concurrency is the limit on steps running at once given to every
+// contender that has such a knob (-concurrency): errgroup's SetLimit,
+// dagflow's WithConcurrency, go-workflows' MaxParallelActivityTasks and
+// MaxParallelWorkflowTasks, durabletask-go's WithMaxParallelism.
+var concurrency = 64
+
+// engineLog is the logger given to every engine: errors to stderr, the
+// rest dropped.
+func engineLog() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+}
+
+// executed counts the step handlers that ran in the current repetition; the
+// harness checks it against the workload's step count.
+var executed atomic.Int64
+
+// A contender runs workloads. prepare sets up a fresh engine or backend for
+// one repetition (not timed); the runner's run is what the harness times.
+type contender struct {
+	name string
+	// class is the storage class whose dagflow contender the ratio
+	// compares with: "memory" or "file".
+	class   string
+	desc    string
+	prepare func(ctx context.Context, w *workload, dir string) (runner, error)
+}
+
+type runner interface {
+	// run runs every workflow of the workload to its end and returns an
+	// error unless each one completed.
+	run(ctx context.Context) error
+	close() error
+}
+
+var contenders = []*contender{
+	{name: "errgroup", class: "memory", prepare: prepareErrgroup,
+		desc: "a hand-written DAG runner (in-degree counters, a central scheduler, errgroup.SetLimit), no persistence: the floor"},
+	{name: "dagflow-memory", class: "memory", prepare: prepareDagflow(false),
+		desc: "dagflow with store/memory"},
+	{name: "dagflow-bolt", class: "file", prepare: prepareDagflow(true),
+		desc: "dagflow with store/bolt on a temporary file, fsync on (the default)"},
+	{name: "go-workflows-sqlite-mem", class: "memory", prepare: prepareGoWorkflows(false),
+		desc: "github.com/cschleiden/go-workflows v1.2.0, SQLite backend in memory, monoprocess wrapper"},
+	{name: "go-workflows-sqlite-file", class: "file", prepare: prepareGoWorkflows(true),
+		desc: "github.com/cschleiden/go-workflows v1.2.0, SQLite backend on a temporary file (WAL), monoprocess wrapper"},
+	{name: "durabletask-sqlite-mem", class: "memory", prepare: prepareDurableTask(false),
+		desc: "github.com/microsoft/durabletask-go v0.5.0, SQLite backend in memory"},
+	{name: "durabletask-sqlite-file", class: "file", prepare: prepareDurableTask(true),
+		desc: "github.com/microsoft/durabletask-go v0.5.0, SQLite backend on a temporary file"},
+}
+
+// ---- errgroup ----
+
+type errgroupRunner struct {
+	w *workload
+}
+
+func prepareErrgroup(ctx context.Context, w *workload, dir string) (runner, error) {
+	return &errgroupRunner{w: w}, nil
+}
+
+func (r *errgroupRunner) close() error { return nil }
+
+func (r *errgroupRunner) run(ctx context.Context) error {
+	if len(r.w.defs) == 1 {
+		return runOne(&r.w.defs[0], r.w.shape)
+	}
+	// Many workflows at once: one goroutine each, as a Go program would.
+	var g errgroup.Group
+	for i := range r.w.defs {
+		g.Go(func() error { return runOne(&r.w.defs[i], r.w.shape) })
+	}
+	return g.Wait()
+}
+
+// runOne runs one workflow, keeping each step's result as the engine does.
+func runOne(wf *dagflow.Workflow, sh shape) error {
+	var mu sync.Mutex
+	results := make([]any, len(wf.Steps))
+	return errgroupRun(wf, concurrency, func(i int) error {
+		executed.Add(1)
+		var res any
+		if sh == shapeOrder {
+			res = stepResult{Step: wf.Steps[i].ID, OK: true}
+		}
+		mu.Lock()
+		results[i] = res
+		mu.Unlock()
+		return nil
+	})
+}
+
+// errgroupRun is the hand-written baseline, as in the root package's
+// bench_test.go: it reads the same workflow the engine gets (step ids and
+// dependsOn), then runs it with in-degree counters, a central scheduler,
+// and an errgroup with SetLimit running each ready step, the way a Go team
+// writes a DAG runner without a library.
+func errgroupRun(wf *dagflow.Workflow, limit int, step func(i int) error) error {
+	n := len(wf.Steps)
+	index := make(map[string]int, n)
+	for i := range wf.Steps {
+		index[wf.Steps[i].ID] = i
+	}
+	indeg := make([]int, n)
+	dependents := make([][]int, n)
+	for i := range wf.Steps {
+		indeg[i] = len(wf.Steps[i].DependsOn)
+		for _, d := range wf.Steps[i].DependsOn {
+			j := index[d]
+			dependents[j] = append(dependents[j], i)
+		}
+	}
+	var g errgroup.Group
+	g.SetLimit(limit)
+	done := make(chan int, n)
+	var ready []int
+	for i := range indeg {
+		if indeg[i] == 0 {
+			ready = append(ready, i)
+		}
+	}
+	for finished := 0; finished < n; {
+		for len(ready) > 0 {
+			i := ready[len(ready)-1]
+			if !g.TryGo(func() error { err := step(i); done <- i; return err }) {
+				break
+			}
+			ready = ready[:len(ready)-1]
+		}
+		i := <-done
+		finished++
+		for _, k := range dependents[i] {
+			if indeg[k]--; indeg[k] == 0 {
+				ready = append(ready, k)
+			}
+		}
+	}
+	return g.Wait()
+}
+
+// ---- dagflow ----
+
+type dagflowRunner struct {
+	w     *workload
+	eng   *dagflow.Engine
+	store *memory.Store
+}
+
+func noop(ctx context.Context, in dagflow.Input) (any, error) {
+	executed.Add(1)
+	return nil, nil
+}
+
+func orderStep(name string) dagflow.HandlerFunc {
+	return func(ctx context.Context, in dagflow.Input) (any, error) {
+		executed.Add(1)
+		return stepResult{Step: name, OK: true}, nil
+	}
+}
+
+func prepareDagflow(bolt bool) func(ctx context.Context, w *workload, dir string) (runner, error) {
+	return func(ctx context.Context, w *workload, dir string) (runner, error) {
+		r := &dagflowRunner{w: w}
+		opts := []dagflow.Option{
+			dagflow.WithConcurrency(concurrency),
+			dagflow.WithLogger(engineLog()),
+			dagflow.WithHandler(noopHandler, noop),
+		}
+		for _, name := range orderSteps {
+			opts = append(opts, dagflow.WithHandler(name, orderStep(name)))
+		}
+		if bolt {
+			opts = append(opts, dagflow.WithPath(filepath.Join(dir, "dagflow.db")))
+		} else {
+			r.store = memory.New()
+			opts = append(opts, dagflow.WithStore(r.store))
+		}
+		eng, err := dagflow.Open(opts...)
+		if err != nil {
+			return nil, err
+		}
+		r.eng = eng
+		return r, nil
+	}
+}
+
+func (r *dagflowRunner) run(ctx context.Context) error {
+	if len(r.w.defs) == 1 {
+		return r.runOne(ctx, &r.w.defs[0])
+	}
+	var g errgroup.Group
+	for i := range r.w.defs {
+		g.Go(func() error { return r.runOne(ctx, &r.w.defs[i]) })
+	}
+	return g.Wait()
+}
+
+func (r *dagflowRunner) runOne(ctx context.Context, wf *dagflow.Workflow) error {
+	if _, err := r.eng.Create(ctx, *wf); err != nil {
+		return err
+	}
+	st, err := r.eng.Wait(ctx, wf.ID)
+	if err != nil {
+		return err
+	}
+	if st.State != dagflow.StateCompleted {
+		return fmt.Errorf("run %s ended %s: %s", wf.ID, st.State, st.Error)
+	}
+	return nil
+}
+
+func (r *dagflowRunner) close() error {
+	err := r.eng.Close()
+	if r.store != nil {
+		err = errors.Join(err, r.store.Close())
+	}
+	return err
+}
