@@ -436,9 +436,11 @@ func (x *Txn) Claim(max int) error {
 		return x.flushFresh()
 	}
 	claimed := len(x.eff.Claimed)
-	if len(x.fresh) > 0 {
+	if len(x.fresh) > 0 && x.env.Lease() == 0 {
 		// Steps this transaction made ready are claimed at once, unless
-		// something that was due earlier waits: that goes first.
+		// something that was due earlier waits: that goes first. (On a
+		// shared store, asking what is due costs a round trip of its own,
+		// and DueSteps, which skips what other engines hold, is as cheap.)
 		next, err := x.tx.NextDue()
 		if err != nil {
 			return err
@@ -455,9 +457,9 @@ func (x *Txn) Claim(max int) error {
 				}
 			}
 		}
-		if err := x.flushFresh(); err != nil {
-			return err
-		}
+	}
+	if err := x.flushFresh(); err != nil {
+		return err
 	}
 	left := max - (len(x.eff.Claimed) - claimed)
 	if left <= 0 {
