@@ -856,8 +856,10 @@ func TestPostgresCancelAcrossEngines(t *testing.T) {
 			onB++
 		}
 	}
-	if onB != 3 {
-		t.Errorf("%d steps started on b, want 3", onB)
+	// a has one slot: b runs the other steps (all four, when its claim
+	// comes first).
+	if onB < 3 {
+		t.Errorf("%d steps started on b, want at least 3", onB)
 	}
 
 	waited := make(chan *dagflow.Status, 1)
