@@ -142,7 +142,7 @@ func buildStatus(r *store.Run, wfContext json.RawMessage, steps []store.Step) *S
 }
 
 // buildStatusFrom makes a Status from a run's records, the steps coming from
-// each (about n of them). It keeps pointers to the steps only while it runs.
+// each (about n of them), which may hand out one variable every time.
 func buildStatusFrom(r *store.Run, wfContext json.RawMessage, n int, each func(yield func(*store.Step) bool)) *Status {
 	s := &Status{
 		ID: r.ID, StartedAt: r.StartedAt, CompletedAt: r.CompletedAt, Context: wfContext, Error: r.Error,
@@ -153,9 +153,15 @@ func buildStatusFrom(r *store.Run, wfContext json.RawMessage, n int, each func(y
 	if len(s.Context) == 0 {
 		s.Context = json.RawMessage(`{}`)
 	}
+	// each may hand out the same variable every time: keep copies only.
+	type seqID struct {
+		seq int64
+		id  string
+	}
 	started := false
-	var current *store.Step
-	var completed, compensated []*store.Step
+	var curID string
+	var curAt time.Time
+	var completed, compensated []seqID
 	for st := range each {
 		ss := StepStatus{ID: st.ID, StartedAt: st.StartedAt, CompletedAt: st.CompletedAt, Attempts: st.Attempts, Error: st.Error}
 		if !st.StartedAt.IsZero() {
@@ -171,8 +177,8 @@ func buildStatusFrom(r *store.Run, wfContext json.RawMessage, n int, each func(y
 			}
 		case store.StepRunning:
 			ss.State = StateRunning
-			if current == nil || st.StartedAt.After(current.StartedAt) {
-				current = st
+			if curID == "" || st.AttemptAt.After(curAt) {
+				curID, curAt = st.ID, st.AttemptAt
 			}
 		case store.StepCompleted:
 			ss.State = StateCompleted
@@ -181,7 +187,7 @@ func buildStatusFrom(r *store.Run, wfContext json.RawMessage, n int, each func(y
 				ss.Result = json.RawMessage("null")
 			}
 			s.Results[st.ID] = ss.Result
-			completed = append(completed, st)
+			completed = append(completed, seqID{st.Seq, st.ID})
 		case store.StepFailed:
 			ss.State = StateFailed
 			s.FailedSteps = append(s.FailedSteps, st.ID)
@@ -198,15 +204,14 @@ func buildStatusFrom(r *store.Run, wfContext json.RawMessage, n int, each func(y
 				cs.State = "pending"
 			case store.CompRunning:
 				cs.State = "running"
-				if current == nil || st.CompStartedAt.After(current.StartedAt) {
-					current = st
+				if curID == "" || st.AttemptAt.After(curAt) {
+					curID, curAt = st.ID, st.AttemptAt
 				}
 			case store.CompDone:
 				ss.State = StateCompensated
-				compensated = append(compensated, st)
+				compensated = append(compensated, seqID{st.Seq, st.ID})
 			case store.CompFailed:
 				ss.State = StateCompensationFailed
-				compensated = append(compensated, st)
 			}
 			ss.Compensation = cs
 		}
@@ -215,33 +220,29 @@ func buildStatusFrom(r *store.Run, wfContext json.RawMessage, n int, each func(y
 	// Completions are numbered 1..r.Seq without gaps: place each by its
 	// number rather than sort.
 	if byseq := make([]string, r.Seq); len(completed) == len(byseq) {
-		for _, st := range completed {
-			if st.Seq < 1 || st.Seq > r.Seq || byseq[st.Seq-1] != "" {
+		for _, c := range completed {
+			if c.seq < 1 || c.seq > r.Seq || byseq[c.seq-1] != "" {
 				byseq = nil
 				break
 			}
-			byseq[st.Seq-1] = st.ID
+			byseq[c.seq-1] = c.id
 		}
 		if byseq != nil {
 			s.CompletedSteps = byseq
 		}
 	}
 	if len(s.CompletedSteps) != len(completed) {
-		slices.SortFunc(completed, func(a, b *store.Step) int { return cmp.Compare(a.Seq, b.Seq) })
-		for _, st := range completed {
-			s.CompletedSteps = append(s.CompletedSteps, st.ID)
+		slices.SortFunc(completed, func(a, b seqID) int { return cmp.Compare(a.seq, b.seq) })
+		for _, c := range completed {
+			s.CompletedSteps = append(s.CompletedSteps, c.id)
 		}
 	}
 	// Compensations run in reverse order of completion.
-	slices.SortFunc(compensated, func(a, b *store.Step) int { return cmp.Compare(b.Seq, a.Seq) })
-	for _, st := range compensated {
-		if st.Comp == store.CompDone {
-			s.CompensatedSteps = append(s.CompensatedSteps, st.ID)
-		}
+	slices.SortFunc(compensated, func(a, b seqID) int { return cmp.Compare(b.seq, a.seq) })
+	for _, c := range compensated {
+		s.CompensatedSteps = append(s.CompensatedSteps, c.id)
 	}
-	if current != nil {
-		s.CurrentStep = current.ID
-	}
+	s.CurrentStep = curID
 	switch r.State {
 	case store.RunCompleted:
 		s.State = StateCompleted

@@ -8,6 +8,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -44,10 +45,60 @@ type runEntry struct {
 }
 
 type stepSlot struct {
-	step     store.Step
+	step     mstep
 	ok       bool
 	dueSeq   uint64 // the heap entry that is current for this step
 	attempts []store.Attempt
+}
+
+// mstep is a step as the store keeps it: store.Step without its run id
+// (the entry has it) and with times as Unix nanoseconds. It is half the size
+// of a store.Step, which halves what a write copies into the store and into
+// the undo log, and what a large run keeps in memory.
+type mstep struct {
+	id, state, comp, err, owner, compErr                    string
+	index, waiting, attempts, compAttempts                  int32
+	seq, token                                              int64
+	due, started, completed, attemptAt, lease, cStart, cEnd int64
+	result                                                  []byte
+}
+
+// noTime stands for the zero time.Time.
+const noTime = math.MinInt64
+
+func toNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return noTime
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == noTime {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func compact(s *store.Step) mstep {
+	return mstep{
+		id: s.ID, state: string(s.State), comp: string(s.Comp), err: s.Error, owner: s.Owner, compErr: s.CompError,
+		index: int32(s.Index), waiting: int32(s.Waiting), attempts: int32(s.Attempts), compAttempts: int32(s.CompAttempts),
+		seq: s.Seq, token: s.Token,
+		due: toNanos(s.DueAt), started: toNanos(s.StartedAt), completed: toNanos(s.CompletedAt), attemptAt: toNanos(s.AttemptAt),
+		lease: toNanos(s.LeaseUntil), cStart: toNanos(s.CompStartedAt), cEnd: toNanos(s.CompEndedAt),
+		result: s.Result,
+	}
+}
+
+func (m *mstep) expand(runID string) store.Step {
+	return store.Step{
+		RunID: runID, Index: int(m.index), ID: m.id, State: store.StepState(m.state), Waiting: int(m.waiting),
+		Attempts: int(m.attempts), DueAt: fromNanos(m.due), StartedAt: fromNanos(m.started),
+		CompletedAt: fromNanos(m.completed), AttemptAt: fromNanos(m.attemptAt), Result: m.result, Error: m.err,
+		Seq: m.seq, Owner: m.owner, Token: m.token, LeaseUntil: fromNanos(m.lease), Comp: store.CompState(m.comp),
+		CompAttempts: int(m.compAttempts), CompError: m.compErr, CompStartedAt: fromNanos(m.cStart), CompEndedAt: fromNanos(m.cEnd),
+	}
 }
 
 type hookSlot struct {
@@ -192,7 +243,7 @@ type runUndo struct {
 type stepUndo struct {
 	e      *runEntry
 	i      int
-	step   store.Step
+	step   mstep
 	ok     bool
 	dueSeq uint64
 }
@@ -451,7 +502,7 @@ func (t *tx) Step(runID string, index int) (store.Step, error) {
 	if e == nil || index < 0 || index >= len(e.steps) || !e.steps[index].ok {
 		return store.Step{}, store.ErrNotFound
 	}
-	return e.steps[index].step, nil
+	return e.steps[index].step.expand(runID), nil
 }
 
 func (t *tx) PutStep(st store.Step) error {
@@ -474,9 +525,9 @@ func (t *tx) PutStep(st store.Step) error {
 	} else {
 		t.logStep(e, i, sl)
 	}
-	oldDue, oldOK, oldSeq := sl.step.DueAt, sl.ok, sl.dueSeq
-	sl.step, sl.ok = st, true
-	if !st.DueAt.IsZero() && (!oldDue.Equal(st.DueAt) || !oldOK || oldSeq == 0) {
+	oldDue, oldOK, oldSeq := sl.step.due, sl.ok, sl.dueSeq
+	sl.step, sl.ok = compact(&st), true
+	if !st.DueAt.IsZero() && (oldDue != sl.step.due || !oldOK || oldSeq == 0) {
 		t.s.seq++
 		sl.dueSeq = t.s.seq
 		t.s.steps.push(dueEntry{at: st.DueAt, seq: sl.dueSeq, run: e, index: st.Index})
@@ -511,7 +562,7 @@ func (t *tx) Steps(runID string) ([]store.Step, error) {
 	out := make([]store.Step, 0, len(e.steps))
 	for i := range e.steps {
 		if e.steps[i].ok {
-			out = append(out, e.steps[i].step)
+			out = append(out, e.steps[i].step.expand(runID))
 		}
 	}
 	return out, nil
@@ -524,9 +575,13 @@ func (t *tx) RangeSteps(runID string, fn func(*store.Step) bool) error {
 	if e == nil {
 		return nil
 	}
+	var st store.Step
 	for i := range e.steps {
-		if e.steps[i].ok && !fn(&e.steps[i].step) {
-			return nil
+		if e.steps[i].ok {
+			st = e.steps[i].step.expand(runID)
+			if !fn(&st) {
+				return nil
+			}
 		}
 	}
 	return nil
@@ -539,8 +594,8 @@ func (t *tx) CompletedAfter(runID string, seq int64) ([]store.Step, error) {
 	}
 	out := []store.Step{}
 	for i := range e.steps {
-		if e.steps[i].ok && e.steps[i].step.Seq > seq {
-			out = append(out, e.steps[i].step)
+		if e.steps[i].ok && e.steps[i].step.seq > seq {
+			out = append(out, e.steps[i].step.expand(runID))
 		}
 	}
 	slices.SortFunc(out, func(a, b store.Step) int { return cmp.Compare(a.Seq, b.Seq) })
@@ -570,7 +625,7 @@ func (t *tx) DueSteps(now time.Time, max int) ([]store.Step, error) {
 	out := make([]store.Step, 0, min(max, t.s.steps.Len()))
 	t.popDue(&t.s.steps, now, max, t.s.validStep, func(d dueEntry) {
 		sl := &d.run.steps[d.index]
-		out = append(out, sl.step)
+		out = append(out, sl.step.expand(d.run.run.ID))
 		if t.write {
 			// Popped: the caller's write-back pushes a fresh entry.
 			sl.dueSeq = 0
