@@ -303,7 +303,7 @@ func (e *Engine) Create(ctx context.Context, w Workflow) (*Status, error) {
 		return nil, &ValidationError{WorkflowID: w.ID, Problems: ps}
 	}
 	n := w.normalized()
-	spec := json.RawMessage(appendSpec(make([]byte, 0, 256+300*len(n.Steps)), &n))
+	spec := json.RawMessage(appendSpec(make([]byte, 0, specSize(&n)), &n))
 	plan := compile(&n)
 	var eff flow.Effects
 	var created store.Run

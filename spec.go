@@ -41,6 +41,30 @@ func appendSpec(b []byte, w *Workflow) []byte {
 	return append(b, '}')
 }
 
+// specSize is about the length appendSpec writes for w, a little more
+// when its strings need no escaping, so that the stored spec, which a run
+// keeps, is neither copied while it grows nor much larger than it needs.
+func specSize(w *Workflow) int {
+	n := 160 + len(w.ID) + len(w.Context) + len(w.OnComplete) + len(w.OnError)
+	for i := range w.Steps {
+		s := &w.Steps[i]
+		n += 48 + len(s.ID) + len(s.URL) + len(s.Handler) + len(s.Compensation)
+		for _, d := range s.DependsOn {
+			n += len(d) + 3
+		}
+		if s.Retries != nil {
+			n += 110 + len(s.Retries.Backoff)
+		}
+		if s.Timeout != 0 {
+			n += 24
+		}
+		if s.AllowFailedDeps {
+			n += 24
+		}
+	}
+	return n
+}
+
 func appendStep(b []byte, s *Step) []byte {
 	b = append(b, `{"id":`...)
 	b = appendString(b, s.ID)

@@ -21,6 +21,12 @@ func TestSpecEncoding(t *testing.T) {
 		}
 		if w, err := ParseWorkflow(data); err == nil {
 			wfs = append(wfs, w, w.normalized())
+			// Plain ids and names: specSize covers the spec without
+			// being much larger.
+			n := w.normalized()
+			if size, got := specSize(&n), len(appendSpec(nil, &n)); size < got || size > 2*got+256 {
+				t.Errorf("%s: specSize %d for a spec of %d bytes", f, size, got)
+			}
 		}
 	}
 	seed := rand.Uint64()

@@ -162,6 +162,7 @@ func buildStatusFrom(r *store.Run, wfContext json.RawMessage, n int, each func(y
 	var curID string
 	var curAt time.Time
 	var completed, compensated []seqID
+	var null json.RawMessage
 	for st := range each {
 		ss := StepStatus{ID: st.ID, StartedAt: st.StartedAt, CompletedAt: st.CompletedAt, Attempts: st.Attempts, Error: st.Error}
 		if !st.StartedAt.IsZero() {
@@ -184,7 +185,10 @@ func buildStatusFrom(r *store.Run, wfContext json.RawMessage, n int, each func(y
 			ss.State = StateCompleted
 			ss.Result = st.Result
 			if ss.Result == nil {
-				ss.Result = json.RawMessage("null")
+				if null == nil {
+					null = json.RawMessage("null")
+				}
+				ss.Result = null // one per Status, for every step that returned nothing
 			}
 			s.Results[st.ID] = ss.Result
 			completed = append(completed, seqID{st.Seq, st.ID})

@@ -150,7 +150,8 @@ type Tx interface {
 	// skip steps locked by other transactions (FOR UPDATE SKIP LOCKED), so
 	// that engines claiming at once get different steps. The steps are not
 	// changed: the caller writes each back with a new DueAt (or none) in
-	// the same transaction.
+	// the same transaction. The caller may use the slice only until the
+	// transaction ends: a store may reuse it.
 	DueSteps(now time.Time, max int) ([]Step, error)
 	// NextDue returns the earliest DueAt of any step or webhook, or the
 	// zero time when nothing is due at any time.

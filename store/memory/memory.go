@@ -185,6 +185,8 @@ type tx struct {
 	pushes []pushUndo
 	atts   []attUndo
 	funcs  []func()
+
+	due []store.Step // DueSteps' result, reused by the next write transaction
 }
 
 // chunks is an append-only list kept in fixed-size chunks: it grows without
@@ -622,7 +624,12 @@ func (s *Store) validHook(d dueEntry) bool {
 }
 
 func (t *tx) DueSteps(now time.Time, max int) ([]store.Step, error) {
-	out := make([]store.Step, 0, min(max, t.s.steps.Len()))
+	var out []store.Step
+	if t.write && cap(t.due) <= 1024 {
+		out = t.due[:0] // the caller uses it within this transaction
+	} else {
+		out = make([]store.Step, 0, min(max, t.s.steps.Len()))
+	}
 	t.popDue(&t.s.steps, now, max, t.s.validStep, func(d dueEntry) {
 		sl := &d.run.steps[d.index]
 		out = append(out, sl.step.expand(d.run.run.ID))
@@ -632,6 +639,9 @@ func (t *tx) DueSteps(now time.Time, max int) ([]store.Step, error) {
 			t.logSeq(d.run, d.index, d.seq)
 		}
 	})
+	if t.write && cap(out) <= 1024 {
+		t.due = out
+	}
 	return out, nil
 }
 
