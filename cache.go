@@ -178,7 +178,7 @@ func (e *Engine) cached(tx store.Tx, runID string) (*runCache, error) {
 	if err := json.Unmarshal(spec, &wf); err != nil {
 		return nil, fmt.Errorf("decoding the stored spec of run %q: %w", runID, err)
 	}
-	rc = newRunCache(e.ctx, runID, wf.Context, compile(&wf))
+	rc = newRunCache(e.ctx, runID, wf.Context, compile(&wf, nil))
 	if e.lease > 0 {
 		// A shared store: results are read when a handler asks for them
 		// (in a View, which locks nothing), not here, where tx may be a
@@ -266,34 +266,46 @@ func (p *retryPool) get(r flow.Retry) *flow.Retry {
 	return q
 }
 
-// compile turns a normalized workflow into the state machine's plan.
-func compile(w *Workflow) *flow.Plan {
+// indexDeps builds the dependency graph of a workflow known to be valid
+// (one read back from the store).
+func indexDeps(w *Workflow) *depGraph {
+	index := make(map[string]int32, len(w.Steps))
+	for i := range w.Steps {
+		index[w.Steps[i].ID] = int32(i)
+	}
+	g := &depGraph{first: make([]int32, len(w.Steps)+1)}
+	for i := range w.Steps {
+		g.first[i] = int32(len(g.edges))
+		for _, d := range w.Steps[i].DependsOn {
+			g.edges = append(g.edges, index[d])
+		}
+	}
+	g.first[len(w.Steps)] = int32(len(g.edges))
+	return g
+}
+
+// compile turns a normalized workflow into the state machine's plan. g is
+// its dependency graph when validation built it, or nil.
+func compile(w *Workflow, g *depGraph) *flow.Plan {
 	p := &flow.Plan{
 		Saga: w.Saga, Continue: w.OnStepFailure == ContinueOnFailure, Timeout: seconds(w.Timeout),
 		OnComplete: w.OnComplete, OnError: w.OnError,
 		Steps: make([]flow.StepPlan, len(w.Steps)),
 	}
-	index := make(map[string]int32, len(w.Steps))
-	for i := range w.Steps {
-		index[w.Steps[i].ID] = int32(i)
+	if g == nil {
+		g = indexDeps(w)
 	}
 	var retries retryPool
-	ndeps := 0
-	for i := range w.Steps {
-		ndeps += len(w.Steps[i].DependsOn)
-	}
-	// One backing array for every dependency list, and one for every
+	ndeps := len(g.edges)
+	// One backing array for every dependency list (g's), and one for every
 	// dependents list.
-	deps := make([]int32, 0, ndeps)
 	count := make([]int32, len(w.Steps))
+	for _, j := range g.edges {
+		count[j]++
+	}
 	for i := range w.Steps {
 		s := &w.Steps[i]
-		start := len(deps)
-		for _, d := range s.DependsOn {
-			j := index[d]
-			deps = append(deps, j)
-			count[j]++
-		}
+		deps := g.edges[g.first[i]:g.first[i+1]:g.first[i+1]]
 		r := s.Retries
 		if r == nil {
 			r = &RetryConfig{MaxAttempts: DefaultMaxAttempts, InitialInterval: DefaultInitialInterval, MaxInterval: DefaultMaxInterval}
@@ -306,7 +318,7 @@ func compile(w *Workflow) *flow.Plan {
 			kind = flow.Fixed
 		}
 		p.Steps[i] = flow.StepPlan{
-			ID: s.ID, Deps: deps[start:len(deps):len(deps)], Parallel: s.Parallel, AllowFailedDeps: s.AllowFailedDeps,
+			ID: s.ID, Deps: deps, Parallel: s.Parallel, AllowFailedDeps: s.AllowFailedDeps,
 			HasComp: s.Compensation != "", Timeout: seconds(s.Timeout), Handler: s.Handler, URL: s.URL,
 			Retry: retries.get(flow.Retry{MaxAttempts: max(r.MaxAttempts, 1), Kind: kind, Initial: seconds(r.InitialInterval), Max: seconds(r.MaxInterval)}),
 		}

@@ -116,6 +116,19 @@ const maxSuggestions = 16
 // validate returns every problem of w. e, when not nil, adds the checks that
 // depend on the engine.
 func (w *Workflow) validate(e *engineCheck) []Problem {
+	ps, _ := w.check(e)
+	return ps
+}
+
+// depGraph is a valid workflow's dependencies by step index: step i
+// depends on edges[first[i]:first[i+1]], in the order of its dependsOn.
+type depGraph struct {
+	edges, first []int32
+}
+
+// check validates w and, when it has no problem, also returns its
+// dependency graph, which compile then need not build again.
+func (w *Workflow) check(e *engineCheck) ([]Problem, *depGraph) {
 	var ps []Problem
 	add := func(path, format string, args ...any) {
 		ps = append(ps, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
@@ -147,7 +160,7 @@ func (w *Workflow) validate(e *engineCheck) []Problem {
 	}
 	if len(w.Steps) == 0 {
 		add("steps", "a workflow needs at least one step")
-		return ps
+		return ps, nil
 	}
 
 	index := make(map[string]int32, len(w.Steps))
@@ -167,7 +180,11 @@ func (w *Workflow) validate(e *engineCheck) []Problem {
 	suggestions := 0
 	// The dependency edges, in one slice: step i's are
 	// edges[first[i]:first[i+1]], each the index of a step it depends on.
-	edges := make([]int32, 0, len(w.Steps))
+	ndeps := 0
+	for i := range w.Steps {
+		ndeps += len(w.Steps[i].DependsOn)
+	}
+	edges := make([]int32, 0, ndeps)
 	first := make([]int32, len(w.Steps)+1)
 	// listed[k] is 1 + the step that last listed step k as a dependency, to
 	// find a dependency listed twice without a set per step.
@@ -287,7 +304,10 @@ func (w *Workflow) validate(e *engineCheck) []Problem {
 		names = append(names, names[0])
 		add("", "cycle: %s", strings.Join(names, " -> "))
 	}
-	return ps
+	if len(ps) > 0 {
+		return ps, nil
+	}
+	return nil, &depGraph{edges: edges, first: first}
 }
 
 func jsonKind(c byte) string {

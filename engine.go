@@ -299,12 +299,13 @@ func (e *Engine) Create(ctx context.Context, w Workflow) (*Status, error) {
 		return nil, ErrClosed
 	}
 	check := &engineCheck{hasHandler: e.hasHandler, hasBaseURL: e.http.HasBaseURL()}
-	if ps := w.validate(check); len(ps) > 0 {
+	ps, deps := w.check(check)
+	if len(ps) > 0 {
 		return nil, &ValidationError{WorkflowID: w.ID, Problems: ps}
 	}
 	n := w.normalized()
 	spec := json.RawMessage(appendSpec(make([]byte, 0, specSize(&n)), &n))
-	plan := compile(&n)
+	plan := compile(&n, deps)
 	var eff flow.Effects
 	var created store.Run
 	err := e.store.Update(ctx, func(tx store.Tx) error {
@@ -446,10 +447,19 @@ func (e *Engine) Workflow(ctx context.Context, id string) (*Workflow, error) {
 func (e *Engine) Wait(ctx context.Context, id string) (*Status, error) {
 	for {
 		ch := e.addWaiter(id)
-		st, err := e.Status(ctx, id)
-		if err != nil || st.State.Final() {
+		// The run's record says whether it ended; the whole status, which
+		// reads every step, is built once it has.
+		final, err := e.runEnded(ctx, id)
+		if err == nil && final {
+			st, err := e.Status(ctx, id)
+			if err != nil || st.State.Final() { // else retried meanwhile
+				e.removeWaiter(id, ch)
+				return st, err
+			}
+		}
+		if err != nil {
 			e.removeWaiter(id, ch)
-			return st, err
+			return nil, runErr("Wait", id, err)
 		}
 		var poll <-chan time.Time
 		var timer *time.Timer
@@ -477,6 +487,20 @@ func (e *Engine) Wait(ctx context.Context, id string) (*Status, error) {
 			return nil, err
 		}
 	}
+}
+
+// runEnded reports whether a run is completed, failed or cancelled.
+func (e *Engine) runEnded(ctx context.Context, id string) (bool, error) {
+	if e.closed.Load() {
+		return false, ErrClosed
+	}
+	var final bool
+	err := e.store.View(ctx, func(tx store.Tx) error {
+		r, err := tx.Run(id)
+		final = r.State.Final()
+		return err
+	})
+	return final, err
 }
 
 func (e *Engine) addWaiter(id string) chan struct{} {

@@ -8,6 +8,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -56,8 +57,9 @@ type stepSlot struct {
 // of a store.Step, which halves what a write copies into the store and into
 // the undo log, and what a large run keeps in memory.
 type mstep struct {
-	id, state, comp, err, owner, compErr                    string
+	id, err, owner, compErr                                 string
 	index, waiting, attempts, compAttempts                  int32
+	state, comp                                             uint8 // codes in stepStates, compStates
 	seq, token                                              int64
 	due, started, completed, attemptAt, lease, cStart, cEnd int64
 	result                                                  []byte
@@ -80,9 +82,27 @@ func fromNanos(n int64) time.Time {
 	return time.Unix(0, n).UTC()
 }
 
-func compact(s *store.Step) mstep {
+// The states a step record may hold, coded by their index. PutStep refuses
+// any other.
+var (
+	stepStates = [...]store.StepState{"", store.StepPending, store.StepReady, store.StepRunning,
+		store.StepCompleted, store.StepFailed, store.StepSkipped, store.StepCancelled}
+	compStates = [...]store.CompState{store.CompNone, store.CompReady, store.CompRunning, store.CompDone, store.CompFailed}
+)
+
+// code returns the index of v in states, or 255 when it is not there.
+func code[S ~string](states []S, v S) uint8 {
+	for i, s := range states {
+		if s == v {
+			return uint8(i)
+		}
+	}
+	return 255
+}
+
+func compact(s *store.Step, state, comp uint8) mstep {
 	return mstep{
-		id: s.ID, state: string(s.State), comp: string(s.Comp), err: s.Error, owner: s.Owner, compErr: s.CompError,
+		id: s.ID, state: state, comp: comp, err: s.Error, owner: s.Owner, compErr: s.CompError,
 		index: int32(s.Index), waiting: int32(s.Waiting), attempts: int32(s.Attempts), compAttempts: int32(s.CompAttempts),
 		seq: s.Seq, token: s.Token,
 		due: toNanos(s.DueAt), started: toNanos(s.StartedAt), completed: toNanos(s.CompletedAt), attemptAt: toNanos(s.AttemptAt),
@@ -93,10 +113,10 @@ func compact(s *store.Step) mstep {
 
 func (m *mstep) expand(runID string) store.Step {
 	return store.Step{
-		RunID: runID, Index: int(m.index), ID: m.id, State: store.StepState(m.state), Waiting: int(m.waiting),
+		RunID: runID, Index: int(m.index), ID: m.id, State: stepStates[m.state], Waiting: int(m.waiting),
 		Attempts: int(m.attempts), DueAt: fromNanos(m.due), StartedAt: fromNanos(m.started),
 		CompletedAt: fromNanos(m.completed), AttemptAt: fromNanos(m.attemptAt), Result: m.result, Error: m.err,
-		Seq: m.seq, Owner: m.owner, Token: m.token, LeaseUntil: fromNanos(m.lease), Comp: store.CompState(m.comp),
+		Seq: m.seq, Owner: m.owner, Token: m.token, LeaseUntil: fromNanos(m.lease), Comp: compStates[m.comp],
 		CompAttempts: int(m.compAttempts), CompError: m.compErr, CompStartedAt: fromNanos(m.cStart), CompEndedAt: fromNanos(m.cEnd),
 	}
 }
@@ -515,6 +535,10 @@ func (t *tx) PutStep(st store.Step) error {
 	if e == nil || st.Index < 0 {
 		return store.ErrNotFound
 	}
+	state, comp := code(stepStates[:], st.State), code(compStates[:], st.Comp)
+	if state == 255 || comp == 255 {
+		return fmt.Errorf("memory: step %d of run %q: unknown state %q or compensation state %q", st.Index, st.RunID, st.State, st.Comp)
+	}
 	if st.Index >= len(e.steps) {
 		t.growSteps(e, st.Index+1)
 	}
@@ -528,11 +552,11 @@ func (t *tx) PutStep(st store.Step) error {
 		t.logStep(e, i, sl)
 	}
 	oldDue, oldOK, oldSeq := sl.step.due, sl.ok, sl.dueSeq
-	sl.step, sl.ok = compact(&st), true
+	sl.step, sl.ok = compact(&st, state, comp), true
 	if !st.DueAt.IsZero() && (oldDue != sl.step.due || !oldOK || oldSeq == 0) {
 		t.s.seq++
 		sl.dueSeq = t.s.seq
-		t.s.steps.push(dueEntry{at: st.DueAt, seq: sl.dueSeq, run: e, index: st.Index})
+		t.s.steps.push(dueEntry{at: st.DueAt.UnixNano(), seq: sl.dueSeq, run: e, index: st.Index})
 	} else if st.DueAt.IsZero() {
 		sl.dueSeq = 0
 	}
@@ -666,10 +690,11 @@ func (t *tx) popDue(h *dueHeap, now time.Time, max int, valid func(dueEntry) boo
 	if max <= 0 {
 		return
 	}
+	nowN := now.UnixNano()
 	if !t.write {
 		due := []dueEntry{}
 		for _, d := range h.all() {
-			if !d.at.After(now) && valid(d) {
+			if d.at <= nowN && valid(d) {
 				due = append(due, d)
 			}
 		}
@@ -682,7 +707,7 @@ func (t *tx) popDue(h *dueHeap, now time.Time, max int, valid func(dueEntry) boo
 	n := 0
 	for h.Len() > 0 && n < max {
 		d := h.peek()
-		if d.at.After(now) {
+		if d.at > nowN {
 			break
 		}
 		h.pop()
@@ -716,7 +741,7 @@ func (t *tx) first(h *dueHeap, valid func(dueEntry) bool) time.Time {
 		for h.Len() > 0 {
 			d := h.peek()
 			if valid(d) {
-				return d.at
+				return time.Unix(0, d.at).UTC()
 			}
 			h.pop()
 			t.logPop(h, d)
@@ -725,8 +750,8 @@ func (t *tx) first(h *dueHeap, valid func(dueEntry) bool) time.Time {
 	}
 	var at time.Time
 	for _, d := range h.all() {
-		if valid(d) && (at.IsZero() || d.at.Before(at)) {
-			at = d.at
+		if valid(d) && (at.IsZero() || d.at < at.UnixNano()) {
+			at = time.Unix(0, d.at).UTC()
 		}
 	}
 	return at
@@ -809,7 +834,7 @@ func (t *tx) PutWebhook(w store.Webhook) error {
 	if !w.DueAt.IsZero() && (!old.DueAt.Equal(w.DueAt) || oldSeq == 0) {
 		t.s.seq++
 		h.dueSeq = t.s.seq
-		t.s.hooks.push(dueEntry{at: w.DueAt, seq: h.dueSeq, run: e, hook: w.ID})
+		t.s.hooks.push(dueEntry{at: w.DueAt.UnixNano(), seq: h.dueSeq, run: e, hook: w.ID})
 	} else if w.DueAt.IsZero() {
 		h.dueSeq = 0
 	}
@@ -833,7 +858,7 @@ func (t *tx) Webhooks(runID string) ([]store.Webhook, error) {
 // dueEntry is one entry of a due heap: a step (index) or a webhook (hook) of
 // a run, due at at. seq tells the current entry of a record from stale ones.
 type dueEntry struct {
-	at    time.Time
+	at    int64 // Unix nanoseconds
 	seq   uint64
 	run   *runEntry
 	index int
@@ -841,7 +866,7 @@ type dueEntry struct {
 }
 
 func cmpDue(a, b dueEntry) int {
-	if c := a.at.Compare(b.at); c != 0 {
+	if c := cmp.Compare(a.at, b.at); c != 0 {
 		return c
 	}
 	return cmp.Compare(a.seq, b.seq)
