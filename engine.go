@@ -288,6 +288,10 @@ func (e *Engine) unpark(name string) {
 	e.signal()
 }
 
+// parallelCreate is the number of steps from which Create encodes a
+// workflow and compiles it at the same time.
+const parallelCreate = 2048
+
 // Create validates a workflow and starts a run of it. It returns the run's
 // status as it is right after creation. Creating a workflow whose id is
 // taken returns the existing run's status when the spec is the same (Create
@@ -304,8 +308,22 @@ func (e *Engine) Create(ctx context.Context, w Workflow) (*Status, error) {
 		return nil, &ValidationError{WorkflowID: w.ID, Problems: ps}
 	}
 	n := w.normalized()
-	spec := json.RawMessage(appendSpec(make([]byte, 0, specSize(&n)), &n))
+	// The spec, the plan and the steps of the status returned are made
+	// from n alone: for a large workflow, two of them are made at once.
+	var spec json.RawMessage
+	var steps []StepStatus
+	encode := func() {
+		spec = appendSpec(make([]byte, 0, specSize(&n)), &n)
+		steps = pendingSteps(&n)
+	}
+	var wg sync.WaitGroup
+	if len(n.Steps) >= parallelCreate {
+		wg.Go(encode)
+	} else {
+		encode()
+	}
 	plan := compile(&n, deps)
+	wg.Wait()
 	var eff flow.Effects
 	var created store.Run
 	err := e.store.Update(ctx, func(tx store.Tx) error {
@@ -352,7 +370,7 @@ func (e *Engine) Create(ctx context.Context, w Workflow) (*Status, error) {
 	if created.ID == "" {
 		return e.Status(ctx, n.ID) // the run existed
 	}
-	return newStatus(&created, &n), nil
+	return newStatus(&created, &n, steps), nil
 }
 
 // Status returns the status of a run, read from the store, or an error

@@ -101,16 +101,22 @@ type CompensationStatus struct {
 }
 
 // newStatus is the status of a run just created: nothing has started.
-func newStatus(r *store.Run, w *Workflow) *Status {
-	s := &Status{
+// steps is pendingSteps(w).
+func newStatus(r *store.Run, w *Workflow, steps []StepStatus) *Status {
+	return &Status{
 		ID: r.ID, State: StatePending, StartedAt: r.StartedAt, Context: w.Context,
 		CompletedSteps: []string{}, FailedSteps: []string{}, CompensatedSteps: []string{},
-		Results: map[string]json.RawMessage{}, Steps: make([]StepStatus, len(w.Steps)),
+		Results: map[string]json.RawMessage{}, Steps: steps,
 	}
+}
+
+// pendingSteps is the status of every step of w before any has started.
+func pendingSteps(w *Workflow) []StepStatus {
+	steps := make([]StepStatus, len(w.Steps))
 	for i := range w.Steps {
-		s.Steps[i] = StepStatus{ID: w.Steps[i].ID, State: StatePending}
+		steps[i] = StepStatus{ID: w.Steps[i].ID, State: StatePending}
 	}
-	return s
+	return steps
 }
 
 // statusOf reads a run's status through tx, without copying its steps when
