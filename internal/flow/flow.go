@@ -142,6 +142,15 @@ type Txn struct {
 	// never goes through the store's due index.
 	fresh    []freshStep
 	freshIdx map[freshKey]int // index in fresh, once fresh is long
+
+	stack []resolveItem // resolve's, reused
+}
+
+// resolveItem is a dependent resolve has yet to tell of a finished step.
+type resolveItem struct {
+	index int32
+	ok    bool
+	cause int32
 }
 
 type freshStep struct {
@@ -384,14 +393,14 @@ func (x *Txn) releaseSerial(rs *runState, i int) error {
 // failed. A dependent of a failed step is skipped, and so on downstream,
 // unless it allows failed dependencies.
 func (x *Txn) resolve(rs *runState, from int, ok bool) error {
-	type item struct {
-		index int32
-		ok    bool
-		cause int32
-	}
-	var stack []item
+	stack := x.stack[:0]
+	defer func() {
+		if cap(stack) <= 4096 { // not the stack of a large fan-out
+			x.stack = stack[:0]
+		}
+	}()
 	for _, d := range rs.plan.Steps[from].Dependents {
-		stack = append(stack, item{d, ok, int32(from)})
+		stack = append(stack, resolveItem{d, ok, int32(from)})
 	}
 	for len(stack) > 0 {
 		it := stack[len(stack)-1]
@@ -410,7 +419,7 @@ func (x *Txn) resolve(rs *runState, from int, ok bool) error {
 			st.CompletedAt = x.now
 			rs.rec.Done++
 			for _, d := range sp.Dependents {
-				stack = append(stack, item{d, false, it.index})
+				stack = append(stack, resolveItem{d, false, it.index})
 			}
 		} else {
 			st.Waiting--
