@@ -174,8 +174,8 @@ func (e *Engine) cached(tx store.Tx, runID string) (*runCache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the spec of run %q: %w", runID, err)
 	}
-	var wf Workflow
-	if err := json.Unmarshal(spec, &wf); err != nil {
+	wf, err := decodeSpec(spec)
+	if err != nil {
 		return nil, fmt.Errorf("decoding the stored spec of run %q: %w", runID, err)
 	}
 	rc = newRunCache(e.ctx, runID, wf.Context, compile(&wf, nil))

@@ -313,7 +313,7 @@ func (e *Engine) Create(ctx context.Context, w Workflow) (*Status, error) {
 	var spec json.RawMessage
 	var steps []StepStatus
 	encode := func() {
-		spec = appendSpec(make([]byte, 0, specSize(&n)), &n)
+		spec = appendSpec(make([]byte, 0, specSize(&n, true)), &n, true)
 		steps = pendingSteps(&n)
 	}
 	var wg sync.WaitGroup
@@ -333,7 +333,7 @@ func (e *Engine) Create(ctx context.Context, w Workflow) (*Status, error) {
 			if err != nil {
 				return err
 			}
-			if !bytes.Equal(old, spec) {
+			if !bytes.Equal(old, spec) && !sameSpec(old, spec) {
 				return fmt.Errorf("dagflow: Create: %w: a run with id %q exists with a different workflow", ErrConflict, n.ID)
 			}
 			eff = flow.Effects{}
@@ -450,12 +450,45 @@ func (e *Engine) Workflow(ctx context.Context, id string) (*Workflow, error) {
 		if err != nil {
 			return err
 		}
-		return json.Unmarshal(spec, &w)
+		w, err = decodeSpec(spec)
+		return err
 	})
 	if err != nil {
 		return nil, runErr("Workflow", id, err)
 	}
+	// Every step its own retry policy: the caller may change them.
+	for i := range w.Steps {
+		if r := w.Steps[i].Retries; r != nil {
+			c := *r
+			w.Steps[i].Retries = &c
+		}
+	}
 	return &w, nil
+}
+
+// decodeSpec reads a stored spec (canonical, or written out in full by
+// earlier versions) as a normalized workflow.
+func decodeSpec(spec []byte) (Workflow, error) {
+	var w Workflow
+	if err := json.Unmarshal(spec, &w); err != nil {
+		return Workflow{}, err
+	}
+	return w.normalized(), nil
+}
+
+// sameSpec reports whether two stored specs describe the same workflow,
+// for specs whose bytes differ: one written by an earlier version (every
+// default written out), or reformatted by the store.
+func sameSpec(a, b []byte) bool {
+	wa, err := decodeSpec(a)
+	if err != nil {
+		return false
+	}
+	wb, err := decodeSpec(b)
+	if err != nil {
+		return false
+	}
+	return bytes.Equal(appendSpec(nil, &wa, true), appendSpec(nil, &wb, true))
 }
 
 // Wait blocks until the run is completed, failed or cancelled (after its

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/dagflow/dagflow"
+	"github.com/dagflow/dagflow/store"
 	"github.com/dagflow/dagflow/store/memory"
 )
 
@@ -524,6 +525,53 @@ func TestCreateIsIdempotent(t *testing.T) {
 	_, err = eng.Create(ctx, other)
 	if !errors.Is(err, dagflow.ErrConflict) {
 		t.Fatalf("Create with another spec: %v, want ErrConflict", err)
+	}
+}
+
+// A run stored by an earlier version, whose spec has every default written
+// out, is the same run to Create, and reads back the same.
+func TestCreateIdempotentOnFullSpec(t *testing.T) {
+	ms := memory.New()
+	eng := newEngine(t, dagflow.WithStore(ms))
+	mustHandle(t, eng, "h", func(ctx context.Context, in dagflow.Input) (any, error) { return nil, nil })
+	ctx := ctxT(t)
+	wf := dagflow.Workflow{ID: "old", Steps: []dagflow.Step{step("a", "h"),
+		{ID: "b", Handler: "h", DependsOn: []string{"a"}, Retries: &dagflow.RetryConfig{MaxAttempts: 3}}}}
+	if _, err := eng.Create(ctx, wf); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.Wait(ctx, wf.ID); err != nil {
+		t.Fatal(err)
+	}
+	filled, err := eng.Workflow(ctx, wf.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filled.Timeout != dagflow.DefaultWorkflowTimeout || filled.Steps[0].Timeout != dagflow.DefaultStepTimeout ||
+		filled.Steps[0].Retries == nil || filled.Steps[1].Retries.MaxAttempts != 3 || filled.Steps[1].Retries.MaxInterval != dagflow.DefaultMaxInterval {
+		t.Fatalf("Workflow does not fill the defaults in: %+v", filled)
+	}
+	full, err := json.Marshal(filled) // what earlier versions stored
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ms.Update(ctx, func(tx store.Tx) error { return tx.PutSpec(wf.ID, full) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.Create(ctx, wf); err != nil {
+		t.Fatalf("Create over a spec written in full: %v", err)
+	}
+	again, err := eng.Workflow(ctx, wf.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(filled, again); diff != "" {
+		t.Errorf("the full spec reads back otherwise (-canonical +full):\n%s", diff)
+	}
+	changed := wf
+	changed.Steps = []dagflow.Step{step("a", "h"), {ID: "b", Handler: "h", DependsOn: []string{"a"}}}
+	if _, err := eng.Create(ctx, changed); !errors.Is(err, dagflow.ErrConflict) {
+		t.Fatalf("Create of a changed workflow over a full spec: %v, want ErrConflict", err)
 	}
 }
 

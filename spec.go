@@ -3,6 +3,7 @@ package dagflow
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -11,20 +12,29 @@ import (
 // json.Marshal writes, without its reflection, since Create encodes every
 // workflow it stores and a large one has many steps. TestSpecEncoding holds
 // the two to the same output.
-func appendSpec(b []byte, w *Workflow) []byte {
+//
+// With canon, fields whose value is the default are left out (see
+// canonical): this is the form the engine stores, a third the size of the
+// full one for steps that keep the defaults, and equal for workflows that
+// mean the same, whether their defaults were written out or not.
+func appendSpec(b []byte, w *Workflow, canon bool) []byte {
 	b = append(b, `{"id":`...)
 	b = appendString(b, w.ID)
 	if w.Saga {
 		b = append(b, `,"saga":true`...)
 	}
-	if len(w.Context) > 0 {
+	if len(w.Context) > 0 && !(canon && string(w.Context) == "{}") {
 		b = append(b, `,"context":`...)
 		b = append(b, w.Context...)
 	}
 	b = appendField(b, "onComplete", w.OnComplete)
 	b = appendField(b, "onError", w.OnError)
-	b = appendNumber(b, "timeout", w.Timeout)
-	b = appendField(b, "onStepFailure", string(w.OnStepFailure))
+	if !(canon && w.Timeout == DefaultWorkflowTimeout) {
+		b = appendNumber(b, "timeout", w.Timeout)
+	}
+	if !(canon && w.OnStepFailure == FailWorkflow) {
+		b = appendField(b, "onStepFailure", string(w.OnStepFailure))
+	}
 	b = append(b, `,"steps":`...)
 	if w.Steps == nil {
 		b = append(b, "null"...)
@@ -34,17 +44,74 @@ func appendSpec(b []byte, w *Workflow) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendStep(b, &w.Steps[i])
+			b = appendStep(b, &w.Steps[i], canon)
 		}
 		b = append(b, ']')
 	}
 	return append(b, '}')
 }
 
+// canonical is a normalized workflow's canonical form, the workflow
+// appendSpec writes with canon: every field holding its default is zero (a
+// retry policy of defaults only, nil). Decoding that form and normalizing
+// it gives the normalized workflow back.
+func canonical(w *Workflow) Workflow {
+	c := *w
+	if string(c.Context) == "{}" {
+		c.Context = nil
+	}
+	if c.Timeout == DefaultWorkflowTimeout {
+		c.Timeout = 0
+	}
+	if c.OnStepFailure == FailWorkflow {
+		c.OnStepFailure = ""
+	}
+	c.Steps = slices.Clone(w.Steps)
+	for i := range c.Steps {
+		s := &c.Steps[i]
+		if s.Timeout == DefaultStepTimeout {
+			s.Timeout = 0
+		}
+		if r := canonicalRetries(s.Retries); r != s.Retries {
+			s.Retries = r
+		}
+	}
+	return c
+}
+
+// canonicalRetries returns a normalized retry policy with its default
+// fields zero, or nil when every field is the default; r itself when no
+// field is.
+func canonicalRetries(r *RetryConfig) *RetryConfig {
+	if r == nil {
+		return nil
+	}
+	c := *r
+	if c.MaxAttempts == DefaultMaxAttempts {
+		c.MaxAttempts = 0
+	}
+	if c.Backoff == Exponential {
+		c.Backoff = ""
+	}
+	if c.InitialInterval == DefaultInitialInterval {
+		c.InitialInterval = 0
+	}
+	if c.MaxInterval == max(DefaultMaxInterval, r.InitialInterval) {
+		c.MaxInterval = 0
+	}
+	switch c {
+	case RetryConfig{}:
+		return nil
+	case *r:
+		return r
+	}
+	return &c
+}
+
 // specSize is about the length appendSpec writes for w, a little more
 // when its strings need no escaping, so that the stored spec, which a run
 // keeps, is neither copied while it grows nor much larger than it needs.
-func specSize(w *Workflow) int {
+func specSize(w *Workflow, canon bool) int {
 	n := 160 + len(w.ID) + len(w.Context) + len(w.OnComplete) + len(w.OnError)
 	for i := range w.Steps {
 		s := &w.Steps[i]
@@ -52,10 +119,10 @@ func specSize(w *Workflow) int {
 		for _, d := range s.DependsOn {
 			n += len(d) + 3
 		}
-		if s.Retries != nil {
+		if s.Retries != nil && !(canon && canonicalRetries(s.Retries) == nil) {
 			n += 110 + len(s.Retries.Backoff)
 		}
-		if s.Timeout != 0 {
+		if s.Timeout != 0 && !(canon && s.Timeout == DefaultStepTimeout) {
 			n += 24
 		}
 		if s.AllowFailedDeps {
@@ -65,7 +132,7 @@ func specSize(w *Workflow) int {
 	return n
 }
 
-func appendStep(b []byte, s *Step) []byte {
+func appendStep(b []byte, s *Step, canon bool) []byte {
 	b = append(b, `{"id":`...)
 	b = appendString(b, s.ID)
 	b = appendField(b, "url", s.URL)
@@ -83,7 +150,11 @@ func appendStep(b []byte, s *Step) []byte {
 	if s.Parallel {
 		b = append(b, `,"parallel":true`...)
 	}
-	if r := s.Retries; r != nil {
+	r := s.Retries
+	if canon {
+		r = canonicalRetries(r)
+	}
+	if r != nil {
 		b = append(b, `,"retries":{`...)
 		n := len(b)
 		if r.MaxAttempts != 0 {
@@ -98,7 +169,9 @@ func appendStep(b []byte, s *Step) []byte {
 		}
 		b = append(b, '}')
 	}
-	b = appendNumber(b, "timeout", s.Timeout)
+	if !(canon && s.Timeout == DefaultStepTimeout) {
+		b = appendNumber(b, "timeout", s.Timeout)
+	}
 	b = appendField(b, "compensation", s.Compensation)
 	if s.AllowFailedDeps {
 		b = append(b, `,"allowFailedDeps":true`...)

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestSpecEncoding holds appendSpec to json.Marshal's output, byte for byte,
@@ -24,8 +26,10 @@ func TestSpecEncoding(t *testing.T) {
 			// Plain ids and names: specSize covers the spec without
 			// being much larger.
 			n := w.normalized()
-			if size, got := specSize(&n), len(appendSpec(nil, &n)); size < got || size > 2*got+256 {
-				t.Errorf("%s: specSize %d for a spec of %d bytes", f, size, got)
+			for _, canon := range []bool{false, true} {
+				if size, got := specSize(&n, canon), len(appendSpec(nil, &n, canon)); size < got || size > 2*got+256 {
+					t.Errorf("%s: specSize %d for a spec of %d bytes (canon %v)", f, size, got, canon)
+				}
 			}
 		}
 	}
@@ -63,9 +67,69 @@ func TestSpecEncoding(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := appendSpec(nil, &w)
+		got := appendSpec(nil, &w, false)
 		if !bytes.Equal(want, got) {
 			t.Fatalf("workflow %d (seed %d):\njson.Marshal: %s\nappendSpec:   %s", i, seed, want, got)
+		}
+		// The canonical form: what json.Marshal writes of canonical(w).
+		c := canonical(&w)
+		if want, err = json.Marshal(&c); err != nil {
+			t.Fatal(err)
+		}
+		if got := appendSpec(nil, &w, true); !bytes.Equal(want, got) {
+			t.Fatalf("workflow %d (seed %d), canonical:\njson.Marshal: %s\nappendSpec:   %s", i, seed, want, got)
+		}
+	}
+}
+
+// TestCanonicalSpecRoundTrip: the stored (canonical) spec of a workflow
+// reads back as the same normalized workflow, whether its defaults were
+// written out or not, and a spec written in full by earlier versions is
+// the same spec.
+func TestCanonicalSpecRoundTrip(t *testing.T) {
+	var wfs []Workflow
+	files, _ := filepath.Glob("testdata/*.json")
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w, err := ParseWorkflow(data); err == nil { // some are invalid on purpose
+			wfs = append(wfs, w)
+		}
+	}
+	wfs = append(wfs, Workflow{ID: "custom", Timeout: 60, OnStepFailure: ContinueOnFailure, Context: json.RawMessage(`{"k": [1, 2]}`),
+		Steps: []Step{
+			{ID: "a", Handler: "h", Timeout: 5, Retries: &RetryConfig{MaxAttempts: 3, Backoff: Linear}},
+			{ID: "b", Handler: "h", DependsOn: []string{"a"}, Retries: &RetryConfig{InitialInterval: 120}},
+			{ID: "c", URL: "https://jobs.example/c", DependsOn: []string{"a", "b"}, Retries: &RetryConfig{MaxInterval: 10, InitialInterval: 2}, AllowFailedDeps: true},
+			{ID: "d", Handler: "h", Retries: &RetryConfig{MaxAttempts: 1, Backoff: Exponential, InitialInterval: 1, MaxInterval: 60}, Timeout: 300},
+		}})
+	for _, w := range wfs {
+		n := w.normalized()
+		canon := appendSpec(nil, &n, true)
+		full := appendSpec(nil, &n, false)
+		if len(canon) >= len(full) && len(n.Steps) > 0 {
+			t.Errorf("%s: canonical spec %d bytes, full %d", w.ID, len(canon), len(full))
+		}
+		back, err := decodeSpec(canon)
+		if err != nil {
+			t.Fatalf("%s: %v", w.ID, err)
+		}
+		if diff := cmp.Diff(n, back); diff != "" {
+			t.Errorf("%s: the canonical spec reads back otherwise (-stored +read):\n%s", w.ID, diff)
+		}
+		if again := appendSpec(nil, &back, true); !bytes.Equal(again, canon) {
+			t.Errorf("%s: canonical spec not stable:\n%s\n%s", w.ID, canon, again)
+		}
+		if !sameSpec(full, canon) {
+			t.Errorf("%s: a spec written in full is not the same as its canonical form", w.ID)
+		}
+		other := n
+		other.Steps = append([]Step(nil), n.Steps...)
+		other.Steps[0].Timeout++
+		if o := appendSpec(nil, &other, true); sameSpec(o, canon) {
+			t.Errorf("%s: a changed step timeout is the same spec", w.ID)
 		}
 	}
 }

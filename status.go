@@ -167,7 +167,8 @@ func buildStatusFrom(r *store.Run, wfContext json.RawMessage, n int, each func(y
 	started := false
 	var curID string
 	var curAt time.Time
-	var completed, compensated []seqID
+	completed := make([]seqID, 0, max(0, min(r.Seq, int64(n))))
+	var compensated []seqID
 	var null json.RawMessage
 	for st := range each {
 		ss := StepStatus{ID: st.ID, StartedAt: st.StartedAt, CompletedAt: st.CompletedAt, Attempts: st.Attempts, Error: st.Error}
@@ -229,7 +230,8 @@ func buildStatusFrom(r *store.Run, wfContext json.RawMessage, n int, each func(y
 	}
 	// Completions are numbered 1..r.Seq without gaps: place each by its
 	// number rather than sort.
-	if byseq := make([]string, r.Seq); len(completed) == len(byseq) {
+	if int64(len(completed)) == r.Seq && len(completed) > 0 {
+		byseq := make([]string, len(completed))
 		for _, c := range completed {
 			if c.seq < 1 || c.seq > r.Seq || byseq[c.seq-1] != "" {
 				byseq = nil

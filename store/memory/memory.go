@@ -643,8 +643,8 @@ func (s *Store) validHook(d dueEntry) bool {
 	if e.deleted || s.runs[e.run.ID] != e {
 		return false
 	}
-	h := e.hooks[d.hook]
-	return h != nil && h.dueSeq == d.seq
+	h := d.hook
+	return e.hooks[h.hook.ID] == h && h.dueSeq == d.seq
 }
 
 func (t *tx) DueSteps(now time.Time, max int) ([]store.Step, error) {
@@ -672,7 +672,7 @@ func (t *tx) DueSteps(now time.Time, max int) ([]store.Step, error) {
 func (t *tx) DueWebhooks(now time.Time, max int) ([]store.Webhook, error) {
 	out := []store.Webhook{}
 	t.popDue(&t.s.hooks, now, max, t.s.validHook, func(d dueEntry) {
-		h := d.run.hooks[d.hook]
+		h := d.hook
 		out = append(out, h.hook)
 		if t.write {
 			h.dueSeq = 0
@@ -834,7 +834,7 @@ func (t *tx) PutWebhook(w store.Webhook) error {
 	if !w.DueAt.IsZero() && (!old.DueAt.Equal(w.DueAt) || oldSeq == 0) {
 		t.s.seq++
 		h.dueSeq = t.s.seq
-		t.s.hooks.push(dueEntry{at: w.DueAt.UnixNano(), seq: h.dueSeq, run: e, hook: w.ID})
+		t.s.hooks.push(dueEntry{at: w.DueAt.UnixNano(), seq: h.dueSeq, run: e, hook: h})
 	} else if w.DueAt.IsZero() {
 		h.dueSeq = 0
 	}
@@ -862,7 +862,7 @@ type dueEntry struct {
 	seq   uint64
 	run   *runEntry
 	index int
-	hook  string
+	hook  *hookSlot
 }
 
 func cmpDue(a, b dueEntry) int {
