@@ -284,7 +284,8 @@ func indexDeps(w *Workflow) *depGraph {
 	return g
 }
 
-// compile turns a normalized workflow into the state machine's plan. g is
+// compile turns a workflow, its own fields normalized (withDefaults), into
+// the state machine's plan. g is
 // its dependency graph when validation built it, or nil.
 func compile(w *Workflow, g *depGraph) *flow.Plan {
 	p := &flow.Plan{
@@ -304,7 +305,8 @@ func compile(w *Workflow, g *depGraph) *flow.Plan {
 		count[j]++
 	}
 	for i := range w.Steps {
-		s := &w.Steps[i]
+		st := normalizedStep(w.Steps[i], &defaultRetries)
+		s := &st
 		deps := g.edges[g.first[i]:g.first[i+1]:g.first[i+1]]
 		r := s.Retries
 		if r == nil {

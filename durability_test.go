@@ -171,7 +171,11 @@ func TestMaxAttemptsHoldAcrossRestarts(t *testing.T) {
 		if _, err := eng.Create(ctxT(t), wf); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, eng, "max", func(st *dagflow.Status) bool { return st.Steps[0].State == dagflow.StateRunning })
+		// Running this engine's attempt (i+1), not still marked running
+		// by the engine crashed before, which this one has yet to take over.
+		waitFor(t, eng, "max", func(st *dagflow.Status) bool {
+			return st.Steps[0].State == dagflow.StateRunning && st.Steps[0].Attempts == i+1
+		})
 		crash(t, eng, fs)
 		s.Close()
 	}

@@ -307,7 +307,7 @@ func (e *Engine) Create(ctx context.Context, w Workflow) (*Status, error) {
 	if len(ps) > 0 {
 		return nil, &ValidationError{WorkflowID: w.ID, Problems: ps}
 	}
-	n := w.normalized()
+	n := w.withDefaults() // its steps are normalized as they are read
 	// The spec, the plan and the steps of the status returned are made
 	// from n alone: for a large workflow, two of them are made at once.
 	var spec json.RawMessage

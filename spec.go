@@ -8,7 +8,8 @@ import (
 	"unicode/utf8"
 )
 
-// appendSpec appends the JSON of a normalized workflow to b: the bytes
+// appendSpec appends the JSON of a workflow to b, its steps normalized
+// (normalizedStep) on the way, the workflow's own fields as they are: the bytes
 // json.Marshal writes, without its reflection, since Create encodes every
 // workflow it stores and a large one has many steps. TestSpecEncoding holds
 // the two to the same output.
@@ -44,7 +45,8 @@ func appendSpec(b []byte, w *Workflow, canon bool) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendStep(b, &w.Steps[i], canon)
+			st := normalizedStep(w.Steps[i], &defaultRetries)
+			b = appendStep(b, &st, canon)
 		}
 		b = append(b, ']')
 	}
@@ -114,19 +116,35 @@ func canonicalRetries(r *RetryConfig) *RetryConfig {
 func specSize(w *Workflow, canon bool) int {
 	n := 160 + len(w.ID) + len(w.Context) + len(w.OnComplete) + len(w.OnError)
 	for i := range w.Steps {
-		s := &w.Steps[i]
-		n += 48 + len(s.ID) + len(s.URL) + len(s.Handler) + len(s.Compensation)
-		for _, d := range s.DependsOn {
-			n += len(d) + 3
+		st := normalizedStep(w.Steps[i], &defaultRetries)
+		s := &st
+		n += 10 + len(s.ID) // {"id":""},
+		if s.Handler != "" {
+			n += 13 + len(s.Handler)
+		}
+		if s.URL != "" {
+			n += 9 + len(s.URL)
+		}
+		if len(s.DependsOn) > 0 {
+			n += 15
+			for _, d := range s.DependsOn {
+				n += len(d) + 3
+			}
+		}
+		if s.Parallel {
+			n += 16
+		}
+		if s.Compensation != "" {
+			n += 18 + len(s.Compensation)
+		}
+		if s.AllowFailedDeps {
+			n += 23
 		}
 		if s.Retries != nil && !(canon && canonicalRetries(s.Retries) == nil) {
 			n += 110 + len(s.Retries.Backoff)
 		}
 		if s.Timeout != 0 && !(canon && s.Timeout == DefaultStepTimeout) {
-			n += 24
-		}
-		if s.AllowFailedDeps {
-			n += 24
+			n += 32
 		}
 	}
 	return n

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -63,6 +64,15 @@ func TestSpecEncoding(t *testing.T) {
 		wfs = append(wfs, w)
 	}
 	for i, w := range wfs {
+		// appendSpec normalizes steps as it writes them: compare with
+		// the steps normalized beforehand.
+		if w.Steps != nil {
+			steps := make([]Step, len(w.Steps))
+			for k := range w.Steps {
+				steps[k] = normalizedStep(w.Steps[k], &defaultRetries)
+			}
+			w.Steps = steps
+		}
 		want, err := json.Marshal(&w)
 		if err != nil {
 			t.Fatal(err)
@@ -130,6 +140,30 @@ func TestCanonicalSpecRoundTrip(t *testing.T) {
 		other.Steps[0].Timeout++
 		if o := appendSpec(nil, &other, true); sameSpec(o, canon) {
 			t.Errorf("%s: a changed step timeout is the same spec", w.ID)
+		}
+	}
+}
+
+// specSize covers the spec of a large workflow of plain ids, so that
+// encoding it never grows (and copies) its buffer.
+func TestSpecSizeCoversLargeWorkflows(t *testing.T) {
+	w := Workflow{ID: "big", Steps: []Step{{ID: "root", Handler: "noop"}}}
+	join := Step{ID: "join", Handler: "noop", Parallel: true}
+	for i := 0; i < 1000; i++ {
+		id := "leaf-" + strconv.Itoa(i)
+		w.Steps = append(w.Steps, Step{ID: id, Handler: "noop", DependsOn: []string{"root"}, Parallel: i%2 == 0, Timeout: float64(i % 3 * 300)})
+		join.DependsOn = append(join.DependsOn, id)
+	}
+	w.Steps = append(w.Steps, join)
+	n := w.normalized()
+	for _, canon := range []bool{false, true} {
+		size, got := specSize(&n, canon), len(appendSpec(nil, &n, canon))
+		slack := got / 2 // the full form is written only by tests
+		if canon {
+			slack = got / 4 // the stored form: little room left unused
+		}
+		if size < got || size > got+slack+256 {
+			t.Errorf("canon %v: specSize %d for a spec of %d bytes", canon, size, got)
 		}
 	}
 }

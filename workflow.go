@@ -125,6 +125,22 @@ func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Se
 // compacted, so that two specs that mean the same thing compare equal. It
 // expects a valid workflow.
 func (w *Workflow) normalized() Workflow {
+	n := w.withDefaults()
+	n.Steps = make([]Step, len(w.Steps))
+	// Steps without a retry policy share one: normalized workflows are
+	// never changed.
+	shared := defaultRetries
+	for i := range w.Steps {
+		n.Steps[i] = normalizedStep(w.Steps[i], &shared)
+	}
+	return n
+}
+
+// withDefaults returns a copy of w with the defaults of the workflow's own
+// fields filled in and the context compacted. Its steps are w's as they
+// are: read each through normalizedStep. Create uses it so as not to copy
+// every step of a large workflow.
+func (w *Workflow) withDefaults() Workflow {
 	n := *w
 	if n.Timeout == 0 {
 		n.Timeout = DefaultWorkflowTimeout
@@ -140,43 +156,44 @@ func (w *Workflow) normalized() Workflow {
 			n.Context = b.Bytes()
 		}
 	}
-	n.Steps = make([]Step, len(w.Steps))
-	// Steps without a retry policy share one: normalized workflows are
-	// never changed.
-	shared := &RetryConfig{MaxAttempts: DefaultMaxAttempts, Backoff: Exponential,
-		InitialInterval: DefaultInitialInterval, MaxInterval: DefaultMaxInterval}
-	for i, s := range w.Steps {
-		if s.Timeout == 0 {
-			s.Timeout = DefaultStepTimeout
-		}
-		if s.Retries == nil {
-			s.Retries = shared
-			if len(s.DependsOn) == 0 {
-				s.DependsOn = nil
-			}
-			n.Steps[i] = s
-			continue
-		}
-		r := *s.Retries
-		if r.MaxAttempts == 0 {
-			r.MaxAttempts = DefaultMaxAttempts
-		}
-		if r.Backoff == "" {
-			r.Backoff = Exponential
-		}
-		if r.InitialInterval == 0 {
-			r.InitialInterval = DefaultInitialInterval
-		}
-		if r.MaxInterval == 0 {
-			r.MaxInterval = max(DefaultMaxInterval, r.InitialInterval)
-		}
-		s.Retries = &r
-		if len(s.DependsOn) == 0 {
-			s.DependsOn = nil
-		}
-		n.Steps[i] = s
-	}
 	return n
+}
+
+// defaultRetries is the retry policy of a step that sets none. Never
+// change it: normalizedStep hands it out.
+var defaultRetries = RetryConfig{MaxAttempts: DefaultMaxAttempts, Backoff: Exponential,
+	InitialInterval: DefaultInitialInterval, MaxInterval: DefaultMaxInterval}
+
+// normalizedStep returns s with every default filled in; a step without a
+// retry policy gets shared. Normalizing a normalized step changes nothing.
+func normalizedStep(s Step, shared *RetryConfig) Step {
+	if s.Timeout == 0 {
+		s.Timeout = DefaultStepTimeout
+	}
+	if len(s.DependsOn) == 0 {
+		s.DependsOn = nil
+	}
+	if s.Retries == nil {
+		s.Retries = shared
+		return s
+	}
+	r := *s.Retries
+	if r.MaxAttempts == 0 {
+		r.MaxAttempts = DefaultMaxAttempts
+	}
+	if r.Backoff == "" {
+		r.Backoff = Exponential
+	}
+	if r.InitialInterval == 0 {
+		r.InitialInterval = DefaultInitialInterval
+	}
+	if r.MaxInterval == 0 {
+		r.MaxInterval = max(DefaultMaxInterval, r.InitialInterval)
+	}
+	if r != *s.Retries {
+		s.Retries = &r
+	}
+	return s
 }
 
 // ParseWorkflow reads a workflow from its JSON form and validates it. It
