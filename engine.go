@@ -416,8 +416,13 @@ func (e *Engine) runContext(tx store.Tx, id string) (json.RawMessage, error) {
 
 // specContext reads the context of a stored spec without decoding its
 // steps: the engine writes "context" before "steps", so this reads only the
-// head of the spec however many steps follow.
+// head of the spec however many steps follow. A spec in the engine's own
+// layout is read by scanning its bytes (Wait and Status read the context of
+// every run that has ended); any other goes through encoding/json.
 func specContext(spec []byte) (json.RawMessage, error) {
+	if c, ok := scanSpecContext(spec); ok {
+		return c, nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(spec))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return nil, fmt.Errorf("not a JSON object")
@@ -426,6 +431,9 @@ func specContext(spec []byte) (json.RawMessage, error) {
 		tok, err := dec.Token()
 		if err != nil {
 			return nil, err
+		}
+		if tok == "steps" {
+			break // the context comes before the steps
 		}
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {
@@ -436,6 +444,59 @@ func specContext(spec []byte) (json.RawMessage, error) {
 		}
 	}
 	return json.RawMessage(`{}`), nil
+}
+
+// scanSpecContext reads the context of a spec laid out as appendSpec writes
+// it: {"id":"…" then ,"saga":true if set, then ,"context":{…} if the
+// context is not empty. It reports false for any other layout.
+func scanSpecContext(spec []byte) (json.RawMessage, bool) {
+	const head = `{"id":"`
+	if !bytes.HasPrefix(spec, []byte(head)) {
+		return nil, false
+	}
+	i := len(head)
+	for ; i < len(spec) && spec[i] != '"'; i++ {
+		if spec[i] == '\\' {
+			i++
+		}
+	}
+	if i >= len(spec) {
+		return nil, false
+	}
+	rest := spec[i+1:]
+	rest, _ = bytes.CutPrefix(rest, []byte(`,"saga":true`))
+	rest, ok := bytes.CutPrefix(rest, []byte(`,"context":{`))
+	if !ok {
+		if bytes.HasPrefix(rest, []byte(`,"onComplete":`)) || bytes.HasPrefix(rest, []byte(`,"onError":`)) ||
+			bytes.HasPrefix(rest, []byte(`,"timeout":`)) || bytes.HasPrefix(rest, []byte(`,"onStepFailure":`)) ||
+			bytes.HasPrefix(rest, []byte(`,"steps":`)) {
+			return json.RawMessage(`{}`), true
+		}
+		return nil, false
+	}
+	// The object's end: count braces outside strings.
+	start := len(spec) - len(rest) - 1
+	depth, str := 1, false
+	for j := start + 1; j < len(spec); j++ {
+		switch c := spec[j]; {
+		case str && c == '\\':
+			j++
+		case c == '"':
+			str = !str
+		case str:
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			if depth--; depth == 0 {
+				end := j + 1
+				if end < len(spec) && spec[end] != ',' && spec[end] != '}' {
+					return nil, false
+				}
+				return bytes.Clone(spec[start:end]), true // not the store's bytes
+			}
+		}
+	}
+	return nil, false
 }
 
 // Workflow returns the workflow of a run as the engine stored it, with every

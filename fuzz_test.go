@@ -275,3 +275,34 @@ func FuzzValidate(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSpecContext: the byte scanner that reads a stored spec's context
+// never panics, and what it returns from a valid spec is a valid JSON
+// object that encoding/json also finds under "context" (TestSpecContext
+// holds it to encoding/json on specs the engine writes).
+func FuzzSpecContext(f *testing.F) {
+	f.Add([]byte(`{"id":"a","context":{"k":"}"},"steps":[]}`))
+	f.Add([]byte(`{"id":"a\"b","saga":true,"context":{"a":[{"b":"\\"}]},"timeout":5,"steps":[{"id":"x"}]}`))
+	f.Add([]byte(`{"id":"a","steps":[{"id":"x","context":{}}]}`))
+	f.Add([]byte(`{"id":"a","context":{"x":1}}`))
+	f.Add([]byte(`{"id":"a","context":{"x":1}x`))
+	f.Fuzz(func(t *testing.T, spec []byte) {
+		got, ok := dagflow.ScanSpecContext(spec)
+		if !ok || !json.Valid(spec) {
+			return
+		}
+		if !json.Valid(got) || got[0] != '{' {
+			t.Fatalf("spec %s: scanned context %s", spec, got)
+		}
+		if string(got) == "{}" {
+			return
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(spec, &m); err != nil {
+			return
+		}
+		if want, has := m["context"]; !has || !bytes.Contains(spec, got) || (bytes.Count(spec, []byte(`"context":`)) == 1 && !bytes.Equal(got, want)) {
+			t.Fatalf("spec %s: scanned context %s, encoding/json %s", spec, got, want)
+		}
+	})
+}

@@ -167,3 +167,48 @@ func TestSpecSizeCoversLargeWorkflows(t *testing.T) {
 		}
 	}
 }
+
+// TestSpecContext: the context read from a stored spec by scanning it is
+// encoding/json's, for specs the engine writes with ids and contexts full
+// of quotes, backslashes, braces and non-ASCII text.
+func TestSpecContext(t *testing.T) {
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(seed, 2))
+	strs := []string{"a", `q"uote`, `back\slash`, "{brace}", "[x]", "ünï", "\u2028", "end\\"}
+	pick := func() string { return strs[r.IntN(len(strs))] }
+	for i := 0; i < 2000; i++ {
+		w := Workflow{ID: pick() + pick(), Saga: r.IntN(2) == 0, OnComplete: "https://x/" + pick(), Timeout: float64(r.IntN(3) * 100)}
+		if r.IntN(2) == 0 {
+			w.OnComplete = ""
+		}
+		if k := r.IntN(3); k > 0 {
+			c, _ := json.Marshal(map[string]any{pick(): pick(), "n": []any{map[string]string{pick(): pick()}, k}})
+			w.Context = c
+		}
+		w.Steps = []Step{{ID: pick(), Handler: "h"}}
+		n := w.withDefaults()
+		for _, canon := range []bool{false, true} {
+			spec := appendSpec(nil, &n, canon)
+			got, ok := scanSpecContext(spec)
+			if !ok {
+				t.Fatalf("spec %s: not scanned", spec)
+			}
+			var m map[string]json.RawMessage
+			if err := json.Unmarshal(spec, &m); err != nil {
+				t.Fatal(err)
+			}
+			want, has := m["context"]
+			if !has {
+				want = json.RawMessage(`{}`)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("spec %s: scanned %s, want %s", spec, got, want)
+			}
+			slow, err := specContext(append([]byte(" "), spec...)) // not the engine's layout: encoding/json
+			if err != nil || !bytes.Equal(slow, want) {
+				t.Fatalf("spec %s: decoded %s (%v), want %s", spec, slow, err, want)
+			}
+		}
+	}
+}
