@@ -12,10 +12,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// TestSpecEncoding holds appendSpec to json.Marshal's output, byte for byte,
-// on the test workflows and on random ones.
-func TestSpecEncoding(t *testing.T) {
-	var wfs []Workflow
+// testdataWorkflows returns the valid workflows of testdata (some files
+// are invalid on purpose), by file name.
+func testdataWorkflows(t *testing.T) map[string]Workflow {
+	t.Helper()
+	wfs := map[string]Workflow{}
 	files, _ := filepath.Glob("testdata/*.json")
 	for _, f := range files {
 		data, err := os.ReadFile(f)
@@ -23,14 +24,24 @@ func TestSpecEncoding(t *testing.T) {
 			t.Fatal(err)
 		}
 		if w, err := ParseWorkflow(data); err == nil {
-			wfs = append(wfs, w, w.normalized())
-			// Plain ids and names: specSize covers the spec without
-			// being much larger.
-			n := w.normalized()
-			for _, canon := range []bool{false, true} {
-				if size, got := specSize(&n, canon), len(appendSpec(nil, &n, canon)); size < got || size > 2*got+256 {
-					t.Errorf("%s: specSize %d for a spec of %d bytes (canon %v)", f, size, got, canon)
-				}
+			wfs[f] = w
+		}
+	}
+	return wfs
+}
+
+// TestSpecEncoding holds appendSpec to json.Marshal's output, byte for byte,
+// on the test workflows and on random ones.
+func TestSpecEncoding(t *testing.T) {
+	var wfs []Workflow
+	for f, w := range testdataWorkflows(t) {
+		wfs = append(wfs, w, w.normalized())
+		// Plain ids and names: specSize covers the spec without being
+		// much larger.
+		n := w.normalized()
+		for _, canon := range []bool{false, true} {
+			if size, got := specSize(&n, canon), len(appendSpec(nil, &n, canon)); size < got || size > 2*got+256 {
+				t.Errorf("%s: specSize %d for a spec of %d bytes (canon %v)", f, size, got, canon)
 			}
 		}
 	}
@@ -98,15 +109,8 @@ func TestSpecEncoding(t *testing.T) {
 // the same spec.
 func TestCanonicalSpecRoundTrip(t *testing.T) {
 	var wfs []Workflow
-	files, _ := filepath.Glob("testdata/*.json")
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if w, err := ParseWorkflow(data); err == nil { // some are invalid on purpose
-			wfs = append(wfs, w)
-		}
+	for _, w := range testdataWorkflows(t) {
+		wfs = append(wfs, w)
 	}
 	wfs = append(wfs, Workflow{ID: "custom", Timeout: 60, OnStepFailure: ContinueOnFailure, Context: json.RawMessage(`{"k": [1, 2]}`),
 		Steps: []Step{
