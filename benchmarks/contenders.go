@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/dagflow/dagflow"
+	"github.com/dagflow/dagflow/internal/benchdag"
 	"github.com/dagflow/dagflow/store/memory"
 )
 
@@ -95,7 +96,7 @@ func (r *errgroupRunner) run(ctx context.Context) error {
 func runOne(wf *dagflow.Workflow, sh shape) error {
 	var mu sync.Mutex
 	results := make([]any, len(wf.Steps))
-	return errgroupRun(wf, concurrency, func(i int) error {
+	return benchdag.ErrgroupRun(wf, concurrency, func(i int) error {
 		executed.Add(1)
 		var res any
 		if sh == shapeOrder {
@@ -106,54 +107,6 @@ func runOne(wf *dagflow.Workflow, sh shape) error {
 		mu.Unlock()
 		return nil
 	})
-}
-
-// errgroupRun is the hand-written baseline, as in the root package's
-// bench_test.go: it reads the same workflow the engine gets (step ids and
-// dependsOn), then runs it with in-degree counters, a central scheduler,
-// and an errgroup with SetLimit running each ready step, the way a Go team
-// writes a DAG runner without a library.
-func errgroupRun(wf *dagflow.Workflow, limit int, step func(i int) error) error {
-	n := len(wf.Steps)
-	index := make(map[string]int, n)
-	for i := range wf.Steps {
-		index[wf.Steps[i].ID] = i
-	}
-	indeg := make([]int, n)
-	dependents := make([][]int, n)
-	for i := range wf.Steps {
-		indeg[i] = len(wf.Steps[i].DependsOn)
-		for _, d := range wf.Steps[i].DependsOn {
-			j := index[d]
-			dependents[j] = append(dependents[j], i)
-		}
-	}
-	var g errgroup.Group
-	g.SetLimit(limit)
-	done := make(chan int, n)
-	var ready []int
-	for i := range indeg {
-		if indeg[i] == 0 {
-			ready = append(ready, i)
-		}
-	}
-	for finished := 0; finished < n; {
-		for len(ready) > 0 {
-			i := ready[len(ready)-1]
-			if !g.TryGo(func() error { err := step(i); done <- i; return err }) {
-				break
-			}
-			ready = ready[:len(ready)-1]
-		}
-		i := <-done
-		finished++
-		for _, k := range dependents[i] {
-			if indeg[k]--; indeg[k] == 0 {
-				ready = append(ready, k)
-			}
-		}
-	}
-	return g.Wait()
 }
 
 // ---- dagflow ----

@@ -3,14 +3,15 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 
 	"github.com/dagflow/dagflow"
+	"github.com/dagflow/dagflow/internal/benchdag"
 )
 
 // A graph is a DAG of no-op steps as dependency lists by step index; every
 // dependency of step i has an index below i.
-type graph [][]int
+// graph is a DAG as dependency lists by step index.
+type graph benchdag.Graph
 
 // shape tells the workflow functions of the peers, which are code rather
 // than data, how to walk a graph.
@@ -23,46 +24,16 @@ const (
 	shapeOrder               // the order chain: five named steps in a row
 )
 
-func chainGraph(n int) graph {
-	g := make(graph, n)
-	for i := 1; i < n; i++ {
-		g[i] = []int{i - 1}
-	}
-	return g
-}
+func chainGraph(n int) graph { return graph(benchdag.Chain(n)) }
 
 // fanGraph is a root, leaves steps that depend on it, and a join that
 // depends on every leaf: leaves+2 steps.
-func fanGraph(leaves int) graph {
-	n := leaves + 2
-	g := make(graph, n)
-	join := make([]int, 0, leaves)
-	for i := 1; i <= leaves; i++ {
-		g[i] = []int{0}
-		join = append(join, i)
-	}
-	g[n-1] = join
-	return g
-}
+func fanGraph(leaves int) graph { return graph(benchdag.Fan(leaves)) }
 
 // randomGraph gives each step but the first up to three dependencies drawn
 // among the steps before it (fewer when a draw repeats), as the root
 // package's benchmarks do.
-func randomGraph(n int, seed uint64) graph {
-	r := rand.New(rand.NewPCG(seed, seed))
-	g := make(graph, n)
-	for i := 1; i < n; i++ {
-		seen := map[int]bool{}
-		for range 3 {
-			j := r.IntN(i)
-			if !seen[j] {
-				seen[j] = true
-				g[i] = append(g[i], j)
-			}
-		}
-	}
-	return g
-}
+func randomGraph(n int, seed uint64) graph { return graph(benchdag.Random(n, seed)) }
 
 func (g graph) edges() int {
 	n := 0
