@@ -414,11 +414,11 @@ func (e *Engine) runContext(tx store.Tx, id string) (json.RawMessage, error) {
 	return c, nil
 }
 
-// specContext reads the context of a stored spec without decoding its
-// steps: the engine writes "context" before "steps", so this reads only the
-// head of the spec however many steps follow. A spec in the engine's own
-// layout is read by scanning its bytes (Wait and Status read the context of
-// every run that has ended); any other goes through encoding/json.
+// specContext reads the context of a stored spec. A spec in the engine's
+// own layout, "context" before "steps", is read by scanning its head (Wait
+// and Status read the context of every run that has ended, however many
+// steps it has); a spec a store gave back otherwise laid out (keys
+// reordered, spacing) goes through encoding/json.
 func specContext(spec []byte) (json.RawMessage, error) {
 	if c, ok := scanSpecContext(spec); ok {
 		return c, nil
@@ -431,9 +431,6 @@ func specContext(spec []byte) (json.RawMessage, error) {
 		tok, err := dec.Token()
 		if err != nil {
 			return nil, err
-		}
-		if tok == "steps" {
-			break // the context comes before the steps
 		}
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {
@@ -470,6 +467,9 @@ func scanSpecContext(spec []byte) (json.RawMessage, bool) {
 		if bytes.HasPrefix(rest, []byte(`,"onComplete":`)) || bytes.HasPrefix(rest, []byte(`,"onError":`)) ||
 			bytes.HasPrefix(rest, []byte(`,"timeout":`)) || bytes.HasPrefix(rest, []byte(`,"onStepFailure":`)) ||
 			bytes.HasPrefix(rest, []byte(`,"steps":`)) {
+			if bytes.Contains(rest, []byte(`"context"`)) {
+				return nil, false // perhaps a context after all, keys reordered
+			}
 			return json.RawMessage(`{}`), true
 		}
 		return nil, false

@@ -176,6 +176,17 @@ func TestSpecSizeCoversLargeWorkflows(t *testing.T) {
 // encoding/json's, for specs the engine writes with ids and contexts full
 // of quotes, backslashes, braces and non-ASCII text.
 func TestSpecContext(t *testing.T) {
+	// Keys reordered by a store (as PostgreSQL's jsonb would): encoding/json.
+	for spec, want := range map[string]string{
+		`{"id":"x","steps":[{"id":"a","handler":"h"}],"context":{"a":1}}`: `{"a":1}`,
+		`{"steps":[],"context":{"b":[2]},"id":"x"}`:                       `{"b":[2]}`,
+		` {"id":"x","steps":[]}`:                                          `{}`,
+	} {
+		got, err := specContext([]byte(spec))
+		if err != nil || string(got) != want {
+			t.Errorf("specContext(%s) = %s, %v; want %s", spec, got, err, want)
+		}
+	}
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
 	r := rand.New(rand.NewPCG(seed, 2))
