@@ -95,3 +95,90 @@ func runBench(b *testing.B, d benchGraph) {
 func BenchmarkChain10k(b *testing.B)     { runBench(b, benchChain(10_000)) }
 func BenchmarkFanOut100k(b *testing.B)   { runBench(b, benchFan(100_000)) }
 func BenchmarkRandomDAG10k(b *testing.B) { runBench(b, benchRandom(10_000, 42)) }
+
+// orderSteps is the hosted docs' order chain and one more step.
+var orderSteps = []string{"validate-order", "charge-payment", "ship-order", "send-confirmation", "archive-order"}
+
+type orderResult struct {
+	Step string `json:"step"`
+	OK   bool   `json:"ok"`
+}
+
+// BenchmarkOrders1k: 1,000 workflows of five chained steps, each created
+// and waited for on its own goroutine, as a service does per request; each
+// step returns a small result. Beside the same in errgroup programs.
+func BenchmarkOrders1k(b *testing.B) {
+	const runs = 1000
+	wfs := make([]dagflow.Workflow, runs)
+	for i := range wfs {
+		wf := dagflow.Workflow{ID: fmt.Sprintf("order-%d", i),
+			Context: []byte(fmt.Sprintf(`{"orderId":"order-%d","amount":49.9}`, i))}
+		for k, name := range orderSteps {
+			s := dagflow.Step{ID: name, Handler: name}
+			if k > 0 {
+				s.DependsOn = []string{orderSteps[k-1]}
+			}
+			wf.Steps = append(wf.Steps, s)
+		}
+		wfs[i] = wf
+	}
+	steps := runs * len(orderSteps)
+	b.Run("errgroup", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			runtime.GC()
+			b.StartTimer()
+			var wg sync.WaitGroup
+			for i := range wfs {
+				wg.Go(func() {
+					var mu sync.Mutex
+					results := make([]any, len(orderSteps))
+					benchdag.ErrgroupRun(&wfs[i], benchConcurrency, func(k int) error {
+						mu.Lock()
+						results[k] = orderResult{Step: orderSteps[k], OK: true}
+						mu.Unlock()
+						return nil
+					})
+				})
+			}
+			wg.Wait()
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*steps), "ns/step")
+	})
+	b.Run("dagflow-memory", func(b *testing.B) {
+		ctx := context.Background()
+		for b.Loop() {
+			b.StopTimer()
+			opts := []dagflow.Option{dagflow.WithStore(memory.New()), dagflow.WithConcurrency(benchConcurrency)}
+			for _, name := range orderSteps {
+				opts = append(opts, dagflow.WithHandler(name, func(ctx context.Context, in dagflow.Input) (any, error) {
+					return orderResult{Step: name, OK: true}, nil
+				}))
+			}
+			eng, err := dagflow.Open(opts...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			runtime.GC()
+			b.StartTimer()
+			var wg sync.WaitGroup
+			for i := range wfs {
+				wg.Go(func() {
+					if _, err := eng.Create(ctx, wfs[i]); err != nil {
+						b.Error(err)
+						return
+					}
+					st, err := eng.Wait(ctx, wfs[i].ID)
+					if err != nil || st.State != dagflow.StateCompleted {
+						b.Errorf("%s: %v %v", wfs[i].ID, st.State, err)
+					}
+				})
+			}
+			wg.Wait()
+			b.StopTimer()
+			eng.Close()
+			b.StartTimer()
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*steps), "ns/step")
+	})
+}
