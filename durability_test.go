@@ -2,6 +2,7 @@ package dagflow_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -350,5 +351,32 @@ func TestStoreDownLeavesNothingHalfRecorded(t *testing.T) {
 	}
 	if _, err := eng2.Status(ctx, "other"); !errors.Is(err, dagflow.ErrNotFound) {
 		t.Errorf("the failed Create left a run: %v", err)
+	}
+}
+
+// TestCreateCommitFailureLeavesNoCache: Create caches the run it compiles
+// before its transaction commits; when the commit fails, that cache goes
+// too, so that the same id created again runs with the workflow given then
+// (here, another context), not the one that was never stored.
+func TestCreateCommitFailureLeavesNoCache(t *testing.T) {
+	fs := faultstore.New(memory.New())
+	eng := newEngine(t, dagflow.WithStore(fs))
+	mustHandle(t, eng, "h", func(ctx context.Context, in dagflow.Input) (any, error) {
+		return json.RawMessage(in.Context), nil
+	})
+	ctx := ctxT(t)
+	wf := func(c string) dagflow.Workflow {
+		return dagflow.Workflow{ID: "again", Context: json.RawMessage(c), Steps: []dagflow.Step{step("a", "h")}}
+	}
+	fs.FailCreates(1)
+	if _, err := eng.Create(ctx, wf(`{"try":1}`)); !errors.Is(err, faultstore.ErrInjected) {
+		t.Fatalf("Create with a failing commit = %v", err)
+	}
+	if _, err := eng.Status(ctx, "again"); !errors.Is(err, dagflow.ErrNotFound) {
+		t.Fatalf("the failed Create left a run: %v", err)
+	}
+	st := run(t, eng, wf(`{"try":2}`))
+	if st.State != dagflow.StateCompleted || string(st.Results["a"]) != `{"try":2}` {
+		t.Fatalf("created again: %s, result %s", st.State, st.Results["a"])
 	}
 }

@@ -326,6 +326,7 @@ func (e *Engine) Create(ctx context.Context, w Workflow) (*Status, error) {
 	wg.Wait()
 	var eff flow.Effects
 	var created store.Run
+	var cached *runCache // put in the cache by the transaction
 	err := e.store.Update(ctx, func(tx store.Tx) error {
 		created = store.Run{}
 		if _, err := tx.Run(n.ID); err == nil {
@@ -348,23 +349,37 @@ func (e *Engine) Create(ctx context.Context, w Workflow) (*Status, error) {
 			return err
 		}
 		created = r
-		return x.Flush()
+		if err := x.Flush(); err != nil {
+			return err
+		}
+		// Cached before the commit: a worker may claim the first steps as
+		// soon as it lands, and must find the plan compiled here rather
+		// than decode the spec again. Taken back below if the commit fails.
+		e.cmu.Lock()
+		if e.cache[n.ID] == nil {
+			cached = newRunCache(e.ctx, n.ID, n.Context, plan)
+			if e.lease > 0 {
+				cached.fill = e.fill // results of other engines come from the store
+			}
+			e.cache[n.ID] = cached
+		}
+		e.cmu.Unlock()
+		return nil
 	})
 	if err != nil {
+		if cached != nil {
+			e.cmu.Lock()
+			if e.cache[n.ID] == cached {
+				delete(e.cache, n.ID)
+			}
+			e.cmu.Unlock()
+			cached.cancel()
+		}
 		if errors.Is(err, ErrConflict) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("dagflow: Create %q: %w", w.ID, err)
 	}
-	e.cmu.Lock()
-	if e.cache[n.ID] == nil {
-		rc := newRunCache(e.ctx, n.ID, n.Context, plan)
-		if e.lease > 0 {
-			rc.fill = e.fill // results of other engines come from the store
-		}
-		e.cache[n.ID] = rc
-	}
-	e.cmu.Unlock()
 	e.notify(store.Event{Kind: store.EventDue})
 	e.signal()
 	if created.ID == "" {

@@ -5,6 +5,7 @@ package faultstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,7 @@ type Store struct {
 	failCommits int  // fail this many upcoming commits
 	failAll     bool // fail every commit from now on
 	failPutStep int  // fail the nth PutStep from now (1: the next)
+	failCreates int  // fail this many upcoming commits that write a spec
 	block       chan struct{}
 
 	Commits  atomic.Int64 // Updates that committed
@@ -43,6 +45,14 @@ func (f *Store) Exclusive() bool {
 func (f *Store) FailCommits(n int) {
 	f.mu.Lock()
 	f.failCommits = n
+	f.mu.Unlock()
+}
+
+// FailCreates makes the next n Updates that write a spec (a Create) fail
+// after their function ran, leaving the engine's other transactions alone.
+func (f *Store) FailCreates(n int) {
+	f.mu.Lock()
+	f.failCreates = n
 	f.mu.Unlock()
 }
 
@@ -91,14 +101,17 @@ func (f *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 		}
 	}
 	err := f.Store.Update(ctx, func(tx store.Tx) error {
-		if err := fn(&faultTx{Tx: tx, f: f}); err != nil {
+		ft := &faultTx{Tx: tx, f: f}
+		if err := fn(ft); err != nil {
 			return err
 		}
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		if f.failAll || f.failCommits > 0 {
+		if f.failAll || f.failCommits > 0 || f.failCreates > 0 && ft.wroteSpec {
 			if f.failCommits > 0 {
 				f.failCommits--
+			} else if f.failCreates > 0 && ft.wroteSpec {
+				f.failCreates--
 			}
 			f.Failures.Add(1)
 			return ErrInjected
@@ -113,7 +126,13 @@ func (f *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 
 type faultTx struct {
 	store.Tx
-	f *Store
+	f         *Store
+	wroteSpec bool
+}
+
+func (t *faultTx) PutSpec(runID string, spec json.RawMessage) error {
+	t.wroteSpec = true
+	return t.Tx.PutSpec(runID, spec)
 }
 
 func (t *faultTx) PutStep(s store.Step) error {
