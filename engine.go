@@ -43,8 +43,8 @@ type Engine struct {
 	closed atomic.Bool
 	once   sync.Once
 
-	hmu      sync.RWMutex
-	handlers map[string]HandlerFunc
+	hmu      sync.Mutex                             // serializes Handle
+	handlers atomic.Pointer[map[string]HandlerFunc] // replaced whole by Handle, under hmu
 
 	cmu   sync.Mutex
 	cache map[string]*runCache
@@ -116,14 +116,16 @@ func Open(opts ...Option) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg: cfg, store: cfg.store, http: hc, log: cfg.logger, lease: cfg.lease,
-		handlers: make(map[string]HandlerFunc), cache: make(map[string]*runCache),
-		wake: make(chan struct{}, 1), hookWake: make(chan struct{}, 1),
+		cache: make(map[string]*runCache),
+		wake:  make(chan struct{}, 1), hookWake: make(chan struct{}, 1),
 		waiters: make(map[string][]chan struct{}), parked: make(map[string][]flow.Parked),
 		live: make(map[*task]struct{}),
 	}
+	handlers := make(map[string]HandlerFunc, len(cfg.handlers))
 	for name, h := range cfg.handlers {
-		e.handlers[name] = h
+		handlers[name] = h
 	}
+	e.handlers.Store(&handlers)
 	if e.store == nil {
 		path := cfg.path
 		if path == "" {
@@ -227,10 +229,10 @@ func (v *flowEnv) CanRun(runID string, p *flow.Plan, index int, comp bool) bool 
 	return name == "" || (*Engine)(v).handler(name) != nil // "": an HTTP step
 }
 
+// handler returns the handler registered under name, or nil. It takes no
+// lock: every claim and every attempt looks a handler up.
 func (e *Engine) handler(name string) HandlerFunc {
-	e.hmu.RLock()
-	defer e.hmu.RUnlock()
-	return e.handlers[name]
+	return (*e.handlers.Load())[name]
 }
 
 func (e *Engine) hasHandler(name string) bool { return e.handler(name) != nil }
@@ -248,7 +250,13 @@ func (e *Engine) Handle(name string, h HandlerFunc) error {
 		return ErrClosed
 	}
 	e.hmu.Lock()
-	e.handlers[name] = h
+	old := *e.handlers.Load()
+	handlers := make(map[string]HandlerFunc, len(old)+1)
+	for n, f := range old {
+		handlers[n] = f
+	}
+	handlers[name] = h
+	e.handlers.Store(&handlers)
 	e.hmu.Unlock()
 	e.unpark(name)
 	return nil
