@@ -259,7 +259,8 @@ func (p *retryPool) get(r flow.Retry) *flow.Retry {
 	}
 	q, ok := p.m[r]
 	if !ok {
-		q = &r
+		q = new(flow.Retry) // not &r: that would put r on the heap on every call
+		*q = r
 		p.m[r] = q
 	}
 	p.last = q

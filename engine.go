@@ -315,73 +315,17 @@ func (e *Engine) Create(ctx context.Context, w Workflow) (*Status, error) {
 	if len(ps) > 0 {
 		return nil, &ValidationError{WorkflowID: w.ID, Problems: ps}
 	}
-	n := w.withDefaults() // its steps are normalized as they are read
-	// The spec, the plan and the steps of the status returned are made
-	// from n alone: for a large workflow, two of them are made at once.
-	var spec json.RawMessage
-	var steps []StepStatus
-	encode := func() {
-		spec = appendSpec(make([]byte, 0, specSize(&n, true)), &n, true)
-		steps = pendingSteps(&n)
-	}
-	var wg sync.WaitGroup
-	if len(n.Steps) >= parallelCreate {
-		wg.Go(encode)
-	} else {
-		encode()
-	}
-	plan := compile(&n, deps)
-	wg.Wait()
-	var eff flow.Effects
-	var created store.Run
-	var cached *runCache // put in the cache by the transaction
-	err := e.store.Update(ctx, func(tx store.Tx) error {
-		created = store.Run{}
-		if _, err := tx.Run(n.ID); err == nil {
-			old, err := tx.Spec(n.ID)
-			if err != nil {
-				return err
-			}
-			if !bytes.Equal(old, spec) && !sameSpec(old, spec) {
-				return fmt.Errorf("dagflow: Create: %w: a run with id %q exists with a different workflow", ErrConflict, n.ID)
-			}
-			eff = flow.Effects{}
-			return nil
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		now := e.now()
-		x := flow.Begin(tx, e.env(), now, &eff)
-		r := store.Run{ID: n.ID, CreatedAt: now, StartedAt: now, Deadline: now.Add(plan.Timeout)}
-		if err := x.Create(r, spec, plan); err != nil {
-			return err
-		}
-		created = r
-		if err := x.Flush(); err != nil {
-			return err
-		}
-		// Cached before the commit: a worker may claim the first steps as
-		// soon as it lands, and must find the plan compiled here rather
-		// than decode the spec again. Taken back below if the commit fails.
-		e.cmu.Lock()
-		if e.cache[n.ID] == nil {
-			cached = newRunCache(e.ctx, n.ID, n.Context, plan)
-			if e.lease > 0 {
-				cached.fill = e.fill // results of other engines come from the store
-			}
-			e.cache[n.ID] = cached
-		}
-		e.cmu.Unlock()
-		return nil
-	})
+	c := &creation{e: e, n: w.withDefaults(), deps: deps}
+	c.prepare()
+	err := e.store.Update(ctx, c.write)
 	if err != nil {
-		if cached != nil {
+		if c.cached != nil {
 			e.cmu.Lock()
-			if e.cache[n.ID] == cached {
-				delete(e.cache, n.ID)
+			if e.cache[c.n.ID] == c.cached {
+				delete(e.cache, c.n.ID)
 			}
 			e.cmu.Unlock()
-			cached.cancel()
+			c.cached.cancel()
 		}
 		if errors.Is(err, ErrConflict) {
 			return nil, err
@@ -390,10 +334,87 @@ func (e *Engine) Create(ctx context.Context, w Workflow) (*Status, error) {
 	}
 	e.notify(store.Event{Kind: store.EventDue})
 	e.signal()
-	if created.ID == "" {
-		return e.Status(ctx, n.ID) // the run existed
+	if c.created.ID == "" {
+		return e.Status(ctx, c.n.ID) // the run existed
 	}
-	return newStatus(&created, &n, steps), nil
+	return newStatus(&c.created, &c.n, c.steps), nil
+}
+
+// creation is what Create makes of a valid workflow, in one value rather
+// than locals that its closures would each move to the heap.
+type creation struct {
+	e    *Engine
+	n    Workflow // its steps are normalized as they are read
+	deps *depGraph
+	// Made from n alone by prepare.
+	spec  json.RawMessage
+	steps []StepStatus // of the status Create returns
+	plan  *flow.Plan
+	// Set by write.
+	eff     flow.Effects
+	created store.Run // the run written, or zero when one existed
+	cached  *runCache // put in the engine's cache by the transaction
+}
+
+// prepare encodes the spec, the pending steps and the plan; for a large
+// workflow, the first two while the plan is compiled.
+func (c *creation) prepare() {
+	if len(c.n.Steps) < parallelCreate {
+		c.encode()
+		c.plan = compile(&c.n, c.deps)
+		return
+	}
+	var wg sync.WaitGroup
+	wg.Go(c.encode)
+	c.plan = compile(&c.n, c.deps)
+	wg.Wait()
+}
+
+func (c *creation) encode() {
+	c.spec = appendSpec(make([]byte, 0, specSize(&c.n, true)), &c.n, true)
+	c.steps = pendingSteps(&c.n)
+}
+
+// write writes the run, or checks that the one stored has the same spec.
+func (c *creation) write(tx store.Tx) error {
+	e, n := c.e, &c.n
+	c.created = store.Run{}
+	if _, err := tx.Run(n.ID); err == nil {
+		old, err := tx.Spec(n.ID)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(old, c.spec) && !sameSpec(old, c.spec) {
+			return fmt.Errorf("dagflow: Create: %w: a run with id %q exists with a different workflow", ErrConflict, n.ID)
+		}
+		c.eff = flow.Effects{}
+		return nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	now := e.now()
+	x := flow.Begin(tx, e.env(), now, &c.eff)
+	r := store.Run{ID: n.ID, CreatedAt: now, StartedAt: now, Deadline: now.Add(c.plan.Timeout)}
+	if err := x.Create(r, c.spec, c.plan); err != nil {
+		return err
+	}
+	c.created = r
+	if err := x.Flush(); err != nil {
+		return err
+	}
+	// Cached before the commit: a worker may claim the first steps as soon
+	// as it lands, and must find the plan compiled here rather than decode
+	// the spec again. Create takes it back if the commit fails.
+	e.cmu.Lock()
+	if e.cache[n.ID] == nil {
+		c.cached = newRunCache(e.ctx, n.ID, n.Context, c.plan)
+		if e.lease > 0 {
+			c.cached.fill = e.fill // results of other engines come from the store
+		}
+		e.cache[n.ID] = c.cached
+	}
+	e.cmu.Unlock()
+	return nil
 }
 
 // Status returns the status of a run, read from the store, or an error

@@ -150,84 +150,106 @@ func buildStatus(r *store.Run, wfContext json.RawMessage, steps []store.Step) *S
 // buildStatusFrom makes a Status from a run's records, the steps coming from
 // each (about n of them), which may hand out one variable every time.
 func buildStatusFrom(r *store.Run, wfContext json.RawMessage, n int, each func(yield func(*store.Step) bool)) *Status {
-	s := &Status{
+	b := &statusBuilder{s: &Status{
 		ID: r.ID, StartedAt: r.StartedAt, CompletedAt: r.CompletedAt, Context: wfContext, Error: r.Error,
 		Phase: string(r.Phase), Generation: r.Generation,
 		CompletedSteps: []string{}, FailedSteps: []string{}, CompensatedSteps: []string{},
 		Results: make(map[string]json.RawMessage, int(r.Seq)), Steps: make([]StepStatus, 0, n),
+	}}
+	if len(b.s.Context) == 0 {
+		b.s.Context = json.RawMessage(`{}`)
 	}
-	if len(s.Context) == 0 {
-		s.Context = json.RawMessage(`{}`)
+	b.completed = make([]seqID, 0, max(0, min(r.Seq, int64(n))))
+	each(b.add)
+	return b.finish(r)
+}
+
+// seqID is a step by its completion number.
+type seqID struct {
+	seq int64
+	id  string
+}
+
+// statusBuilder makes a Status one step record at a time. (One value
+// rather than the locals of a loop over each, which would each be moved to
+// the heap.)
+type statusBuilder struct {
+	s           *Status
+	started     bool
+	curID       string
+	curAt       time.Time
+	completed   []seqID
+	compensated []seqID
+	null        json.RawMessage
+}
+
+// add adds one step; st may be a variable handed out again for the next
+// step, so only copies of it are kept.
+func (b *statusBuilder) add(st *store.Step) bool {
+	s := b.s
+	ss := StepStatus{ID: st.ID, StartedAt: st.StartedAt, CompletedAt: st.CompletedAt, Attempts: st.Attempts, Error: st.Error}
+	if !st.StartedAt.IsZero() {
+		b.started = true
 	}
-	// each may hand out the same variable every time: keep copies only.
-	type seqID struct {
-		seq int64
-		id  string
-	}
-	started := false
-	var curID string
-	var curAt time.Time
-	completed := make([]seqID, 0, max(0, min(r.Seq, int64(n))))
-	var compensated []seqID
-	var null json.RawMessage
-	for st := range each {
-		ss := StepStatus{ID: st.ID, StartedAt: st.StartedAt, CompletedAt: st.CompletedAt, Attempts: st.Attempts, Error: st.Error}
-		if !st.StartedAt.IsZero() {
-			started = true
+	switch st.State {
+	case store.StepPending:
+		ss.State = StatePending
+	case store.StepReady:
+		ss.State = StatePending
+		if st.Attempts > 0 {
+			ss.NextAttemptAt = st.DueAt
 		}
-		switch st.State {
-		case store.StepPending:
-			ss.State = StatePending
-		case store.StepReady:
-			ss.State = StatePending
-			if st.Attempts > 0 {
-				ss.NextAttemptAt = st.DueAt
-			}
-		case store.StepRunning:
-			ss.State = StateRunning
-			if curID == "" || st.AttemptAt.After(curAt) {
-				curID, curAt = st.ID, st.AttemptAt
-			}
-		case store.StepCompleted:
-			ss.State = StateCompleted
-			ss.Result = st.Result
-			if ss.Result == nil {
-				if null == nil {
-					null = json.RawMessage("null")
-				}
-				ss.Result = null // one per Status, for every step that returned nothing
-			}
-			s.Results[st.ID] = ss.Result
-			completed = append(completed, seqID{st.Seq, st.ID})
-		case store.StepFailed:
-			ss.State = StateFailed
-			s.FailedSteps = append(s.FailedSteps, st.ID)
-		case store.StepSkipped:
-			ss.State = StateSkipped
-		case store.StepCancelled:
-			ss.State = StateCancelled
+	case store.StepRunning:
+		ss.State = StateRunning
+		if b.curID == "" || st.AttemptAt.After(b.curAt) {
+			b.curID, b.curAt = st.ID, st.AttemptAt
 		}
-		if st.Comp != store.CompNone {
-			cs := &CompensationStatus{State: string(st.Comp), Attempts: st.CompAttempts,
-				StartedAt: st.CompStartedAt, CompletedAt: st.CompEndedAt, Error: st.CompError}
-			switch st.Comp {
-			case store.CompReady:
-				cs.State = "pending"
-			case store.CompRunning:
-				cs.State = "running"
-				if curID == "" || st.AttemptAt.After(curAt) {
-					curID, curAt = st.ID, st.AttemptAt
-				}
-			case store.CompDone:
-				ss.State = StateCompensated
-				compensated = append(compensated, seqID{st.Seq, st.ID})
-			case store.CompFailed:
-				ss.State = StateCompensationFailed
+	case store.StepCompleted:
+		ss.State = StateCompleted
+		ss.Result = st.Result
+		if ss.Result == nil {
+			if b.null == nil {
+				b.null = json.RawMessage("null")
 			}
-			ss.Compensation = cs
+			ss.Result = b.null // one per Status, for every step that returned nothing
 		}
-		s.Steps = append(s.Steps, ss)
+		s.Results[st.ID] = ss.Result
+		b.completed = append(b.completed, seqID{st.Seq, st.ID})
+	case store.StepFailed:
+		ss.State = StateFailed
+		s.FailedSteps = append(s.FailedSteps, st.ID)
+	case store.StepSkipped:
+		ss.State = StateSkipped
+	case store.StepCancelled:
+		ss.State = StateCancelled
 	}
+	if st.Comp != store.CompNone {
+		cs := &CompensationStatus{State: string(st.Comp), Attempts: st.CompAttempts,
+			StartedAt: st.CompStartedAt, CompletedAt: st.CompEndedAt, Error: st.CompError}
+		switch st.Comp {
+		case store.CompReady:
+			cs.State = "pending"
+		case store.CompRunning:
+			cs.State = "running"
+			if b.curID == "" || st.AttemptAt.After(b.curAt) {
+				b.curID, b.curAt = st.ID, st.AttemptAt
+			}
+		case store.CompDone:
+			ss.State = StateCompensated
+			b.compensated = append(b.compensated, seqID{st.Seq, st.ID})
+		case store.CompFailed:
+			ss.State = StateCompensationFailed
+		}
+		ss.Compensation = cs
+	}
+	s.Steps = append(s.Steps, ss)
+	return true
+}
+
+// finish orders the completed and compensated steps and sets the run's
+// state.
+func (b *statusBuilder) finish(r *store.Run) *Status {
+	s, completed, compensated := b.s, b.completed, b.compensated
 	// Completions are numbered 1..r.Seq without gaps: place each by its
 	// number rather than sort.
 	if int64(len(completed)) == r.Seq && len(completed) > 0 {
@@ -254,7 +276,7 @@ func buildStatusFrom(r *store.Run, wfContext json.RawMessage, n int, each func(y
 	for _, c := range compensated {
 		s.CompensatedSteps = append(s.CompensatedSteps, c.id)
 	}
-	s.CurrentStep = curID
+	s.CurrentStep = b.curID
 	switch r.State {
 	case store.RunCompleted:
 		s.State = StateCompleted
@@ -264,7 +286,7 @@ func buildStatusFrom(r *store.Run, wfContext json.RawMessage, n int, each func(y
 		s.State = StateCancelled
 	default:
 		s.State = StateRunning
-		if !started && r.Phase == store.PhaseActive && r.Generation == 0 {
+		if !b.started && r.Phase == store.PhaseActive && r.Generation == 0 {
 			s.State = StatePending
 		}
 	}

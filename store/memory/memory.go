@@ -721,15 +721,9 @@ func (t *tx) popDue(h *dueHeap, now time.Time, max int, valid func(dueEntry) boo
 }
 
 func (t *tx) NextDue() (time.Time, error) {
-	var next time.Time
-	for _, p := range []struct {
-		h     *dueHeap
-		valid func(dueEntry) bool
-	}{{&t.s.steps, t.s.validStep}, {&t.s.hooks, t.s.validHook}} {
-		at := t.first(p.h, p.valid)
-		if !at.IsZero() && (next.IsZero() || at.Before(next)) {
-			next = at
-		}
+	next := t.first(&t.s.steps, t.s.validStep)
+	if at := t.first(&t.s.hooks, t.s.validHook); !at.IsZero() && (next.IsZero() || at.Before(next)) {
+		next = at
 	}
 	return next, nil
 }
