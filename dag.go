@@ -184,11 +184,16 @@ func (w *Workflow) check(e *engineCheck) ([]Problem, *depGraph) {
 	for i := range w.Steps {
 		ndeps += len(w.Steps[i].DependsOn)
 	}
-	edges := make([]int32, 0, ndeps)
-	first := make([]int32, len(w.Steps)+1)
 	// listed[k] is 1 + the step that last listed step k as a dependency, to
-	// find a dependency listed twice without a set per step.
-	listed := make([]int32, len(w.Steps))
+	// find a dependency listed twice without a set per step. One allocation
+	// holds the three.
+	buf := make([]int32, ndeps+2*len(w.Steps)+1)
+	edges := buf[:0:ndeps]
+	first := buf[ndeps : ndeps+len(w.Steps)+1 : ndeps+len(w.Steps)+1]
+	listed := buf[ndeps+len(w.Steps)+1:]
+	// ordered stays true while every dependency comes before its step in
+	// the list, as in most workflows: then there can be no cycle.
+	ordered := true
 	for i := range w.Steps {
 		s := &w.Steps[i]
 		first[i] = int32(len(edges))
@@ -220,6 +225,7 @@ func (w *Workflow) check(e *engineCheck) ([]Problem, *depGraph) {
 			case ok:
 				listed[k] = int32(i) + 1
 				edges = append(edges, int32(k))
+				ordered = ordered && int(k) < i
 			default:
 				if unknown == nil {
 					unknown = make(map[string]bool)
@@ -285,6 +291,12 @@ func (w *Workflow) check(e *engineCheck) ([]Problem, *depGraph) {
 		}
 	}
 	first[len(w.Steps)] = int32(len(edges))
+	if ordered {
+		if len(ps) > 0 {
+			return ps, nil
+		}
+		return nil, &depGraph{edges: edges, first: first}
+	}
 	for _, c := range graph.Cycles(len(w.Steps), func(i int) []int32 { return edges[first[i]:first[i+1]] }) {
 		// deps edges point from a step to what it depends on; name the
 		// cycle in the order the steps would run, starting from its first
