@@ -291,13 +291,11 @@ func (w *Workflow) check(e *engineCheck) ([]Problem, *depGraph) {
 		}
 	}
 	first[len(w.Steps)] = int32(len(edges))
-	if ordered {
-		if len(ps) > 0 {
-			return ps, nil
-		}
-		return nil, &depGraph{edges: edges, first: first}
+	var cycles [][]int
+	if !ordered {
+		cycles = graph.Cycles(len(w.Steps), func(i int) []int32 { return edges[first[i]:first[i+1]] })
 	}
-	for _, c := range graph.Cycles(len(w.Steps), func(i int) []int32 { return edges[first[i]:first[i+1]] }) {
+	for _, c := range cycles {
 		// deps edges point from a step to what it depends on; name the
 		// cycle in the order the steps would run, starting from its first
 		// step in the workflow, so that the name does not depend on where
