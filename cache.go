@@ -27,6 +27,9 @@ type runCache struct {
 	// cancels the contexts of its attempts on this engine.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// gone is set when the run leaves the engine's cache: a worker that
+	// kept this runCache from its last task then looks the run up again.
+	gone atomic.Bool
 
 	// seqs[i] is the completion number of step i (0: not completed);
 	// results[i] is written before seqs[i] is stored.
@@ -240,8 +243,19 @@ func (e *Engine) forget(runID string) {
 	delete(e.cache, runID)
 	e.cmu.Unlock()
 	if rc != nil {
+		rc.gone.Store(true)
 		rc.cancel()
 	}
+}
+
+// runFor returns the cache of a run: hint when it is that run's and still
+// in the cache (a worker's last task's run, which its next transaction
+// almost always touches again), else whatever the cache holds.
+func (e *Engine) runFor(runID string, hint *runCache) *runCache {
+	if hint != nil && hint.id == runID && !hint.gone.Load() {
+		return hint
+	}
+	return e.cachedRun(runID)
 }
 
 // retryPool hands out one *flow.Retry per distinct policy of a workflow.

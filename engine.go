@@ -325,6 +325,7 @@ func (e *Engine) Create(ctx context.Context, w Workflow) (*Status, error) {
 				delete(e.cache, c.n.ID)
 			}
 			e.cmu.Unlock()
+			c.cached.gone.Store(true)
 			c.cached.cancel()
 		}
 		if errors.Is(err, ErrConflict) {
@@ -351,6 +352,7 @@ type creation struct {
 	steps []StepStatus // of the status Create returns
 	plan  *flow.Plan
 	// Set by write.
+	txn     flow.Txn // write's, here so that it needs no allocation of its own
 	eff     flow.Effects
 	created store.Run // the run written, or zero when one existed
 	cached  *runCache // put in the engine's cache by the transaction
@@ -393,7 +395,7 @@ func (c *creation) write(tx store.Tx) error {
 		return err
 	}
 	now := e.now()
-	x := flow.Begin(tx, e.env(), now, &c.eff)
+	x := c.txn.Reset(tx, e.env(), now, &c.eff)
 	r := store.Run{ID: n.ID, CreatedAt: now, StartedAt: now, Deadline: now.Add(c.plan.Timeout)}
 	if err := x.Create(r, c.spec, c.plan); err != nil {
 		return err
@@ -837,7 +839,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) (*Status, error) {
 	if err != nil {
 		return nil, runErr("Cancel", id, err)
 	}
-	e.apply(&eff, 0, nil)
+	e.apply(&eff, 0, nil, nil)
 	return e.Status(ctx, id)
 }
 
@@ -880,7 +882,7 @@ func (e *Engine) Retry(ctx context.Context, id string) (*Status, error) {
 	if err != nil {
 		return nil, runErr("Retry", id, err)
 	}
-	e.apply(&eff, 0, nil)
+	e.apply(&eff, 0, nil, nil)
 	e.notify(store.Event{Kind: store.EventRun, RunID: id}) // engines that cached the run drop it
 	e.notify(store.Event{Kind: store.EventDue})
 	e.signal()

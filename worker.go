@@ -41,6 +41,7 @@ func freeTask(t *task) {
 // that recording an outcome and claiming the next step allocate little.
 type workerState struct {
 	e     *Engine
+	env   workerEnv
 	eff   flow.Effects
 	txn   flow.Txn
 	tasks []*task
@@ -52,15 +53,32 @@ type workerState struct {
 }
 
 func newWorkerState(e *Engine) *workerState {
-	ws := &workerState{e: e}
+	ws := &workerState{e: e, env: workerEnv{flowEnv: (*flowEnv)(e)}}
 	ws.fn = ws.finishTx
 	return ws
+}
+
+// workerEnv is the engine as one worker's transactions see it: the plan of
+// the run of the task that the transaction finishes comes without a look in
+// the engine's cache.
+type workerEnv struct {
+	*flowEnv
+	hint *runCache
+}
+
+// Plan implements flow.Env.
+func (v *workerEnv) Plan(tx store.Tx, runID string) (*flow.Plan, error) {
+	if rc := v.hint; rc != nil && rc.id == runID && !rc.gone.Load() {
+		return rc.plan, nil
+	}
+	return v.flowEnv.Plan(tx, runID)
 }
 
 // finishTx records ws.t's outcome and claims up to ws.want due steps.
 func (ws *workerState) finishTx(tx store.Tx) error {
 	e := ws.e
-	x := ws.txn.Reset(tx, e.env(), e.now(), &ws.eff)
+	ws.env.hint = ws.t.rc
+	x := ws.txn.Reset(tx, &ws.env, e.now(), &ws.eff)
 	if err := x.Finish(&ws.t.c, ws.o); err != nil {
 		return err
 	}
@@ -159,6 +177,7 @@ func (e *Engine) claimLoop() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
+	var txn flow.Txn
 	for {
 		select {
 		case <-e.ctx.Done():
@@ -184,7 +203,7 @@ func (e *Engine) claimLoop() {
 			var next time.Time
 			err := e.store.Update(e.ctx, func(tx store.Tx) error {
 				now := e.now()
-				x := flow.Begin(tx, e.env(), now, &eff)
+				x := txn.Reset(tx, e.env(), now, &eff)
 				if err := x.Claim(n); err != nil {
 					return err
 				}
@@ -203,7 +222,7 @@ func (e *Engine) claimLoop() {
 				}
 				break
 			}
-			tasks := e.apply(&eff, n, nil)
+			tasks := e.apply(&eff, n, nil, nil)
 			e.release(n - len(tasks))
 			for _, t := range tasks {
 				e.submit(t)
@@ -247,16 +266,17 @@ func (e *Engine) claimLoop() {
 
 // apply acts on the effects of a committed transaction and returns the
 // tasks it claimed, appended to buf. want is how many claims the
-// transaction asked for.
-func (e *Engine) apply(eff *flow.Effects, want int, buf []*task) []*task {
+// transaction asked for; hint is the cache of the run whose step the
+// transaction finished, if any (see Engine.runFor).
+func (e *Engine) apply(eff *flow.Effects, want int, buf []*task, hint *runCache) []*task {
 	for _, c := range eff.Completed {
-		if rc := e.cachedRun(c.RunID); rc != nil {
+		if rc := e.runFor(c.RunID, hint); rc != nil {
 			rc.complete(c.Index, c.Seq, c.Result)
 		}
 	}
 	for _, s := range eff.Stopped {
 		if s.Cancel {
-			if rc := e.cachedRun(s.RunID); rc != nil {
+			if rc := e.runFor(s.RunID, hint); rc != nil {
 				rc.cancel()
 			}
 		}
@@ -286,7 +306,7 @@ func (e *Engine) apply(eff *flow.Effects, want int, buf []*task) []*task {
 	tasks := buf[:0]
 	for i := range eff.Claimed {
 		c := &eff.Claimed[i]
-		rc := e.cachedRun(c.RunID)
+		rc := e.runFor(c.RunID, hint)
 		if rc != nil && e.lease > 0 && !c.Comp && rc.ctx.Err() != nil {
 			// Cancelled here, then retried by another engine.
 			e.forget(c.RunID)
@@ -474,7 +494,7 @@ func (e *Engine) finish(t *task, o flow.Outcome, ws *workerState) *task {
 		}
 		time.Sleep(time.Duration(10<<try) * time.Millisecond)
 	}
-	ws.t, ws.o = nil, flow.Outcome{}
+	ws.t, ws.o, ws.env.hint = nil, flow.Outcome{}, nil
 	if err != nil {
 		e.release(max(want, 1))
 		switch {
@@ -493,14 +513,14 @@ func (e *Engine) finish(t *task, o flow.Outcome, ws *workerState) *task {
 				}
 				return x.Flush()
 			}) == nil {
-				e.apply(&ws.eff, 0, nil)
+				e.apply(&ws.eff, 0, nil, t.rc)
 			}
 		default:
 			e.log.Error("dagflow: recording an outcome failed", "run", t.c.RunID, "step", t.c.StepID, "error", err)
 		}
 		return nil
 	}
-	ws.tasks = e.apply(&ws.eff, want, ws.tasks)
+	ws.tasks = e.apply(&ws.eff, want, ws.tasks, t.rc)
 	tasks := ws.tasks
 	// This worker held one slot and reserved want-1 more; the tasks hold
 	// len(tasks) of them now.
@@ -520,7 +540,13 @@ func (e *Engine) finish(t *task, o flow.Outcome, ws *workerState) *task {
 func (e *Engine) execute(t *task) (o flow.Outcome) {
 	c, rc := &t.c, t.rc
 	sp := &rc.plan.Steps[c.Index]
-	start := time.Now()
+	// The attempt's time runs from its claim, when the store recorded
+	// that it started (the claim was made a moment ago, by this worker or
+	// just before it took the task).
+	start := c.StartedAt
+	if start.IsZero() {
+		start = time.Now()
+	}
 	deadline := start.Add(sp.Timeout)
 	runDeadline := false
 	if !c.Comp && !c.Deadline.IsZero() && c.Deadline.Before(deadline) {

@@ -142,6 +142,10 @@ type Txn struct {
 	// never goes through the store's due index.
 	fresh    []freshStep
 	freshIdx map[freshKey]int // index in fresh, once fresh is long
+	// freshLo and freshHi bound the indexes of the steps in fresh, so
+	// that most steps a large transaction writes are known not to be
+	// held without a look.
+	freshLo, freshHi int
 
 	stack []resolveItem // resolve's, reused
 }
@@ -252,6 +256,12 @@ func (x *Txn) hold(st store.Step) bool {
 	if len(x.fresh) >= maxHeld {
 		return false
 	}
+	if len(x.fresh) == 0 || st.Index < x.freshLo {
+		x.freshLo = st.Index
+	}
+	if len(x.fresh) == 0 || st.Index > x.freshHi {
+		x.freshHi = st.Index
+	}
 	x.fresh = append(x.fresh, freshStep{st: st})
 	if x.freshIdx != nil || len(x.fresh) > 8 {
 		if x.freshIdx == nil {
@@ -266,6 +276,9 @@ func (x *Txn) hold(st store.Step) bool {
 
 // held returns the held copy of a step, if any.
 func (x *Txn) held(runID string, index int) *freshStep {
+	if len(x.fresh) == 0 || index < x.freshLo || index > x.freshHi {
+		return nil
+	}
 	if x.freshIdx != nil {
 		if i, ok := x.freshIdx[freshKey{runID, index}]; ok && !x.fresh[i].done {
 			return &x.fresh[i]
