@@ -182,3 +182,70 @@ func BenchmarkOrders1k(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*steps), "ns/step")
 	})
 }
+
+// BenchmarkCreateAndStatus measures, per step, the two costs of a run that
+// do not depend on how its steps run: Create (validation, the compiled plan,
+// the stored spec and step records, the pending status it returns) and the
+// final Status that Wait returns (every step's state and every result). Both
+// are in the time per step of BenchmarkChain10k, BenchmarkFanOut100k and
+// BenchmarkRandomDAG10k; compare them with those benchmarks' errgroup lines.
+func BenchmarkCreateAndStatus(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		d    benchGraph
+	}{
+		{"chain10k", benchChain(10_000)},
+		{"fanout100k", benchFan(100_000)},
+		{"random10k", benchRandom(10_000, 42)},
+	} {
+		wf := c.d.workflow("run")
+		ctx := context.Background()
+		b.Run(c.name+"/create", func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				release := make(chan struct{})
+				hold := func(ctx context.Context, in dagflow.Input) (any, error) { <-release; return nil, nil }
+				eng, err := dagflow.Open(dagflow.WithStore(memory.New()), dagflow.WithConcurrency(benchConcurrency),
+					dagflow.WithHandler("noop", hold))
+				if err != nil {
+					b.Fatal(err)
+				}
+				runtime.GC()
+				b.StartTimer()
+				if _, err := eng.Create(ctx, wf); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				close(release)
+				if st, err := eng.Wait(ctx, wf.ID); err != nil || st.State != dagflow.StateCompleted {
+					b.Fatalf("%v %v", st.State, err)
+				}
+				eng.Close()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(c.d)), "ns/step")
+		})
+		b.Run(c.name+"/status", func(b *testing.B) {
+			noop := func(ctx context.Context, in dagflow.Input) (any, error) { return nil, nil }
+			eng, err := dagflow.Open(dagflow.WithStore(memory.New()), dagflow.WithConcurrency(benchConcurrency),
+				dagflow.WithHandler("noop", noop))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer eng.Close()
+			if _, err := eng.Create(ctx, wf); err != nil {
+				b.Fatal(err)
+			}
+			if st, err := eng.Wait(ctx, wf.ID); err != nil || st.State != dagflow.StateCompleted {
+				b.Fatalf("%v %v", st.State, err)
+			}
+			for b.Loop() {
+				st, err := eng.Status(ctx, wf.ID)
+				if err != nil || len(st.Steps) != len(c.d) || len(st.Results) != len(c.d) {
+					b.Fatalf("%v: %d steps, %d results", err, len(st.Steps), len(st.Results))
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(c.d)), "ns/step")
+		})
+	}
+}
