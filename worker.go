@@ -49,6 +49,7 @@ type workerState struct {
 	t    *task
 	o    flow.Outcome
 	want int
+	now  time.Time // read before the transaction, not while it holds the store
 	fn   func(store.Tx) error // finishTx, bound once
 }
 
@@ -78,7 +79,7 @@ func (v *workerEnv) Plan(tx store.Tx, runID string) (*flow.Plan, error) {
 func (ws *workerState) finishTx(tx store.Tx) error {
 	e := ws.e
 	ws.env.hint = ws.t.rc
-	x := ws.txn.Reset(tx, &ws.env, e.now(), &ws.eff)
+	x := ws.txn.Reset(tx, &ws.env, ws.now, &ws.eff)
 	if err := x.Finish(&ws.t.c, ws.o); err != nil {
 		return err
 	}
@@ -485,6 +486,7 @@ func (e *Engine) finish(t *task, o flow.Outcome, ws *workerState) *task {
 	ws.t, ws.o, ws.want = t, o, want
 	var err error
 	for try := 0; ; try++ {
+		ws.now = e.now()
 		err = e.store.Update(e.bgCtx, ws.fn)
 		if err == nil || errors.Is(err, store.ErrLeaseLost) || errors.Is(err, store.ErrClosed) || try == maxStoreRetries {
 			break
