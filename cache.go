@@ -31,10 +31,9 @@ type runCache struct {
 	// kept this runCache from its last task then looks the run up again.
 	gone atomic.Bool
 
-	// seqs[i] is the completion number of step i (0: not completed);
-	// results[i] is written before seqs[i] is stored.
-	seqs    []atomic.Int64
-	results []json.RawMessage
+	// done[i] is step i's completion: its number (0: not completed) and
+	// its result, written before the number is stored.
+	done []completion
 
 	mu      sync.Mutex
 	filled  []bool        // by completion number, to track contig
@@ -49,9 +48,15 @@ type runCache struct {
 	fillMu sync.Mutex // one fill at a time
 }
 
+// completion is a step's completion as a runCache keeps it.
+type completion struct {
+	seq    atomic.Int64
+	result json.RawMessage
+}
+
 func newRunCache(parent context.Context, id string, wfContext json.RawMessage, plan *flow.Plan) *runCache {
 	n := len(plan.Steps)
-	rc := &runCache{id: id, plan: plan, context: wfContext, seqs: make([]atomic.Int64, n), results: make([]json.RawMessage, n)}
+	rc := &runCache{id: id, plan: plan, context: wfContext, done: make([]completion, n)}
 	rc.ctx, rc.cancel = context.WithCancel(parent)
 	return rc
 }
@@ -73,11 +78,11 @@ func (rc *runCache) result(i int, upto int64) (json.RawMessage, bool) {
 	if rc.fill != nil && !rc.has(upto) {
 		rc.fill(rc, upto)
 	}
-	s := rc.seqs[i].Load()
+	s := rc.done[i].seq.Load()
 	if s == 0 || s > upto {
 		return nil, false
 	}
-	r := rc.results[i]
+	r := rc.done[i].result
 	if r == nil {
 		r = json.RawMessage("null")
 	}
@@ -88,11 +93,11 @@ func (rc *runCache) result(i int, upto int64) (json.RawMessage, bool) {
 func (rc *runCache) complete(i int, seq int64, result json.RawMessage) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	if rc.seqs[i].Load() != 0 {
+	if rc.done[i].seq.Load() != 0 {
 		return
 	}
-	rc.results[i] = result
-	rc.seqs[i].Store(seq)
+	rc.done[i].result = result
+	rc.done[i].seq.Store(seq)
 	for int64(len(rc.filled)) <= seq {
 		rc.filled = append(rc.filled, false)
 	}
@@ -147,7 +152,7 @@ func (rc *runCache) load(tx store.Tx, after int64) error {
 		return err
 	}
 	for _, st := range steps {
-		if st.Index >= 0 && st.Index < len(rc.seqs) {
+		if st.Index >= 0 && st.Index < len(rc.done) {
 			rc.complete(st.Index, st.Seq, st.Result)
 		}
 	}
@@ -259,6 +264,10 @@ func (e *Engine) runFor(runID string, hint *runCache) *runCache {
 }
 
 // retryPool hands out one *flow.Retry per distinct policy of a workflow.
+// defaultRetry is the policy of a step that sets none.
+var defaultRetry = flow.Retry{MaxAttempts: DefaultMaxAttempts, Kind: flow.Exponential,
+	Initial: seconds(DefaultInitialInterval), Max: seconds(DefaultMaxInterval)}
+
 type retryPool struct {
 	m    map[flow.Retry]*flow.Retry
 	last *flow.Retry // most steps share the policy of the step before
@@ -266,6 +275,10 @@ type retryPool struct {
 
 func (p *retryPool) get(r flow.Retry) *flow.Retry {
 	if p.last != nil && *p.last == r {
+		return p.last
+	}
+	if r == defaultRetry {
+		p.last = &defaultRetry // shared by every plan: plans never change a policy
 		return p.last
 	}
 	if p.m == nil {
@@ -314,10 +327,14 @@ func compile(w *Workflow, g *depGraph) *flow.Plan {
 	var retries retryPool
 	ndeps := len(g.edges)
 	// One backing array for every dependency list (g's), and one for every
-	// dependents list.
-	count := make([]int32, len(w.Steps))
+	// dependents list, the offsets of those lists and a cursor into each.
+	n := len(w.Steps)
+	buf := make([]int32, ndeps+2*n+1)
+	dependents := buf[:ndeps:ndeps]
+	offset := buf[ndeps : ndeps+n+1 : ndeps+n+1]
+	fill := buf[ndeps+n+1:]
 	for _, j := range g.edges {
-		count[j]++
+		offset[j+1]++ // a count for now
 	}
 	for i := range w.Steps {
 		st := normalizedStep(w.Steps[i], &defaultRetries)
@@ -345,12 +362,10 @@ func compile(w *Workflow, g *depGraph) *flow.Plan {
 			p.Steps[i].CompURL = s.Compensation
 		}
 	}
-	dependents := make([]int32, ndeps)
-	offset := make([]int32, len(w.Steps)+1)
-	for i, c := range count {
-		offset[i+1] = offset[i] + c
+	for i := range n {
+		offset[i+1] += offset[i]
 	}
-	fill := append([]int32(nil), offset[:len(w.Steps)]...)
+	copy(fill, offset[:n])
 	for i := range p.Steps {
 		for _, d := range p.Steps[i].Deps {
 			dependents[fill[d]] = int32(i)

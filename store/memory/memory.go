@@ -204,6 +204,7 @@ type tx struct {
 	seqs   []seqUndo
 	pushes []pushUndo
 	atts   []attUndo
+	ents   []entryUndo
 	funcs  []func()
 
 	due []store.Step // DueSteps' result, reused by the next write transaction
@@ -250,6 +251,8 @@ const (
 	undoSeq
 	undoPush
 	undoAtt
+	undoInsert
+	undoSpec
 )
 
 type undoOp struct {
@@ -281,6 +284,14 @@ type pushUndo struct {
 	d dueEntry
 }
 
+// entryUndo undoes the insertion of a run (undoInsert) or PutSpec
+// (undoSpec: spec is the old one).
+type entryUndo struct {
+	e    *runEntry
+	id   string
+	spec json.RawMessage
+}
+
 // attUndo undoes PutAttempt: pos < 0 truncates the step's attempts to n;
 // otherwise it puts old back at pos.
 type attUndo struct {
@@ -299,6 +310,7 @@ func (t *tx) reset() {
 	t.seqs = truncate(t.seqs)
 	t.pushes = truncate(t.pushes)
 	t.atts = truncate(t.atts)
+	t.ents = truncate(t.ents)
 	t.funcs = truncate(t.funcs)
 }
 
@@ -340,6 +352,13 @@ func (t *tx) rollback() {
 			} else {
 				sl.attempts[u.pos] = u.old
 			}
+		case undoInsert:
+			u := &t.ents[op.i]
+			t.s.removeOrder(u.e)
+			delete(t.s.runs, u.id)
+		case undoSpec:
+			u := &t.ents[op.i]
+			u.e.spec = u.spec
 		}
 	}
 }
@@ -347,6 +366,11 @@ func (t *tx) rollback() {
 func (t *tx) log(f func()) {
 	t.ops = append(t.ops, undoOp{undoFunc, int32(len(t.funcs))})
 	t.funcs = append(t.funcs, f)
+}
+
+func (t *tx) logEntry(kind undoKind, u entryUndo) {
+	t.ops = append(t.ops, undoOp{kind, int32(len(t.ents))})
+	t.ents = append(t.ents, u)
 }
 
 func (t *tx) logRun(e *runEntry, old store.Run) {
@@ -417,8 +441,7 @@ func (t *tx) insertRun(r *store.Run) {
 	}
 	s.runs[r.ID] = e
 	s.insertOrder(e)
-	id := r.ID
-	t.log(func() { s.removeOrder(e); delete(s.runs, id) })
+	t.logEntry(undoInsert, entryUndo{e: e, id: r.ID})
 }
 
 func (t *tx) moveRun(e *runEntry, r *store.Run) {
@@ -513,9 +536,8 @@ func (t *tx) PutSpec(runID string, spec json.RawMessage) error {
 	if e == nil {
 		return store.ErrNotFound
 	}
-	old := e.spec
+	t.logEntry(undoSpec, entryUndo{e: e, spec: e.spec})
 	e.spec = spec
-	t.log(func() { e.spec = old })
 	return nil
 }
 

@@ -319,6 +319,9 @@ func testRollback(t *testing.T, s store.Store) {
 		if _, err := tx.Run("new"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("run inserted by a failed transaction: %v", err)
 		}
+		if runs, err := tx.Runs(store.RunQuery{}); err != nil || len(runs) != 1 || runs[0].ID != "r" {
+			t.Errorf("runs listed after rollback = %+v, %v; want only r", runs, err)
+		}
 		steps, _ := tx.Steps("r")
 		if len(steps) != 2 || steps[0].State != store.StepPending || !steps[0].DueAt.IsZero() {
 			t.Errorf("steps after rollback = %+v", steps)
