@@ -49,7 +49,7 @@ type workerState struct {
 	t    *task
 	o    flow.Outcome
 	want int
-	now  time.Time // read before the transaction, not while it holds the store
+	now  time.Time            // read before the transaction, not while it holds the store
 	fn   func(store.Tx) error // finishTx, bound once
 }
 
