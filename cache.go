@@ -257,17 +257,23 @@ func (e *Engine) forget(runID string) {
 // in the cache (a worker's last task's run, which its next transaction
 // almost always touches again), else whatever the cache holds.
 func (e *Engine) runFor(runID string, hint *runCache) *runCache {
-	if hint != nil && hint.id == runID && !hint.gone.Load() {
+	if hint.holds(runID) {
 		return hint
 	}
 	return e.cachedRun(runID)
 }
 
-// retryPool hands out one *flow.Retry per distinct policy of a workflow.
+// holds reports whether rc, which may be nil, is the cache of run runID
+// that the engine still keeps.
+func (rc *runCache) holds(runID string) bool {
+	return rc != nil && rc.id == runID && !rc.gone.Load()
+}
+
 // defaultRetry is the policy of a step that sets none.
 var defaultRetry = flow.Retry{MaxAttempts: DefaultMaxAttempts, Kind: flow.Exponential,
 	Initial: seconds(DefaultInitialInterval), Max: seconds(DefaultMaxInterval)}
 
+// retryPool hands out one *flow.Retry per distinct policy of a workflow.
 type retryPool struct {
 	m    map[flow.Retry]*flow.Retry
 	last *flow.Retry // most steps share the policy of the step before

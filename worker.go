@@ -69,8 +69,8 @@ type workerEnv struct {
 
 // Plan implements flow.Env.
 func (v *workerEnv) Plan(tx store.Tx, runID string) (*flow.Plan, error) {
-	if rc := v.hint; rc != nil && rc.id == runID && !rc.gone.Load() {
-		return rc.plan, nil
+	if v.hint.holds(runID) {
+		return v.hint.plan, nil
 	}
 	return v.flowEnv.Plan(tx, runID)
 }
