@@ -42,6 +42,17 @@ func (d benchGraph) workflow(id string) dagflow.Workflow {
 
 const benchConcurrency = 8
 
+// openBenchEngine opens an engine on a new memory store that runs every
+// step of a benchGraph's workflows with h.
+func openBenchEngine(b *testing.B, h dagflow.HandlerFunc) *dagflow.Engine {
+	eng, err := dagflow.Open(dagflow.WithStore(memory.New()), dagflow.WithConcurrency(benchConcurrency),
+		dagflow.WithHandler("noop", h))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return eng
+}
+
 func runBench(b *testing.B, d benchGraph) {
 	b.Run("errgroup", func(b *testing.B) {
 		wf := d.workflow("run")
@@ -70,11 +81,7 @@ func runBench(b *testing.B, d benchGraph) {
 		ctx := context.Background()
 		for b.Loop() {
 			b.StopTimer()
-			eng, err := dagflow.Open(dagflow.WithStore(memory.New()), dagflow.WithConcurrency(benchConcurrency),
-				dagflow.WithHandler("noop", noop))
-			if err != nil {
-				b.Fatal(err)
-			}
+			eng := openBenchEngine(b, noop)
 			runtime.GC()
 			b.StartTimer()
 			if _, err := eng.Create(ctx, wf); err != nil {
@@ -204,12 +211,7 @@ func BenchmarkCreateAndStatus(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
 				release := make(chan struct{})
-				hold := func(ctx context.Context, in dagflow.Input) (any, error) { <-release; return nil, nil }
-				eng, err := dagflow.Open(dagflow.WithStore(memory.New()), dagflow.WithConcurrency(benchConcurrency),
-					dagflow.WithHandler("noop", hold))
-				if err != nil {
-					b.Fatal(err)
-				}
+				eng := openBenchEngine(b, func(ctx context.Context, in dagflow.Input) (any, error) { <-release; return nil, nil })
 				runtime.GC()
 				b.StartTimer()
 				if _, err := eng.Create(ctx, wf); err != nil {
@@ -226,12 +228,7 @@ func BenchmarkCreateAndStatus(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(c.d)), "ns/step")
 		})
 		b.Run(c.name+"/status", func(b *testing.B) {
-			noop := func(ctx context.Context, in dagflow.Input) (any, error) { return nil, nil }
-			eng, err := dagflow.Open(dagflow.WithStore(memory.New()), dagflow.WithConcurrency(benchConcurrency),
-				dagflow.WithHandler("noop", noop))
-			if err != nil {
-				b.Fatal(err)
-			}
+			eng := openBenchEngine(b, func(ctx context.Context, in dagflow.Input) (any, error) { return nil, nil })
 			defer eng.Close()
 			if _, err := eng.Create(ctx, wf); err != nil {
 				b.Fatal(err)
