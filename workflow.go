@@ -58,7 +58,9 @@ type Step struct {
 	// Retries says how often and how fast a failed step is tried again.
 	// Nil means one attempt only.
 	Retries *RetryConfig `json:"retries,omitempty"`
-	// Timeout is the time in seconds one attempt may take. Zero means
+	// Timeout is the time in seconds one attempt may take, counted from
+	// the attempt's start (when the engine claimed it: the start its record
+	// shows). The handler's context ends then. Zero means
 	// DefaultStepTimeout (300).
 	Timeout float64 `json:"timeout,omitempty"`
 	// Compensation undoes the step in a saga: a URL for URL steps, a
