@@ -301,7 +301,9 @@ func (e *Engine) unpark(name string) {
 const parallelCreate = 2048
 
 // Create validates a workflow and starts a run of it. It returns the run's
-// status as it is right after creation. Creating a workflow whose id is
+// status as the transaction that created it stored it: when worker slots
+// are free, that transaction also claims the first ready steps, which the
+// status then shows running; otherwise every step is pending. Creating a workflow whose id is
 // taken returns the existing run's status when the spec is the same (Create
 // is idempotent) and an error matching ErrConflict when it differs. Invalid
 // workflows get a *ValidationError listing every problem. Create is safe for
@@ -315,10 +317,11 @@ func (e *Engine) Create(ctx context.Context, w Workflow) (*Status, error) {
 	if len(ps) > 0 {
 		return nil, &ValidationError{WorkflowID: w.ID, Problems: ps}
 	}
-	c := &creation{e: e, n: w.withDefaults(), deps: deps}
+	c := &creation{e: e, n: w.withDefaults(), deps: deps, want: -1}
 	c.prepare()
 	err := e.store.Update(ctx, c.write)
 	if err != nil {
+		e.release(c.want)
 		if c.cached != nil {
 			e.cmu.Lock()
 			if e.cache[c.n.ID] == c.cached {
@@ -333,12 +336,36 @@ func (e *Engine) Create(ctx context.Context, w Workflow) (*Status, error) {
 		}
 		return nil, fmt.Errorf("dagflow: Create %q: %w", w.ID, err)
 	}
-	e.notify(store.Event{Kind: store.EventDue})
-	e.signal()
 	if c.created.ID == "" {
+		e.release(c.want)
+		e.notify(store.Event{Kind: store.EventDue})
+		e.signal()
 		return e.Status(ctx, c.n.ID) // the run existed
 	}
-	return newStatus(&c.created, &c.n, c.steps), nil
+	st := newStatus(&c.created, &c.n, c.steps)
+	if c.want <= 0 {
+		// No slot was free: the claim loop starts the first steps when
+		// one is.
+		e.release(c.want)
+		e.notify(store.Event{Kind: store.EventDue})
+		e.signal()
+		return st, nil
+	}
+	tasks := e.apply(&c.eff, c.want, nil, c.cached)
+	e.release(c.want - len(tasks))
+	cur := -1
+	for _, t := range tasks {
+		if t.c.RunID == st.ID && !t.c.Comp {
+			// Claimed by Create's own transaction: the status says so.
+			ss := &st.Steps[t.c.Index]
+			ss.State, ss.StartedAt, ss.Attempts = StateRunning, t.c.StartedAt, t.c.Attempt
+			if cur < 0 || t.c.Index < cur {
+				st.State, st.CurrentStep, cur = StateRunning, ss.ID, t.c.Index
+			}
+		}
+		e.submit(t)
+	}
+	return st, nil
 }
 
 // creation is what Create makes of a valid workflow, in one value rather
@@ -352,6 +379,10 @@ type creation struct {
 	steps []StepStatus // of the status Create returns
 	plan  *flow.Plan
 	// Set by write.
+	// want is how many worker slots write reserved to claim due steps
+	// with (the new run's first ones, unless something due earlier
+	// waits), or -1 before it reserves.
+	want    int
 	txn     flow.Txn // write's, here so that it needs no allocation of its own
 	eff     flow.Effects
 	created store.Run // the run written, or zero when one existed
@@ -401,6 +432,18 @@ func (c *creation) write(tx store.Tx) error {
 		return err
 	}
 	c.created = r
+	if c.want < 0 {
+		// Reserved once, even if the store runs write again.
+		c.want = 0
+		if e.lease == 0 && e.ctx.Err() == nil {
+			c.want = e.reserve()
+		}
+	}
+	if c.want > 0 {
+		if err := x.Claim(c.want); err != nil {
+			return err
+		}
+	}
 	if err := x.Flush(); err != nil {
 		return err
 	}

@@ -528,6 +528,70 @@ func TestCreateIsIdempotent(t *testing.T) {
 	}
 }
 
+// The status Create returns is the run as its transaction stored it: the
+// first steps running when a worker slot was free (Create claims them
+// itself), every step pending when none was.
+func TestCreateStatusIsStored(t *testing.T) {
+	eng := newEngine(t, dagflow.WithConcurrency(2))
+	release := make(chan struct{})
+	started := make(chan string, 8)
+	mustHandle(t, eng, "block", func(ctx context.Context, in dagflow.Input) (any, error) {
+		started <- in.WorkflowID + "/" + in.StepID
+		<-release
+		return nil, nil
+	})
+	ctx := ctxT(t)
+	diamond := func(id string) dagflow.Workflow {
+		return dagflow.Workflow{ID: id, Steps: []dagflow.Step{
+			{ID: "a", Handler: "block", Parallel: true},
+			{ID: "b", Handler: "block", Parallel: true},
+			{ID: "c", Handler: "block", DependsOn: []string{"a", "b"}},
+		}}
+	}
+	// Two slots free: a and b start in Create's transaction.
+	st, err := eng.Create(ctx, diamond("first"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != dagflow.StateRunning || st.CurrentStep != "a" {
+		t.Errorf("Create returned state %q, current step %q; want running, a", st.State, st.CurrentStep)
+	}
+	if got := stepStates(st); got["a"] != dagflow.StateRunning || got["b"] != dagflow.StateRunning || got["c"] != dagflow.StatePending {
+		t.Errorf("Create returned step states %v", got)
+	}
+	stored, err := eng.Status(ctx, "first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(stored, st); diff != "" {
+		t.Errorf("Create's status differs from the stored one (-stored +returned):\n%s", diff)
+	}
+	for range 2 {
+		<-started
+	}
+	// Both slots taken: the second run is created pending, as stored.
+	st, err = eng.Create(ctx, diamond("second"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != dagflow.StatePending || st.CurrentStep != "" || st.Steps[0].Attempts != 0 {
+		t.Errorf("Create with no free slot returned state %q, current step %q, attempts %d", st.State, st.CurrentStep, st.Steps[0].Attempts)
+	}
+	stored, err = eng.Status(ctx, "second")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(stored, st); diff != "" {
+		t.Errorf("Create's status differs from the stored one (-stored +returned):\n%s", diff)
+	}
+	close(release)
+	for _, id := range []string{"first", "second"} {
+		if st, err := eng.Wait(ctx, id); err != nil || st.State != dagflow.StateCompleted {
+			t.Fatalf("%s: %v %v", id, st.State, err)
+		}
+	}
+}
+
 // A run stored by an earlier version, whose spec has every default written
 // out, is the same run to Create, and reads back the same.
 func TestCreateIdempotentOnFullSpec(t *testing.T) {
