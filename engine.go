@@ -56,6 +56,7 @@ type Engine struct {
 	qmu     sync.Mutex
 	queue   []*task
 	active  int
+	idle    []*workerState // of the workers that ended, for the next ones
 
 	bg       sync.WaitGroup
 	wake     chan struct{} // claim loop
@@ -317,7 +318,9 @@ func (e *Engine) Create(ctx context.Context, w Workflow) (*Status, error) {
 	if len(ps) > 0 {
 		return nil, &ValidationError{WorkflowID: w.ID, Problems: ps}
 	}
-	c := &creation{e: e, n: w.withDefaults(), deps: deps, want: -1}
+	c := creations.Get().(*creation)
+	defer c.free()
+	c.e, c.n, c.deps, c.want = e, w.withDefaults(), deps, -1
 	c.prepare()
 	err := e.store.Update(ctx, c.write)
 	if err != nil {
@@ -387,6 +390,19 @@ type creation struct {
 	eff     flow.Effects
 	created store.Run // the run written, or zero when one existed
 	cached  *runCache // put in the engine's cache by the transaction
+}
+
+// creations keep, from one Create to the next, what the transactions of
+// Create allocate (its flow.Txn and Effects).
+var creations = sync.Pool{New: func() any { return new(creation) }}
+
+// free puts c back in creations, without what it made for its run: the
+// spec, the status and the plan live on in the store, the status returned
+// and the engine's cache.
+func (c *creation) free() {
+	c.e, c.n, c.deps, c.spec, c.steps, c.plan = nil, Workflow{}, nil, nil, nil, nil
+	c.created, c.cached = store.Run{}, nil
+	creations.Put(c)
 }
 
 // prepare encodes the spec, the pending steps and the plan; for a large
@@ -672,6 +688,16 @@ func (e *Engine) Wait(ctx context.Context, id string) (*Status, error) {
 		}
 		select {
 		case <-ch:
+			// The run ended (wakeWaiters took ch out): its status is
+			// final unless it was retried since.
+			if timer != nil {
+				timer.Stop()
+			}
+			st, err := e.Status(ctx, id)
+			if err != nil || st.State.Final() {
+				return st, err
+			}
+			continue
 		case <-poll:
 			e.removeWaiter(id, ch)
 		case <-ctx.Done():

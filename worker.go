@@ -138,11 +138,21 @@ func (e *Engine) submit(t *task) {
 }
 
 func (e *Engine) worker() error {
-	ws := newWorkerState(e)
+	e.qmu.Lock()
+	var ws *workerState
+	if n := len(e.idle); n > 0 {
+		ws, e.idle[n-1] = e.idle[n-1], nil
+		e.idle = e.idle[:n-1]
+	}
+	e.qmu.Unlock()
+	if ws == nil {
+		ws = newWorkerState(e)
+	}
 	for {
 		e.qmu.Lock()
 		if len(e.queue) == 0 {
 			e.active--
+			e.idle = append(e.idle, ws)
 			e.qmu.Unlock()
 			return nil
 		}

@@ -169,8 +169,17 @@ func (s *Store) View(ctx context.Context, fn func(store.Tx) error) error {
 	if s.closed {
 		return store.ErrClosed
 	}
-	return fn(&tx{s: s})
+	t := viewTxs.Get().(*tx)
+	t.s = s
+	err := fn(t)
+	*t = tx{}
+	viewTxs.Put(t)
+	return err
 }
+
+// viewTxs are the read-only transactions of View, reused: a tx is large
+// for what a read needs.
+var viewTxs = sync.Pool{New: func() any { return new(tx) }}
 
 // Close empties the store; later calls return store.ErrClosed.
 func (s *Store) Close() error {
@@ -208,6 +217,11 @@ type tx struct {
 	funcs  []func()
 
 	due []store.Step // DueSteps' result, reused by the next write transaction
+
+	// ranged is the step RangeSteps hands out, while ranging says it is in
+	// use (by a RangeSteps that called another).
+	ranged  store.Step
+	ranging bool
 }
 
 // chunks is an append-only list kept in fixed-size chunks: it grows without
@@ -623,11 +637,17 @@ func (t *tx) RangeSteps(runID string, fn func(*store.Step) bool) error {
 	if e == nil {
 		return nil
 	}
-	var st store.Step
+	st := &t.ranged
+	if t.ranging {
+		st = new(store.Step)
+	} else {
+		t.ranging = true
+		defer func() { t.ranging = false }()
+	}
 	for i := range e.steps {
 		if e.steps[i].ok {
-			st = e.steps[i].step.expand(runID)
-			if !fn(&st) {
+			*st = e.steps[i].step.expand(runID)
+			if !fn(st) {
 				return nil
 			}
 		}
