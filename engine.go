@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,8 +35,11 @@ type Engine struct {
 	ownStore bool
 	owner    string
 	lease    time.Duration // 0: exclusive store, claims never expire
-	http     *httpstep.Client
-	log      *slog.Logger
+	// createGate, on a serial store, holds the Create calls that wait for
+	// the store or write to it, a few at a time (see store.Serial).
+	createGate chan struct{}
+	http       *httpstep.Client
+	log        *slog.Logger
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelCauseFunc
@@ -141,18 +145,27 @@ func Open(opts ...Option) (*Engine, error) {
 	if ex, ok := e.store.(store.Exclusive); ok && ex.Exclusive() {
 		e.lease = 0
 	}
+	if se, ok := e.store.(store.Serial); ok && se.Serial() {
+		e.createGate = make(chan struct{}, runtime.GOMAXPROCS(0))
+	}
 	e.owner = newOwner()
 	e.ctx, e.cancel = context.WithCancelCause(context.Background())
 	e.bgCtx = context.WithoutCancel(e.ctx)
 	e.free.Store(int64(cfg.concurrency))
 	e.workers.SetLimit(cfg.concurrency)
 
+	var next time.Time // the store's next due step, on an exclusive store
 	if e.lease == 0 {
 		// An exclusive store: whatever an earlier process was running is
 		// over now.
 		var eff flow.Effects
 		err := e.store.Update(e.ctx, func(tx store.Tx) error {
-			return flow.Begin(tx, e.env(), e.now(), &eff).Recover()
+			if err := flow.Begin(tx, e.env(), e.now(), &eff).Recover(); err != nil {
+				return err
+			}
+			var err error
+			next, err = tx.NextDue()
+			return err
 		})
 		if err != nil {
 			e.shutdown()
@@ -176,7 +189,11 @@ func Open(opts ...Option) (*Engine, error) {
 			e.goBackground(func() { e.notifyLoop(w) })
 		}
 	}
-	e.signal()
+	if e.lease > 0 || !next.IsZero() {
+		// Steps are due, now or later: the claim loop claims them or sets
+		// its timer. (Nothing else is due until a transaction says so.)
+		e.signal()
+	}
 	e.signalHooks()
 	return e, nil
 }
@@ -322,7 +339,17 @@ func (e *Engine) Create(ctx context.Context, w Workflow) (*Status, error) {
 	defer c.free()
 	c.e, c.n, c.deps, c.want = e, w.withDefaults(), deps, -1
 	c.prepare()
+	if e.createGate != nil {
+		select {
+		case e.createGate <- struct{}{}:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("dagflow: Create %q: %w", w.ID, ctx.Err())
+		}
+	}
 	err := e.store.Update(ctx, c.write)
+	if e.createGate != nil {
+		<-e.createGate
+	}
 	if err != nil {
 		e.release(c.want)
 		if c.cached != nil {

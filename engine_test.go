@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -548,6 +549,11 @@ func TestCreateStatusIsStored(t *testing.T) {
 			{ID: "c", Handler: "block", DependsOn: []string{"a", "b"}},
 		}}
 	}
+	// Once every slot is free (the claim loop, which looks for due steps
+	// when the engine opens, may hold them all for a moment).
+	for !dagflow.Idle(eng) {
+		time.Sleep(time.Millisecond)
+	}
 	// Two slots free: a and b start in Create's transaction.
 	st, err := eng.Create(ctx, diamond("first"))
 	if err != nil {
@@ -589,6 +595,84 @@ func TestCreateStatusIsStored(t *testing.T) {
 		if st, err := eng.Wait(ctx, id); err != nil || st.State != dagflow.StateCompleted {
 			t.Fatalf("%s: %v %v", id, st.State, err)
 		}
+	}
+}
+
+// gateStore is a serial store whose Updates wait, while block is set, until
+// it is closed; inflight counts the Updates waiting or running.
+type gateStore struct {
+	*memory.Store
+	block    chan struct{}
+	blocking atomic.Bool
+	inflight atomic.Int64
+}
+
+// createKey marks the contexts of the test's Create calls.
+type createKey struct{}
+
+func (s *gateStore) Update(ctx context.Context, fn func(store.Tx) error) error {
+	if ctx.Value(createKey{}) != nil {
+		s.inflight.Add(1)
+		defer s.inflight.Add(-1)
+	}
+	if s.blocking.Load() {
+		select {
+		case <-s.block:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return s.Store.Update(ctx, fn)
+}
+
+// On a serial store (store.Serial), only GOMAXPROCS Create calls wait for
+// the store at once; the others wait for their turn, as long as their
+// context lets them, and write nothing when it ends first.
+func TestCreateGateOnSerialStore(t *testing.T) {
+	gs := &gateStore{Store: memory.New(), block: make(chan struct{})}
+	eng := newEngine(t, dagflow.WithStore(gs))
+	mustHandle(t, eng, "h", func(ctx context.Context, in dagflow.Input) (any, error) { return in.StepID, nil })
+	ctx := context.WithValue(ctxT(t), createKey{}, true)
+	wf := func(id string) dagflow.Workflow {
+		return dagflow.Workflow{ID: id, Steps: []dagflow.Step{step("a", "h"), step("b", "h", "a")}}
+	}
+	run(t, eng, wf("warm-up")) // the claim loop's first pass is over
+	gs.blocking.Store(true)
+	n := runtime.GOMAXPROCS(0)
+	errs := make(chan error, n+2)
+	for i := range n + 2 {
+		go func() {
+			_, err := eng.Create(ctx, wf(fmt.Sprintf("run-%d", i)))
+			errs <- err
+		}()
+	}
+	for gs.inflight.Load() < int64(n) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if got := gs.inflight.Load(); got != int64(n) {
+		t.Errorf("%d Updates wait for the store, want %d (GOMAXPROCS)", got, n)
+	}
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if _, err := eng.Create(short, wf("late")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Create whose context ended at the gate: %v, want context.DeadlineExceeded", err)
+	}
+	gs.blocking.Store(false)
+	close(gs.block)
+	for range n + 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n + 2 {
+		st, err := eng.Wait(ctx, fmt.Sprintf("run-%d", i))
+		if err != nil || st.State != dagflow.StateCompleted {
+			t.Fatalf("run-%d: %v %v", i, st.State, err)
+		}
+	}
+	if _, err := eng.Status(ctx, "late"); !errors.Is(err, dagflow.ErrNotFound) {
+		t.Errorf("Status of the run whose Create gave up: %v, want ErrNotFound", err)
 	}
 }
 

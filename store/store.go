@@ -71,6 +71,21 @@ type Exclusive interface {
 	Exclusive() bool
 }
 
+// Serial is implemented by stores whose Update holds the whole store while fn
+// runs, one transaction after another in the callers' goroutines, so that
+// callers who wait their turn gain nothing by it: an in-memory store. An engine
+// on a serial store lets only a few Create calls wait for the store at once,
+// so that the transactions that record steps' outcomes and start the next
+// steps do not queue behind a burst of new runs. A store that groups the
+// transactions of concurrent callers into one commit, as the bbolt store
+// does, gains from many callers and is not serial.
+type Serial interface {
+	Store
+	// Serial reports whether Update runs one transaction at a time, each in
+	// its caller's goroutine, without grouping them.
+	Serial() bool
+}
+
 // Watcher is implemented by stores shared by several engine processes that can
 // tell an engine when another process changed something (PostgreSQL's
 // LISTEN/NOTIFY, say). Engines fall back to a slow poll when a store is not a

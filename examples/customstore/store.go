@@ -56,6 +56,10 @@ func OpenFileStore(path string) (*FileStore, error) {
 // Exclusive reports true: one process owns the file.
 func (s *FileStore) Exclusive() bool { return true }
 
+// Serial reports true: Update holds the mutex while fn runs and the file is
+// written, so an engine lets only a few Create calls queue for it at once.
+func (s *FileStore) Serial() bool { return true }
+
 func (s *FileStore) Update(ctx context.Context, fn func(store.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err

@@ -136,6 +136,10 @@ func New() *Store {
 // Exclusive reports true: a memory store belongs to one engine.
 func (s *Store) Exclusive() bool { return true }
 
+// Serial implements store.Serial: Update runs one transaction at a time
+// under the store's lock.
+func (s *Store) Serial() bool { return true }
+
 // Update runs fn in a read-write transaction. Transactions are serial; when fn
 // returns an error every change it made is undone.
 func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
