@@ -38,6 +38,7 @@ type Engine struct {
 	// createGate, on a serial store, holds the Create calls that wait for
 	// the store or write to it, a few at a time (see store.Serial).
 	createGate chan struct{}
+	creating   sync.RWMutex // read-held by each Create, taken by Close
 	http       *httpstep.Client
 	log        *slog.Logger
 
@@ -321,12 +322,17 @@ const parallelCreate = 2048
 // Create validates a workflow and starts a run of it. It returns the run's
 // status as the transaction that created it stored it: when worker slots
 // are free, that transaction also claims the first ready steps, which the
-// status then shows running; otherwise every step is pending. Creating a workflow whose id is
-// taken returns the existing run's status when the spec is the same (Create
-// is idempotent) and an error matching ErrConflict when it differs. Invalid
-// workflows get a *ValidationError listing every problem. Create is safe for
-// concurrent use; it returns once the run is in the store.
+// status then shows running; otherwise every step is pending. Creating a
+// workflow whose id is taken returns the existing run's status when the spec
+// is the same (Create is idempotent) and an error matching ErrConflict when
+// it differs. Invalid workflows get a *ValidationError listing every
+// problem. Create is safe for concurrent use; it returns once the run is in
+// the store.
 func (e *Engine) Create(ctx context.Context, w Workflow) (*Status, error) {
+	// Close waits for the Creates under way: the steps one claims must be
+	// handed to a worker before Close waits for the workers.
+	e.creating.RLock()
+	defer e.creating.RUnlock()
 	if e.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -988,9 +994,10 @@ func (e *Engine) Retry(ctx context.Context, id string) (*Status, error) {
 // Close stops the engine: it starts no new attempt, cancels the contexts of
 // the attempts under way and waits for their handlers to return. An attempt
 // that completed is recorded; one that failed because of the shutdown is
-// not, and runs again when an engine next opens the store. Close closes the
-// store when the engine opened it (WithPath or the default), not one given
-// with WithStore. Calls on the engine after Close return ErrClosed.
+// not, and runs again when an engine next opens the store. Close first waits
+// for the Create calls under way to return. It closes the store when the
+// engine opened it (WithPath or the default), not one given with WithStore.
+// Calls on the engine after Close return ErrClosed.
 func (e *Engine) Close() error {
 	var err error
 	e.once.Do(func() { err = e.shutdown() })
@@ -1000,6 +1007,8 @@ func (e *Engine) Close() error {
 func (e *Engine) shutdown() error {
 	e.closed.Store(true)
 	e.cancel(errClosing)
+	e.creating.Lock() // the Creates under way are over; later ones see closed
+	e.creating.Unlock()
 	e.bg.Wait()
 	e.workers.Wait()
 	e.cmu.Lock()

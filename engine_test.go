@@ -851,6 +851,51 @@ func TestClosedEngine(t *testing.T) {
 	}
 }
 
+// Close while runs are being created: no handler starts once Close has
+// returned, every Create either succeeds or says the engine is closed, and
+// no goroutine is left behind (TestMain checks that).
+func TestCloseWhileCreating(t *testing.T) {
+	for round := range 30 {
+		ms := memory.New()
+		eng, err := dagflow.Open(dagflow.WithStore(ms), dagflow.WithConcurrency(4), dagflow.WithLogger(testLogger(t)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var closed, late atomic.Bool
+		mustHandle(t, eng, "h", func(ctx context.Context, in dagflow.Input) (any, error) {
+			if closed.Load() {
+				late.Store(true)
+			}
+			return nil, nil
+		})
+		ctx := ctxT(t)
+		var wg sync.WaitGroup
+		for g := range 4 {
+			wg.Go(func() {
+				for i := 0; ; i++ {
+					wf := dagflow.Workflow{ID: fmt.Sprintf("r%d-g%d-%d", round, g, i), Steps: []dagflow.Step{step("a", "h")}}
+					if _, err := eng.Create(ctx, wf); err != nil {
+						if !errors.Is(err, dagflow.ErrClosed) {
+							t.Errorf("Create during Close: %v, want ErrClosed", err)
+						}
+						return
+					}
+				}
+			})
+		}
+		time.Sleep(time.Duration(round%5) * time.Millisecond)
+		if err := eng.Close(); err != nil {
+			t.Fatal(err)
+		}
+		closed.Store(true)
+		wg.Wait()
+		if late.Load() {
+			t.Fatalf("round %d: a handler started after Close returned", round)
+		}
+		ms.Close()
+	}
+}
+
 func TestWaitHonoursContext(t *testing.T) {
 	eng := newEngine(t)
 	block := make(chan struct{})
