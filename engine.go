@@ -373,16 +373,12 @@ func (e *Engine) Create(ctx context.Context, w Workflow) (*Status, error) {
 		return nil, fmt.Errorf("dagflow: Create %q: %w", w.ID, err)
 	}
 	if c.created.ID == "" {
-		e.release(c.want)
-		e.notify(store.Event{Kind: store.EventDue})
-		e.signal()
-		return e.Status(ctx, c.n.ID) // the run existed
+		return e.Status(ctx, c.n.ID) // the run existed; nothing was written
 	}
 	st := newStatus(&c.created, &c.n, c.steps)
 	if c.want <= 0 {
-		// No slot was free: the claim loop starts the first steps when
-		// one is.
-		e.release(c.want)
+		// No slot was free (or the store is shared): the claim loop starts
+		// the first steps when one is.
 		e.notify(store.Event{Kind: store.EventDue})
 		e.signal()
 		return st, nil
