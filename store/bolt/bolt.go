@@ -44,8 +44,13 @@ type Options struct {
 // file and Options.Timeout passed.
 var ErrLocked = errors.New("the file is in use by another process")
 
-// schemaVersion is the layout of the file; Open refuses other versions.
-const schemaVersion = 1
+// schemaVersion is the layout of the file; Open refuses newer versions and
+// brings older ones up to date (see migrate).
+//
+//   - 1: as 2, and a bucket "stepdue" kept each due step's due time by step
+//     key, a copy of what the step's record holds.
+//   - 2: a step's due time is read from its record.
+const schemaVersion = 2
 
 var (
 	bMeta      = []byte("meta")
@@ -53,12 +58,11 @@ var (
 	bCreated   = []byte("created")
 	bSpecs     = []byte("specs")
 	bSteps     = []byte("steps")
-	bStepDue   = []byte("stepdue")
 	bDue       = []byte("due")
 	bAttempts  = []byte("attempts")
 	bHooks     = []byte("hooks")
 	bHookDue   = []byte("hookdue")
-	allBuckets = [][]byte{bMeta, bRuns, bCreated, bSpecs, bSteps, bStepDue, bDue, bAttempts, bHooks, bHookDue}
+	allBuckets = [][]byte{bMeta, bRuns, bCreated, bSpecs, bSteps, bDue, bAttempts, bHooks, bHookDue}
 	keyVersion = []byte("version")
 )
 
@@ -142,11 +146,17 @@ func initialize(db *bbolt.DB, path string) error {
 		if len(v) != 8 {
 			return fmt.Errorf("bolt: %s: not a dagflow database (no schema version)", path)
 		}
-		if got := binary.BigEndian.Uint64(v); got != schemaVersion {
-			if got > schemaVersion {
-				return fmt.Errorf("bolt: %s was written by a newer dagflow (schema %d; this one reads %d)", path, got, schemaVersion)
-			}
+		got := binary.BigEndian.Uint64(v)
+		if got > schemaVersion {
+			return fmt.Errorf("bolt: %s was written by a newer dagflow (schema %d; this one reads %d)", path, got, schemaVersion)
+		}
+		if got < 1 {
 			return fmt.Errorf("bolt: %s has schema %d, which this dagflow cannot read (it reads %d)", path, got, schemaVersion)
+		}
+		if got < schemaVersion {
+			if err := migrate(tx, got); err != nil {
+				return fmt.Errorf("bolt: %s: bringing schema %d up to %d: %w", path, got, schemaVersion, err)
+			}
 		}
 		for _, b := range allBuckets {
 			if tx.Bucket(b) == nil {
@@ -155,6 +165,20 @@ func initialize(db *bbolt.DB, path string) error {
 		}
 		return nil
 	})
+}
+
+// migrate brings a file of schema from up to schemaVersion, in the
+// transaction that opens it: a crash leaves it as it was.
+func migrate(tx *bbolt.Tx, from uint64) error {
+	if from < 2 {
+		// The due times of steps are in the steps' records.
+		if err := tx.DeleteBucket([]byte("stepdue")); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+			return err
+		}
+	}
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], schemaVersion)
+	return tx.Bucket(bMeta).Put(keyVersion, v[:])
 }
 
 // Exclusive reports true: the file is locked by the process that opened it.
@@ -280,15 +304,57 @@ func (s *Store) Close() error {
 
 // tx implements store.Tx over a bbolt transaction.
 type tx struct {
-	b                                                                   *bbolt.Tx
-	write                                                               bool
-	runs, created, specs, steps, stepDue, due, attempts, hooks, hookDue *bbolt.Bucket
+	b                                                          *bbolt.Tx
+	write                                                      bool
+	runs, created, specs, steps, due, attempts, hooks, hookDue *bbolt.Bucket
 	// known is the last run this transaction found or wrote, so that the
 	// steps of one run put one after another check it exists once;
 	// knownCreated is its creation time, so that putting it back need not
 	// read it again to keep the index by creation time.
 	known        string
 	knownCreated time.Time
+	// dues holds the due times of the steps this transaction read or
+	// wrote last, so that putting a step back need not read its record
+	// again to find the entry of the index by due time it replaces.
+	dues [8]dueMemo
+	next int // the entry of dues to fill next
+}
+
+// dueMemo is a step's due time as its stored record has it.
+type dueMemo struct {
+	run   string
+	index int
+	due   time.Time
+}
+
+// rememberDue notes the due time of a step as stored.
+func (t *tx) rememberDue(run string, index int, due time.Time) {
+	for i := range t.dues {
+		if m := &t.dues[i]; m.run == run && m.index == index {
+			m.due = due
+			return
+		}
+	}
+	t.dues[t.next] = dueMemo{run, index, due}
+	t.next = (t.next + 1) % len(t.dues)
+}
+
+// storedDue returns the due time of the stored record of the step at key k,
+// and whether there is a record.
+func (t *tx) storedDue(run string, index int, k []byte) (time.Time, bool, error) {
+	if run != "" {
+		for i := range t.dues {
+			if m := &t.dues[i]; m.run == run && m.index == index {
+				return m.due, true, nil
+			}
+		}
+	}
+	data := t.steps.Get(k)
+	if data == nil {
+		return time.Time{}, false, nil
+	}
+	due, err := wrapDecode(decodeStepDue(data))
+	return due, true, err
 }
 
 // exists reports whether a run is stored.
@@ -306,7 +372,7 @@ func (t *tx) exists(runID string) bool {
 func newTx(b *bbolt.Tx, write bool) *tx {
 	return &tx{b: b, write: write,
 		runs: b.Bucket(bRuns), created: b.Bucket(bCreated), specs: b.Bucket(bSpecs), steps: b.Bucket(bSteps),
-		stepDue: b.Bucket(bStepDue), due: b.Bucket(bDue), attempts: b.Bucket(bAttempts), hooks: b.Bucket(bHooks),
+		due: b.Bucket(bDue), attempts: b.Bucket(bAttempts), hooks: b.Bucket(bHooks),
 		hookDue: b.Bucket(bHookDue)}
 }
 
@@ -499,12 +565,14 @@ func (t *tx) DeleteRun(id string) error {
 	if err := t.specs.Delete(k); err != nil {
 		return err
 	}
-	if err := deletePrefix(t.stepDue, k, func(sk, v []byte) error {
-		return t.due.Delete(append(append([]byte(nil), v...), sk...))
+	t.dues = [len(t.dues)]dueMemo{}
+	if err := deletePrefix(t.steps, k, func(sk, v []byte) error {
+		due, err := wrapDecode(decodeStepDue(v))
+		if err != nil || due.IsZero() {
+			return err
+		}
+		return t.due.Delete(timeKey(due, sk))
 	}); err != nil {
-		return err
-	}
-	if err := deletePrefix(t.steps, k, nil); err != nil {
 		return err
 	}
 	if err := deletePrefix(t.attempts, k, nil); err != nil {
@@ -546,7 +614,11 @@ func (t *tx) Step(runID string, index int) (store.Step, error) {
 	if data == nil {
 		return store.Step{}, store.ErrNotFound
 	}
-	return wrapDecode(decodeStep(data))
+	st, err := wrapDecode(decodeStep(data))
+	if err == nil && t.write {
+		t.rememberDue(runID, index, st.DueAt)
+	}
+	return st, err
 }
 
 func (t *tx) PutStep(st store.Step) error {
@@ -557,28 +629,23 @@ func (t *tx) PutStep(st store.Step) error {
 		return store.ErrNotFound
 	}
 	k := stepKey(st.RunID, st.Index)
-	var newDue []byte
-	if !st.DueAt.IsZero() {
-		newDue = timeKey(st.DueAt, nil)
+	old, found, err := t.storedDue(st.RunID, st.Index, k)
+	if err != nil {
+		return err
 	}
-	if old := t.stepDue.Get(k); old != nil && string(old) != string(newDue) {
-		if err := t.due.Delete(append(append([]byte(nil), old...), k...)); err != nil {
-			return err
+	if old.IsZero() != st.DueAt.IsZero() || (!old.IsZero() && old.UnixNano() != st.DueAt.UnixNano()) {
+		if found && !old.IsZero() {
+			if err := t.due.Delete(timeKey(old, k)); err != nil {
+				return err
+			}
 		}
-		if newDue == nil {
-			if err := t.stepDue.Delete(k); err != nil {
+		if !st.DueAt.IsZero() {
+			if err := t.due.Put(timeKey(st.DueAt, k), nil); err != nil {
 				return err
 			}
 		}
 	}
-	if newDue != nil {
-		if err := t.stepDue.Put(k, newDue); err != nil {
-			return err
-		}
-		if err := t.due.Put(append(newDue, k...), nil); err != nil {
-			return err
-		}
-	}
+	t.rememberDue(st.RunID, st.Index, st.DueAt)
 	return t.steps.Put(k, encodeStep(&st))
 }
 

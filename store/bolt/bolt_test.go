@@ -2,6 +2,7 @@ package bolt_test
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"path/filepath"
 	"testing"
@@ -72,4 +73,103 @@ func TestReadsJSONRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestMigratesSchema1: a file of schema 1, which kept the due time of each
+// due step in a bucket of its own as well as in the step's record, opens as
+// schema 2 without that bucket, and its due steps are found and rescheduled
+// as before.
+func TestMigratesSchema1(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v1.db")
+	s, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 3, 4, 5, 6, 7, 8, time.UTC)
+	err = s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.PutRun(store.Run{ID: "r", State: store.RunRunning, CreatedAt: at, Total: 2, Serial: -1}); err != nil {
+			return err
+		}
+		if err := tx.PutStep(store.Step{RunID: "r", Index: 0, ID: "a", State: store.StepReady, DueAt: at}); err != nil {
+			return err
+		}
+		return tx.PutStep(store.Step{RunID: "r", Index: 1, ID: "b", State: store.StepPending})
+	})
+	s.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Make it a file as schema 1 wrote it.
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		b, err := tx.CreateBucket([]byte("stepdue"))
+		if err != nil {
+			return err
+		}
+		stepKey := append([]byte{0, 1, 'r'}, 0, 0, 0, 0)
+		var due [8]byte
+		binary.BigEndian.PutUint64(due[:], uint64(at.UnixNano())^(1<<63))
+		if err := b.Put(stepKey, due[:]); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("meta")).Put([]byte("version"), []byte{0, 0, 0, 0, 0, 0, 0, 1})
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatalf("opening a schema 1 file: %v", err)
+	}
+	due := func(now time.Time) []string {
+		t.Helper()
+		var ids []string
+		if err := s.View(ctx, func(tx store.Tx) error {
+			steps, err := tx.DueSteps(now, 10)
+			for _, st := range steps {
+				ids = append(ids, st.ID)
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return ids
+	}
+	if got := due(at); len(got) != 1 || got[0] != "a" {
+		t.Fatalf("due steps after migration = %v, want [a]", got)
+	}
+	later := at.Add(time.Hour)
+	if err := s.Update(ctx, func(tx store.Tx) error {
+		return tx.PutStep(store.Step{RunID: "r", Index: 0, ID: "a", State: store.StepReady, DueAt: later})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := due(at.Add(time.Minute)); len(got) != 0 {
+		t.Errorf("due steps before the new due time = %v, want none", got)
+	}
+	if got := due(later); len(got) != 1 || got[0] != "a" {
+		t.Errorf("due steps at the new due time = %v, want [a]", got)
+	}
+	s.Close()
+
+	db, err = bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.View(func(tx *bbolt.Tx) error {
+		if v := tx.Bucket([]byte("meta")).Get([]byte("version")); binary.BigEndian.Uint64(v) != 2 {
+			t.Errorf("schema after migration = %v, want 2", v)
+		}
+		if tx.Bucket([]byte("stepdue")) != nil {
+			t.Error("the bucket stepdue is still there")
+		}
+		return nil
+	})
 }

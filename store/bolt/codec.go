@@ -126,6 +126,9 @@ func (d *dec) take(n uint64) []byte {
 
 func (d *dec) str() string { return string(d.take(d.uint())) }
 
+// skipStr passes over a string.
+func (d *dec) skipStr() { d.take(d.uint()) }
+
 // raw returns a copy: bbolt's memory is only valid during its transaction.
 func (d *dec) raw() []byte {
 	n := d.uint()
@@ -240,6 +243,24 @@ func encodeStep(s *store.Step) []byte {
 	e.time(s.CompStartedAt)
 	e.time(s.CompEndedAt)
 	return e.b
+}
+
+// decodeStepDue returns the due time of an encoded step, reading no more
+// of it than it needs.
+func decodeStepDue(data []byte) (time.Time, error) {
+	if len(data) == 0 || data[0] != fmtStep {
+		s, err := decodeStep(data)
+		return s.DueAt, err
+	}
+	d := dec{b: data[1:]}
+	d.skipStr() // RunID
+	d.int()     // Index
+	d.skipStr() // ID
+	d.skipStr() // State
+	d.int()     // Waiting
+	d.int()     // Attempts
+	due := d.time()
+	return due, d.err
 }
 
 func decodeStep(data []byte) (store.Step, error) {
