@@ -8,6 +8,10 @@
 // while a commit is under way share the next one. When one function of a
 // group fails, the group's transaction is rolled back and run again without
 // it, so its error is returned and nothing it wrote is kept.
+//
+// The file records the version of its layout. Open brings a file written
+// by an earlier dagflow up to date, in the transaction that opens it (after
+// which earlier versions refuse it), and refuses a file of a later version.
 package bolt
 
 import (
