@@ -190,9 +190,11 @@ type Tx interface {
 	DueWebhooks(now time.Time, max int) ([]Webhook, error)
 }
 
-// StepRanger is implemented by a Tx that can show a run's steps without
-// copying them. The engine uses it, when a store's Tx has it, to build the
-// status of a large run cheaply.
+// StepRanger is implemented by a Tx that can show a run's steps one at a
+// time, without a slice of them all (the memory store shows its own, bolt
+// decodes each into one variable). The engine uses it, when a store's Tx has
+// it, to build a run's status cheaply. storetest checks that it shows what
+// Steps shows.
 type StepRanger interface {
 	// RangeSteps calls fn with each step of a run in index order until fn
 	// returns false. fn must neither keep nor change the step it is given.

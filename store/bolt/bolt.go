@@ -667,6 +667,26 @@ func (t *tx) Steps(runID string) ([]store.Step, error) {
 	return out, nil
 }
 
+// RangeSteps implements store.StepRanger: fn sees each step decoded in
+// turn into one variable, so that a run's status is built without a slice
+// of all its steps.
+func (t *tx) RangeSteps(runID string, fn func(*store.Step) bool) error {
+	prefix := runKey(runID)
+	c := t.steps.Cursor()
+	for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
+		st, err := wrapDecode(decodeStep(v))
+		if err != nil {
+			return err
+		}
+		if !fn(&st) {
+			return nil
+		}
+	}
+	return nil
+}
+
+var _ store.StepRanger = (*tx)(nil)
+
 func (t *tx) CompletedAfter(runID string, seq int64) ([]store.Step, error) {
 	steps, err := t.Steps(runID)
 	if err != nil {

@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"NotFound", testNotFound},
 		{"Spec", testSpec},
 		{"StepsInIndexOrder", testStepsOrder},
+		{"RangeSteps", testRangeSteps},
 		{"StepRoundTrip", testStepRoundTrip},
 		{"ErrorRollsBack", testRollback},
 		{"ViewIsReadOnly", testReadOnly},
@@ -244,6 +245,70 @@ func testStepsOrder(t *testing.T, s store.Store) {
 			t.Errorf("Steps(missing) = %v, %v; want empty, nil", none, err)
 		}
 		return nil
+	})
+}
+
+// testRangeSteps: a Tx that implements store.StepRanger shows the same
+// steps as Steps, in the same order, and stops when fn returns false, in a
+// read transaction and in a write transaction that changed a step.
+func testRangeSteps(t *testing.T, s store.Store) {
+	update(t, s, func(tx store.Tx) error {
+		if err := tx.PutRun(sampleRun("r", at(0))); err != nil {
+			return err
+		}
+		for _, i := range []int{3, 0, 12, 1} {
+			if err := tx.PutStep(sampleStep("r", i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	putRun(t, s, "other", at(1), 2)
+	ranges := false
+	view(t, s, func(tx store.Tx) error { _, ranges = tx.(store.StepRanger); return nil })
+	if !ranges {
+		t.Skip("the store's Tx does not implement store.StepRanger")
+	}
+	check := func(tx store.Tx) error {
+		rg, ok := tx.(store.StepRanger)
+		if !ok {
+			return errors.New("a write transaction does not implement store.StepRanger, though a read transaction does")
+		}
+		want, err := tx.Steps("r")
+		if err != nil {
+			return err
+		}
+		var got []store.Step
+		if err := rg.RangeSteps("r", func(st *store.Step) bool {
+			got = append(got, *st)
+			return true
+		}); err != nil {
+			return err
+		}
+		if d := cmp.Diff(want, got, cmpopts.EquateEmpty()); d != "" {
+			t.Errorf("RangeSteps differs from Steps (-Steps +RangeSteps):\n%s", d)
+		}
+		calls := 0
+		if err := rg.RangeSteps("r", func(*store.Step) bool { calls++; return calls < 2 }); err != nil {
+			return err
+		}
+		if calls != 2 {
+			t.Errorf("RangeSteps went on after fn returned false: %d calls, want 2", calls)
+		}
+		calls = 0
+		if err := rg.RangeSteps("missing", func(*store.Step) bool { calls++; return true }); err != nil || calls != 0 {
+			t.Errorf("RangeSteps(missing) = %v with %d calls; want nil, none", err, calls)
+		}
+		return nil
+	}
+	view(t, s, check)
+	update(t, s, func(tx store.Tx) error {
+		st := sampleStep("r", 12)
+		st.State, st.Result = store.StepCompleted, json.RawMessage(`{"changed":true}`)
+		if err := tx.PutStep(st); err != nil {
+			return err
+		}
+		return check(tx)
 	})
 }
 
