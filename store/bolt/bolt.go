@@ -9,6 +9,12 @@
 // group fails, the group's transaction is rolled back and run again without
 // it, so its error is returned and nothing it wrote is kept.
 //
+// On 64-bit systems other than Windows the store maps 1 GiB of address space
+// for the file from the start, so that bbolt does not map it again each
+// time it grows; bbolt then lengthens the file in steps of 16 MiB, which take
+// no disk space until written on file systems with sparse files (ext4, XFS,
+// tmpfs, APFS). A new file is 16 MiB long.
+//
 // The file records the version of its layout. Open brings a file written
 // by an earlier dagflow up to date, in the transaction that opens it (after
 // which earlier versions refuse it), and refuses a file of a later version.
@@ -23,6 +29,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -43,6 +50,21 @@ type Options struct {
 	// but the disk.
 	NoSync bool
 }
+
+// initialMmapSize is how much of the file bbolt maps at first: 1 GiB of
+// address space on 64-bit systems. Without it bbolt maps a small file small
+// and maps it again each time the file outgrows the mapping, doubling, and
+// each time it first copies every key and value the write transaction under
+// way holds out of the old mapping, and waits for every read transaction to
+// end. A mapping larger than the file costs address space, not memory, and
+// does not grow the file; on Windows it would, so there bbolt keeps its
+// default.
+var initialMmapSize = func() int {
+	if strconv.IntSize == 64 && runtime.GOOS != "windows" {
+		return 1 << 30
+	}
+	return 0
+}()
 
 // ErrLocked is returned by Open, wrapped, when another process holds the
 // file and Options.Timeout passed.
@@ -100,10 +122,11 @@ func Open(path string, o Options) (s *Store, err error) {
 		}
 	}()
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
-		Timeout:        o.Timeout,
-		NoSync:         o.NoSync,
-		NoFreelistSync: true,
-		FreelistType:   bbolt.FreelistMapType,
+		Timeout:         o.Timeout,
+		NoSync:          o.NoSync,
+		NoFreelistSync:  true,
+		FreelistType:    bbolt.FreelistMapType,
+		InitialMmapSize: initialMmapSize,
 	})
 	if err != nil {
 		switch {
