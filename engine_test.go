@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/dagflow/dagflow"
 	"github.com/dagflow/dagflow/store"
+	"github.com/dagflow/dagflow/store/bolt"
 	"github.com/dagflow/dagflow/store/memory"
 )
 
@@ -1040,5 +1042,62 @@ func TestList(t *testing.T) {
 	}
 	if _, err := eng.List(ctx, dagflow.ListOptions{After: "!!"}); err == nil {
 		t.Error("List with a bad cursor succeeded")
+	}
+}
+
+// TestWorkerContinuesItsRun: a worker that finishes a step goes on with a
+// step of the same run that the outcome made ready, ahead of a step of
+// another run that was due earlier, as a goroutine running that workflow
+// would; the earlier step gets the slot when the run has nothing ready next.
+func TestWorkerContinuesItsRun(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		store func(t *testing.T) dagflow.Option
+	}{
+		{"memory", func(t *testing.T) dagflow.Option { return dagflow.WithStore(memory.New()) }},
+		{"bolt", func(t *testing.T) dagflow.Option {
+			s, err := bolt.Open(filepath.Join(t.TempDir(), "c.db"), bolt.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return dagflow.WithStore(s)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			eng := newEngine(t, tc.store(t), dagflow.WithConcurrency(1))
+			started, release := make(chan struct{}), make(chan struct{})
+			var rec recorder
+			mustHandle(t, eng, "h", func(ctx context.Context, in dagflow.Input) (any, error) {
+				if in.StepID == "a1" {
+					close(started)
+					<-release
+				}
+				return rec.handle(ctx, in)
+			})
+			ctx := ctxT(t)
+			if _, err := eng.Create(ctx, dagflow.Workflow{ID: "a", Steps: []dagflow.Step{step("a1", "h"), step("a2", "h", "a1")}}); err != nil {
+				t.Fatal(err)
+			}
+			<-started
+			// The only slot is a1's: b1 is stored ready, due now, before
+			// a2 is.
+			st, err := eng.Create(ctx, dagflow.Workflow{ID: "b", Steps: []dagflow.Step{step("b1", "h")}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Steps[0].State != dagflow.StatePending {
+				t.Fatalf("b1 is %s with the only slot taken", st.Steps[0].State)
+			}
+			close(release)
+			for _, id := range []string{"a", "b"} {
+				if st, err := eng.Wait(ctx, id); err != nil || st.State != dagflow.StateCompleted {
+					t.Fatalf("run %s: %v %v", id, st.State, err)
+				}
+			}
+			if d := cmp.Diff([]string{"a1", "a2", "b1"}, rec.calls); d != "" {
+				t.Errorf("order of the steps (-want +got):\n%s", d)
+			}
+		})
 	}
 }

@@ -82,7 +82,10 @@ func WithStore(s store.Store) Option {
 }
 
 // WithConcurrency sets how many attempts the engine runs at once, across all
-// runs (default DefaultConcurrency).
+// runs (default DefaultConcurrency). When more steps are ready than that, a
+// worker that finishes a step goes on with a step of the same run that the
+// outcome made ready, as a goroutine running the workflow would, and a slot
+// that frees up takes the step that has been due longest.
 func WithConcurrency(n int) Option {
 	return func(c *config) error {
 		if n < 1 {

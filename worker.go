@@ -84,7 +84,7 @@ func (ws *workerState) finishTx(tx store.Tx) error {
 		return err
 	}
 	if ws.want > 0 && e.ctx.Err() == nil {
-		if err := x.Claim(ws.want); err != nil {
+		if err := x.Continue(ws.want); err != nil {
 			return err
 		}
 	}
@@ -93,8 +93,9 @@ func (ws *workerState) finishTx(tx store.Tx) error {
 
 // The worker pool. Every claim holds one of cfg.concurrency slots from the
 // transaction that claims it to the one that records its outcome; the latter
-// usually claims the next due step with the same slot, and the worker runs it
-// at once, so a chain of steps never waits for a goroutine hand-off. Workers
+// claims with the same slot a step that the outcome made ready, if any (else
+// the step due longest: see flow.Txn.Continue), and the worker runs it at
+// once, so a chain of steps never waits for a goroutine hand-off. Workers
 // are started through an errgroup whose limit is the concurrency, only while
 // there are tasks queued.
 

@@ -499,6 +499,29 @@ func (x *Txn) Claim(max int) error {
 	return nil
 }
 
+// Continue is Claim for the transaction that recorded an attempt's outcome,
+// made by the worker that ran the attempt with its slot in hand: a step
+// that the outcome made ready is claimed first, ahead of steps due earlier,
+// so that the worker goes on with the run it was running, as a goroutine
+// running that workflow would; the max-1 other slots are claimed as Claim
+// claims. Steps due earlier get the slots that free up when a worker's run
+// has nothing ready for it next.
+func (x *Txn) Continue(max int) error {
+	if max > 0 {
+		for i := range x.fresh {
+			if f := &x.fresh[i]; !f.done {
+				f.done = true
+				if err := x.claimOne(f.st); err != nil {
+					return err
+				}
+				max--
+				break
+			}
+		}
+	}
+	return x.Claim(max)
+}
+
 func (x *Txn) claimOne(st store.Step) error {
 	rs, err := x.run(st.RunID)
 	if err != nil {
