@@ -249,9 +249,10 @@ func (x *Txn) newRunState() *runState {
 // an engine's free slots, and a step that would not fit is simply written.
 const maxHeld = 256
 
-// hold keeps a step made ready by this transaction to be claimed or written
-// later in it, and reports whether it did; the caller writes a step it did
-// not hold.
+// hold keeps a step made ready by this transaction (or queued for its run's
+// serial slot, which is about to be freed) to be claimed or written later in
+// it, and reports whether it did; the caller writes a step it did not hold.
+// Only ready steps held are claimed.
 func (x *Txn) hold(st store.Step) bool {
 	if len(x.fresh) >= maxHeld {
 		return false
@@ -396,8 +397,16 @@ func (x *Txn) releaseSerial(rs *runState, i int) error {
 		return err
 	}
 	x.makeReady(rs, &st)
-	if st.State == store.StepReady && x.hold(st) {
-		return nil
+	if st.State == store.StepReady {
+		// resolve may hold the step already, queued: it is still to be
+		// written, as it is now.
+		if f := x.held(rs.rec.ID, next); f != nil {
+			f.st = st
+			return nil
+		}
+		if x.hold(st) {
+			return nil
+		}
 	}
 	return x.put(st)
 }
@@ -441,6 +450,13 @@ func (x *Txn) resolve(rs *runState, from int, ok bool) error {
 				if st.State == store.StepReady && x.hold(st) {
 					continue
 				}
+				// Queued for the run's serial slot, which the step that
+				// finished holds and gives up next (releaseSerial): held,
+				// it is written once, ready, rather than queued and again
+				// ready.
+				if st.State == store.StepPending && rs.rec.Serial == from && x.hold(st) {
+					continue
+				}
 			}
 		}
 		if err := x.put(st); err != nil {
@@ -470,7 +486,7 @@ func (x *Txn) Claim(max int) error {
 		if next.IsZero() || next.After(x.now) {
 			for i := 0; i < len(x.fresh) && len(x.eff.Claimed)-claimed < max; i++ {
 				f := &x.fresh[i]
-				if f.done {
+				if f.done || f.st.State != store.StepReady {
 					continue
 				}
 				f.done = true
@@ -509,7 +525,7 @@ func (x *Txn) Claim(max int) error {
 func (x *Txn) Continue(max int) error {
 	if max > 0 {
 		for i := range x.fresh {
-			if f := &x.fresh[i]; !f.done {
+			if f := &x.fresh[i]; !f.done && f.st.State == store.StepReady {
 				f.done = true
 				if err := x.claimOne(f.st); err != nil {
 					return err
