@@ -484,15 +484,8 @@ func (x *Txn) Claim(max int) error {
 			return err
 		}
 		if next.IsZero() || next.After(x.now) {
-			for i := 0; i < len(x.fresh) && len(x.eff.Claimed)-claimed < max; i++ {
-				f := &x.fresh[i]
-				if f.done || f.st.State != store.StepReady {
-					continue
-				}
-				f.done = true
-				if err := x.claimOne(f.st); err != nil {
-					return err
-				}
+			if err := x.claimFresh(max); err != nil {
+				return err
 			}
 		}
 	}
@@ -523,19 +516,30 @@ func (x *Txn) Claim(max int) error {
 // claims. Steps due earlier get the slots that free up when a worker's run
 // has nothing ready for it next.
 func (x *Txn) Continue(max int) error {
+	claimed := len(x.eff.Claimed)
 	if max > 0 {
-		for i := range x.fresh {
-			if f := &x.fresh[i]; !f.done && f.st.State == store.StepReady {
-				f.done = true
-				if err := x.claimOne(f.st); err != nil {
-					return err
-				}
-				max--
-				break
-			}
+		if err := x.claimFresh(1); err != nil {
+			return err
 		}
 	}
-	return x.Claim(max)
+	return x.Claim(max - (len(x.eff.Claimed) - claimed))
+}
+
+// claimFresh claims up to max of the ready steps this transaction holds, in
+// the order they became ready.
+func (x *Txn) claimFresh(max int) error {
+	claimed := len(x.eff.Claimed)
+	for i := 0; i < len(x.fresh) && len(x.eff.Claimed)-claimed < max; i++ {
+		f := &x.fresh[i]
+		if f.done || f.st.State != store.StepReady {
+			continue
+		}
+		f.done = true
+		if err := x.claimOne(f.st); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (x *Txn) claimOne(st store.Step) error {
