@@ -678,14 +678,8 @@ func (t *tx) PutStep(st store.Step) error {
 
 func (t *tx) Steps(runID string) ([]store.Step, error) {
 	out := []store.Step{}
-	prefix := runKey(runID)
-	c := t.steps.Cursor()
-	for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
-		st, err := wrapDecode(decodeStep(v))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, st)
+	if err := t.RangeSteps(runID, func(st *store.Step) bool { out = append(out, *st); return true }); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
