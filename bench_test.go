@@ -2,6 +2,7 @@ package dagflow_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"runtime"
 	"sync"
@@ -97,6 +98,39 @@ func runBench(b *testing.B, d benchGraph) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(d)), "ns/step")
 	})
+	b.Run("memory-store-only", func(b *testing.B) { storeOnly(b, d, 1) })
+}
+
+// storeOnly runs benchdag.StoreRun for runs workflows of d, one after
+// another on one goroutine, each on a new memory store: the store's own
+// share of what the engine does for them, without the engine. Compare it
+// with the errgroup and dagflow-memory lines of the same run.
+func storeOnly(b *testing.B, d benchGraph, runs int) {
+	wf := d.workflow("run")
+	spec, err := json.Marshal(wf)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ids := make([]string, runs)
+	for k := range ids {
+		ids[k] = fmt.Sprintf("run-%d", k)
+	}
+	ctx := context.Background()
+	for b.Loop() {
+		b.StopTimer()
+		s := memory.New()
+		runtime.GC()
+		b.StartTimer()
+		for _, id := range ids {
+			if err := benchdag.StoreRun(ctx, s, id, &wf, spec, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		s.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(d)*runs), "ns/step")
 }
 
 func BenchmarkChain10k(b *testing.B)     { runBench(b, benchChain(10_000)) }
@@ -188,6 +222,9 @@ func BenchmarkOrders1k(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*steps), "ns/step")
 	})
+	// One workflow after another on one goroutine: the store's work
+	// without the cost of 1,000 goroutines sharing its lock.
+	b.Run("memory-store-only", func(b *testing.B) { storeOnly(b, benchChain(len(orderSteps)), runs) })
 }
 
 // BenchmarkCreateAndStatus measures, per step, the two costs of a run that

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -56,6 +57,8 @@ var contenders = []*contender{
 		desc: "a hand-written DAG runner (in-degree counters, a central scheduler, errgroup.SetLimit), no persistence: the floor"},
 	{name: "dagflow-memory", class: "memory", prepare: prepareDagflow(false),
 		desc: "dagflow with store/memory"},
+	{name: "memory-store-only", class: "memory", prepare: prepareStoreOnly,
+		desc: "no engine: only the reads and writes of store/memory that dagflow-memory makes for the workload (benchdag.StoreRun), one workflow after another on one goroutine: the store's share of dagflow-memory's time"},
 	{name: "dagflow-bolt", class: "file", prepare: prepareDagflow(true),
 		desc: "dagflow with store/bolt on a temporary file, fsync on (the default)"},
 	{name: "go-workflows-sqlite-mem", class: "memory", prepare: prepareGoWorkflows(false),
@@ -108,6 +111,39 @@ func runOne(wf *dagflow.Workflow, sh shape) error {
 		return nil
 	})
 }
+
+// ---- the memory store alone ----
+
+type storeOnlyRunner struct {
+	w     *workload
+	store *memory.Store
+	specs []json.RawMessage
+}
+
+func prepareStoreOnly(ctx context.Context, w *workload, dir string) (runner, error) {
+	r := &storeOnlyRunner{w: w, store: memory.New()}
+	for i := range w.defs {
+		spec, err := json.Marshal(&w.defs[i])
+		if err != nil {
+			return nil, err
+		}
+		r.specs = append(r.specs, spec)
+	}
+	return r, nil
+}
+
+func (r *storeOnlyRunner) run(ctx context.Context) error {
+	count := func(int) { executed.Add(1) }
+	for i := range r.w.defs {
+		wf := &r.w.defs[i]
+		if err := benchdag.StoreRun(ctx, r.store, wf.ID, wf, r.specs[i], count); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *storeOnlyRunner) close() error { return r.store.Close() }
 
 // ---- dagflow ----
 
