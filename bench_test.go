@@ -102,8 +102,8 @@ func runBench(b *testing.B, d benchGraph) {
 }
 
 // storeOnly runs benchdag.StoreRun for runs workflows of d, one after
-// another on one goroutine, each on a new memory store: the store's own
-// share of what the engine does for them, without the engine. Compare it
+// another on one goroutine, on a new memory store each iteration: the
+// store's own share of what the engine does for them, without the engine. Compare it
 // with the errgroup and dagflow-memory lines of the same run.
 func storeOnly(b *testing.B, d benchGraph, runs int) {
 	wf := d.workflow("run")
