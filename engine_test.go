@@ -452,6 +452,59 @@ func TestWorkflowTimeout(t *testing.T) {
 	}
 }
 
+// TestLateReturnTimesOut: a handler that ignores its context and returns
+// after the attempt's deadline has timed out, whatever it returns, so a run
+// never ends completed past its timeout because a handler overran, and a
+// step's timeout holds for Go handlers as it does for HTTP steps.
+func TestLateReturnTimesOut(t *testing.T) {
+	tests := []struct {
+		name       string
+		wf         dagflow.Workflow
+		wantState  dagflow.State
+		wantStep   dagflow.State
+		wantErr    string // prefix of the run's error
+		wantCalls  int64
+		wantAttErr string // prefix of the first attempt's error
+	}{{
+		name: "step timeout, retried",
+		wf: dagflow.Workflow{ID: "late-step", Steps: []dagflow.Step{{ID: "a", Handler: "late", Timeout: 0.05,
+			Retries: &dagflow.RetryConfig{MaxAttempts: 2, InitialInterval: 0.001}}}},
+		wantState: dagflow.StateFailed, wantStep: dagflow.StateFailed, wantErr: `step "a" failed after 2 attempts: attempt timed out after 50ms`,
+		wantCalls: 2, wantAttErr: "attempt timed out after 50ms: the handler returned after the deadline",
+	}, {
+		name:      "workflow timeout, the only step",
+		wf:        dagflow.Workflow{ID: "late-run", Timeout: 0.05, Steps: []dagflow.Step{{ID: "a", Handler: "late"}}},
+		wantState: dagflow.StateFailed, wantStep: dagflow.StateFailed, wantErr: "workflow timed out after 50ms",
+		wantCalls: 1, wantAttErr: "workflow timed out after 50ms: the handler returned after the deadline",
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			eng := newEngine(t)
+			var calls atomic.Int64
+			mustHandle(t, eng, "late", func(ctx context.Context, in dagflow.Input) (any, error) {
+				calls.Add(1)
+				time.Sleep(150 * time.Millisecond) // past the deadline, ignoring ctx
+				return "too late", nil
+			})
+			st := run(t, eng, tt.wf)
+			if st.State != tt.wantState || st.Steps[0].State != tt.wantStep || !strings.HasPrefix(st.Error, tt.wantErr) {
+				t.Fatalf("run %s (%q), step %s; want run %s (%q...), step %s", st.State, st.Error, st.Steps[0].State,
+					tt.wantState, tt.wantErr, tt.wantStep)
+			}
+			if st.Steps[0].Result != nil || st.Results["a"] != nil {
+				t.Errorf("the late result was kept: %s", st.Steps[0].Result)
+			}
+			if got := calls.Load(); got != tt.wantCalls {
+				t.Errorf("%d calls, want %d", got, tt.wantCalls)
+			}
+			hist, err := eng.Attempts(ctxT(t), tt.wf.ID)
+			if err != nil || len(hist) != int(tt.wantCalls) || !strings.HasPrefix(hist[0].Error, tt.wantAttErr) {
+				t.Errorf("attempts %+v (%v); want %d, the first failing with %q...", hist, err, tt.wantCalls, tt.wantAttErr)
+			}
+		})
+	}
+}
+
 func TestPanicBecomesFailedAttempt(t *testing.T) {
 	eng := newEngine(t)
 	mustHandle(t, eng, "boom", func(ctx context.Context, in dagflow.Input) (any, error) {

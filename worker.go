@@ -606,6 +606,13 @@ func (e *Engine) execute(t *task) (o flow.Outcome) {
 		}
 		o, err = e.callHTTP(ctx, url, in)
 	}
+	if err == nil && !time.Now().Before(deadline) {
+		// The handler ignored its context and returned after the
+		// attempt's deadline: the attempt timed out, whatever it returned,
+		// as an HTTP step's late reply does. (A run that timed out cannot
+		// end completed because one of its handlers overran.)
+		err = errLate
+	}
 	o.Logs, o.LogsCut = ctx.takeLogs()
 	if err == nil {
 		return o
@@ -836,6 +843,10 @@ func (e *Engine) checkRuns(ids []string) {
 		}
 	}
 }
+
+// errLate is the error of an attempt whose handler returned after the
+// attempt's deadline.
+var errLate = fmt.Errorf("the handler returned after the deadline, ignoring its context: %w", context.DeadlineExceeded)
 
 // errLeaseLost ends the context of an attempt whose lease another engine
 // took over.
