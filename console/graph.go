@@ -15,7 +15,12 @@ import (
 	"github.com/goccy/go-graphviz"
 
 	"github.com/dagflow/dagflow"
+	"github.com/dagflow/dagflow/internal/gvcache"
 )
+
+// go-graphviz has set itself up (with its cache in a directory of the
+// user's own: see package gvcache); TMPDIR is the application's again.
+func init() { gvcache.Restore() }
 
 // The graph is laid out by Graphviz's dot (github.com/goccy/go-graphviz,
 // Graphviz compiled to WebAssembly and run by wazero: no cgo, no
