@@ -22,6 +22,10 @@ type task struct {
 	c   flow.Claim
 	rc  *runCache
 	ctx *attemptCtx // set while the attempt runs
+	// Set by execute: when the attempt's context ends, and whether that is
+	// the run's deadline rather than the step's timeout.
+	deadline    time.Time
+	runDeadline bool
 }
 
 var taskPool = sync.Pool{New: func() any { return new(task) }}
@@ -469,6 +473,10 @@ const maxStoreRetries = 8
 func (e *Engine) finish(t *task, o flow.Outcome, ws *workerState) *task {
 	defer freeTask(t)
 	e.unlive(t)
+	now := e.now()
+	if o.Err == "" && !now.Before(t.deadline) {
+		t.late(&o)
+	}
 	closing := e.ctx.Err() != nil
 	if closing && o.Err != "" {
 		// Cut short because the engine is closing: give the claim back
@@ -497,7 +505,10 @@ func (e *Engine) finish(t *task, o flow.Outcome, ws *workerState) *task {
 	ws.t, ws.o, ws.want = t, o, want
 	var err error
 	for try := 0; ; try++ {
-		ws.now = e.now()
+		if try > 0 {
+			now = e.now()
+		}
+		ws.now = now
 		err = e.store.Update(e.bgCtx, ws.fn)
 		if err == nil || errors.Is(err, store.ErrLeaseLost) || errors.Is(err, store.ErrClosed) || try == maxStoreRetries {
 			break
@@ -606,13 +617,7 @@ func (e *Engine) execute(t *task) (o flow.Outcome) {
 		}
 		o, err = e.callHTTP(ctx, url, in)
 	}
-	if err == nil && !time.Now().Before(deadline) {
-		// The handler ignored its context and returned after the
-		// attempt's deadline: the attempt timed out, whatever it returned,
-		// as an HTTP step's late reply does. (A run that timed out cannot
-		// end completed because one of its handlers overran.)
-		err = errLate
-	}
+	t.deadline, t.runDeadline = deadline, runDeadline
 	o.Logs, o.LogsCut = ctx.takeLogs()
 	if err == nil {
 		return o
@@ -625,14 +630,30 @@ func (e *Engine) execute(t *task) (o flow.Outcome) {
 		case rc.ctx.Err() != nil && e.ctx.Err() == nil:
 			o.Err = "cancelled: " + o.Err
 			o.Permanent = true
-		case errors.Is(ctxErr, context.DeadlineExceeded) && runDeadline:
-			o.Err = fmt.Sprintf("workflow timed out after %s: %s", rc.plan.Timeout, o.Err)
-			o.Permanent = true
 		case errors.Is(ctxErr, context.DeadlineExceeded):
-			o.Err = fmt.Sprintf("attempt timed out after %s: %s", sp.Timeout, o.Err)
+			t.timedOut(&o)
 		}
 	}
 	return o
+}
+
+// timedOut makes o the outcome of t's attempt ended by its deadline.
+func (t *task) timedOut(o *flow.Outcome) {
+	if t.runDeadline {
+		o.Err = fmt.Sprintf("workflow timed out after %s: %s", t.rc.plan.Timeout, o.Err)
+		o.Permanent = true
+		return
+	}
+	o.Err = fmt.Sprintf("attempt timed out after %s: %s", t.rc.plan.Steps[t.c.Index].Timeout, o.Err)
+}
+
+// late makes the outcome of an attempt whose handler returned a result
+// after the attempt's deadline, having ignored its context, a time-out,
+// as an HTTP step's late reply is: its result is dropped, and a run cannot
+// end completed past its timeout because a handler overran.
+func (t *task) late(o *flow.Outcome) {
+	o.Result, o.Err, o.Permanent = nil, errLate.Error(), false
+	t.timedOut(o)
 }
 
 func (e *Engine) callHTTP(ctx context.Context, url string, in Input) (flow.Outcome, error) {
