@@ -80,8 +80,14 @@ func (e *Engine) hookLoop() {
 					return err
 				}
 				for _, w := range due {
+					// Claimed: counted, and due again after the lease in
+					// case this process dies while sending. An error of an
+					// earlier try is cleared, so that a webhook not
+					// delivered and without an error is one not tried yet
+					// or being sent.
 					w.Attempts++
 					w.DueAt = now.Add(hookLease)
+					w.LastError = ""
 					if err := tx.PutWebhook(w); err != nil {
 						return err
 					}
@@ -138,9 +144,7 @@ func (e *Engine) deliver(hooks []store.Webhook) {
 		}()
 	}
 	wg.Wait()
-	if e.ctx.Err() != nil {
-		return // closing: undelivered hooks go out after the next Open
-	}
+	closing := e.ctx.Err() != nil
 	err := e.store.Update(e.bgCtx, func(tx store.Tx) error {
 		now := e.now()
 		for i, w := range hooks {
@@ -148,9 +152,15 @@ func (e *Engine) deliver(hooks []store.Webhook) {
 			if err != nil || cur.Attempts != w.Attempts {
 				continue // gone, or claimed again since
 			}
-			if errs[i] == nil {
+			switch {
+			case errs[i] == nil:
 				cur.DeliveredAt, cur.DueAt, cur.LastError = now, time.Time{}, ""
-			} else {
+			case closing:
+				// Cut short by Close: not counted, and due at once for the
+				// next engine to open the store.
+				cur.Attempts--
+				cur.DueAt = now
+			default:
 				cur.LastError = errs[i].Error()
 				var he *httpstep.Error
 				if errors.As(errs[i], &he) && !he.Retryable || cur.Attempts >= e.cfg.hookTries {

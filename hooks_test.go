@@ -163,3 +163,63 @@ func TestWebhookGivesUp(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestWebhookCutShortByClose: a webhook whose delivery Close cuts short is
+// not counted as an attempt, and the next engine to open the store sends
+// it at once.
+func TestWebhookCutShortByClose(t *testing.T) {
+	secret := []byte("s")
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			entered <- struct{}{}
+			select { // held until the engine gives up on it
+			case <-r.Context().Done():
+			case <-release:
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	path := filepath.Join(t.TempDir(), "flows.db")
+	open := func() *dagflow.Engine {
+		eng, err := dagflow.Open(dagflow.WithPath(path), fastHTTP(srv.URL, secret), dagflow.WithLogger(testLogger(t)),
+			dagflow.WithHandler("h", (&recorder{}).handle))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return eng
+	}
+	eng := open()
+	run(t, eng, dagflow.Workflow{ID: "cut", OnComplete: "/done", Steps: []dagflow.Step{step("a", "h")}})
+	select {
+	case <-entered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the webhook was not sent")
+	}
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	eng = open()
+	defer eng.Close()
+	ctx := ctxT(t)
+	for {
+		hooks, err := eng.Webhooks(ctx, "cut")
+		if err != nil || len(hooks) != 1 {
+			t.Fatalf("webhooks %+v, %v", hooks, err)
+		}
+		if !hooks[0].DeliveredAt.IsZero() {
+			if hooks[0].Attempts != 1 || calls.Load() != 2 {
+				t.Errorf("delivered after %d attempts and %d requests; want the one cut short left uncounted: 1 and 2",
+					hooks[0].Attempts, calls.Load())
+			}
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("not delivered after reopening: %+v", hooks[0])
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -119,6 +119,15 @@ func (e *engine) Close() error {
 // open opens an engine on the database of f. The engine resumes the runs
 // left unfinished in it, except with openReadOnly.
 func (c *cli) open(f *dbFlags, mode openMode, opts ...dagflow.Option) (*engine, error) {
+	s, err := c.openStore(f, mode)
+	if err != nil {
+		return nil, err
+	}
+	return c.openEngine(f, s, mode, opts...)
+}
+
+// openStore opens the database of f, for openEngine.
+func (c *cli) openStore(f *dbFlags, mode openMode) (*bolt.Store, error) {
 	if mode != openCreate {
 		if _, err := os.Stat(f.db); errors.Is(err, os.ErrNotExist) {
 			return nil, inputError("%s: no such database (give one with --db or DAGFLOW_DB)", f.db)
@@ -126,24 +135,27 @@ func (c *cli) open(f *dbFlags, mode openMode, opts ...dagflow.Option) (*engine, 
 			return nil, opError("%s: %v", f.db, err)
 		}
 	}
-	opts = append(opts, dagflow.WithLogger(c.logger(f.verbose)))
-	if mode == openReadOnly {
-		s, err := bolt.Open(f.db, bolt.Options{Timeout: dagflow.DefaultOpenTimeout})
-		if err != nil {
-			return nil, c.openError(f.db, err)
-		}
-		eng, err := dagflow.Open(append(opts, dagflow.WithStore(readOnlyStore{s}))...)
-		if err != nil {
-			s.Close()
-			return nil, c.openError(f.db, err)
-		}
-		return &engine{Engine: eng, store: s, path: f.db}, nil
-	}
-	eng, err := dagflow.Open(append(opts, dagflow.WithPath(f.db))...)
+	s, err := bolt.Open(f.db, bolt.Options{Timeout: dagflow.DefaultOpenTimeout})
 	if err != nil {
 		return nil, c.openError(f.db, err)
 	}
-	return &engine{Engine: eng, path: f.db}, nil
+	return s, nil
+}
+
+// openEngine opens an engine on s, which it closes with the engine (or at
+// once, when the engine cannot be opened).
+func (c *cli) openEngine(f *dbFlags, s *bolt.Store, mode openMode, opts ...dagflow.Option) (*engine, error) {
+	opts = append(opts, dagflow.WithLogger(c.logger(f.verbose)))
+	var st store.Store = s
+	if mode == openReadOnly {
+		st = readOnlyStore{s}
+	}
+	eng, err := dagflow.Open(append(opts, dagflow.WithStore(st))...)
+	if err != nil {
+		s.Close()
+		return nil, c.openError(f.db, err)
+	}
+	return &engine{Engine: eng, store: s, path: f.db}, nil
 }
 
 func (c *cli) openError(path string, err error) error {

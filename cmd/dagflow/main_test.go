@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -971,6 +972,59 @@ func TestWebhooks(t *testing.T) {
 	// A 400 is a reply another try cannot mend: the engine gives up at once and says so.
 	r.want(t, 0, `run "order-h3": gave up on the complete webhook to /hooks/broken after 1 attempts`, "400 Bad Request")
 	checkCompleted(t, r.status(t), "order-h3")
+}
+
+// TestResumeSendsWebhooks: a webhook that could not be delivered when its
+// run ended stays in the database, and 'dagflow resume' sends it, with no
+// run left to resume, and waits for it.
+func TestResumeSendsWebhooks(t *testing.T) {
+	t.Parallel()
+	j := newJobs(t)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "flows.db")
+	// A receiver that is not listening yet: an address free a moment ago.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	hook := fmt.Sprintf(`{"onComplete": "http://%s/hooks/later",`, addr)
+	file := writeFile(t, dir, "order.json", strings.Replace(orderChain("order-h4", j.url, nil), "{", hook, 1))
+	r := dagflowCmd(t, "run", "--db", db, file)
+	r.want(t, 0, `the complete webhook to http://`+addr+`/hooks/later is not delivered yet`, "dagflow resume")
+
+	var mu sync.Mutex
+	var got []string
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /hooks/later", func(w http.ResponseWriter, r *http.Request) {
+		var st dagflow.Status
+		err := httpstep.Verify(r, []byte(secret))
+		if err == nil {
+			err = json.NewDecoder(r.Body).Decode(&st)
+		}
+		mu.Lock()
+		got = append(got, fmt.Sprintf("%s %s %v", st.ID, st.State, err))
+		mu.Unlock()
+	})
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("the address was taken meanwhile: %v", err)
+	}
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	r = dagflowCmd(t, "resume", "--db", db)
+	r.want(t, 0)
+	if strings.TrimSpace(r.stdout) != "[]" || strings.Contains(r.stderr, "not delivered") {
+		t.Errorf("resume printed %s\nstderr:\n%s", r.stdout, r.stderr)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"order-h4 completed <nil>"}; !slices.Equal(got, want) {
+		t.Errorf("the receiver got %q, want %q", got, want)
+	}
 }
 
 // TestInterruptDefaultAttempts shows an engine bug. Engine.Close documents

@@ -7,10 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"slices"
 	"time"
 
 	"github.com/dagflow/dagflow"
+	"github.com/dagflow/dagflow/store"
 )
 
 const runHelp = `Usage: dagflow run [--db FILE] [--base-url URL] [-v] FILE.json
@@ -170,7 +173,7 @@ func (c *cli) finish(ctx context.Context, eng *engine, id string) error {
 		}
 		return c.runError(eng.path, id, err)
 	}
-	if err := c.awaitWebhooks(ctx, eng, id); err != nil {
+	if err := c.awaitWebhooks(ctx, eng, id, nil); err != nil {
 		return err
 	}
 	if err := c.printJSON(st); err != nil {
@@ -186,12 +189,38 @@ func (c *cli) finish(ctx context.Context, eng *engine, id string) error {
 // run's webhook once the run has ended.
 const webhookWait = 2 * time.Minute
 
-// awaitWebhooks waits until the onComplete or onError webhook of run id
-// has been sent once (with the client's quick retries), so that a command
-// does not exit, and close the engine, before the webhook of the run it
-// waited for went out. One that failed stays in the database, due again
-// later: a note on stderr says so. A signal stops the wait.
-func (c *cli) awaitWebhooks(ctx context.Context, eng *engine, id string) error {
+// hookKey tells the webhooks of a run apart (one per event and retry of
+// the run, each made when the run ended).
+type hookKey struct {
+	event   string
+	created int64
+}
+
+// pendingWebhooks returns, by run id, the attempts made so far of each
+// webhook not delivered yet and not given up on.
+func pendingWebhooks(ctx context.Context, s store.Store) (map[string]map[hookKey]int, error) {
+	pending := map[string]map[hookKey]int{}
+	err := s.View(ctx, func(tx store.Tx) error {
+		hooks, err := tx.DueWebhooks(time.Now().AddDate(100, 0, 0), math.MaxInt32)
+		for _, h := range hooks {
+			if pending[h.RunID] == nil {
+				pending[h.RunID] = map[hookKey]int{}
+			}
+			pending[h.RunID][hookKey{h.Event, h.CreatedAt.UnixNano()}] = h.Attempts
+		}
+		return err
+	})
+	return pending, err
+}
+
+// awaitWebhooks waits until each onComplete or onError webhook of run id
+// has been sent once (with the client's quick retries) since the command
+// started, before was opened (before gives the attempts each had made
+// then; nil for a run the command ran), so that a command does not exit,
+// and close the engine, before the webhooks of the run it waited for went
+// out. One that failed stays in the database, due again later: a note on
+// stderr says so. A signal stops the wait.
+func (c *cli) awaitWebhooks(ctx context.Context, eng *engine, id string, before map[hookKey]int) error {
 	deadline := time.Now().Add(webhookWait)
 	for {
 		hooks, err := eng.Webhooks(ctx, id)
@@ -203,9 +232,12 @@ func (c *cli) awaitWebhooks(ctx context.Context, eng *engine, id string) error {
 		}
 		sending := false
 		for _, h := range hooks {
-			// Not delivered, no error recorded, due: not tried yet,
-			// or being sent.
-			sending = sending || (h.DeliveredAt.IsZero() && h.LastError == "" && !h.NextAt.IsZero())
+			// Not delivered nor given up on, and either not tried since
+			// the command started, or being sent (an engine clears the
+			// error of the try before when it sends one).
+			pending := h.DeliveredAt.IsZero() && !h.NextAt.IsZero()
+			tried := h.Attempts > before[hookKey{h.Event, h.CreatedAt.UnixNano()}]
+			sending = sending || pending && (!tried || h.LastError == "")
 		}
 		if !sending || time.Now().After(deadline) {
 			for _, h := range hooks {
@@ -266,7 +298,18 @@ func (c *cli) cmdResume(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	eng, err := c.open(&f.dbFlags, openExisting, dagflow.WithHTTP(hopts))
+	s, err := c.openStore(&f.dbFlags, openExisting)
+	if err != nil {
+		return err
+	}
+	// The webhooks left undelivered, read before the engine, which sends
+	// them at once, opens the store.
+	hooks, err := pendingWebhooks(ctx, s)
+	if err != nil {
+		s.Close()
+		return opError("%s: reading the webhooks: %v", f.db, err)
+	}
+	eng, err := c.openEngine(&f.dbFlags, s, openExisting, dagflow.WithHTTP(hopts))
 	if err != nil {
 		return err
 	}
@@ -309,13 +352,20 @@ func (c *cli) cmdResume(ctx context.Context, args []string) error {
 			}
 			return c.runError(f.db, id, err)
 		}
-		if err := c.awaitWebhooks(ctx, eng, id); err != nil {
+		if err := c.awaitWebhooks(ctx, eng, id, hooks[id]); err != nil {
 			return err
 		}
+		delete(hooks, id)
 		if st.State != dagflow.StateCompleted {
 			code = exitFailed
 		}
 		out = append(out, st)
+	}
+	// The webhooks of runs that had ended: sent again, now.
+	for _, id := range slices.Sorted(maps.Keys(hooks)) {
+		if err := c.awaitWebhooks(ctx, eng, id, hooks[id]); err != nil {
+			return err
+		}
 	}
 	if err := c.printJSON(out); err != nil {
 		return err
