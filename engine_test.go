@@ -526,21 +526,46 @@ func TestPanicBecomesFailedAttempt(t *testing.T) {
 	}
 }
 
-func TestPanicErrorType(t *testing.T) {
-	// The typed error is what a handler's own code sees through errors.As
-	// when it wraps handlers; here: the engine's own report.
-	eng := newEngine(t)
-	mustHandle(t, eng, "boom", func(ctx context.Context, in dagflow.Input) (any, error) { panic(errors.New("kaput")) })
+// boom panics with an error, two calls down from the handler.
+func boom(int) { panic(errors.New("kaput")) }
+
+func TestPanicStackIsKept(t *testing.T) {
+	var logs strings.Builder
+	var mu sync.Mutex
+	eng := newEngine(t, dagflow.WithLogger(slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), nil))))
+	mustHandle(t, eng, "boom", func(ctx context.Context, in dagflow.Input) (any, error) { boom(1); return nil, nil })
 	st := run(t, eng, dagflow.Workflow{ID: "p2", Steps: []dagflow.Step{step("a", "boom")}})
 	if st.State != dagflow.StateFailed || st.Steps[0].Error != "handler panicked: kaput" {
 		t.Fatalf("state %s, error %q", st.State, st.Steps[0].Error)
 	}
+	hist, err := eng.Attempts(ctxT(t), "p2")
+	if err != nil || len(hist) != 1 || len(hist[0].Logs) != 1 {
+		t.Fatalf("attempts %+v, %v; want one with one log line", hist, err)
+	}
+	line := hist[0].Logs[0]
+	if line.Level != "ERROR" || line.Message != "the handler panicked" || !strings.Contains(line.Attrs, "panic=kaput") ||
+		!strings.Contains(line.Attrs, "dagflow_test.boom(") {
+		t.Errorf("the attempt's log line %+v lacks the panic and its stack", line)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), "dagflow_test.boom(") || !strings.Contains(logs.String(), "stepId=a") {
+		t.Errorf("the engine's log lacks the stack:\n%s", logs.String())
+	}
+	// The typed error unwraps to the panic value.
 	var pe *dagflow.PanicError
-	err := error(&dagflow.PanicError{Value: errors.New("kaput")})
-	if !errors.As(err, &pe) || pe.Unwrap().Error() != "kaput" {
+	if err := error(&dagflow.PanicError{Value: errors.New("kaput")}); !errors.As(err, &pe) || pe.Unwrap().Error() != "kaput" {
 		t.Errorf("PanicError does not unwrap to its value")
 	}
 }
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 func TestCreateIsIdempotent(t *testing.T) {
 	eng := newEngine(t)

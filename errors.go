@@ -96,9 +96,12 @@ func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
 
 // PanicError is the error of an attempt whose handler panicked. The engine
-// recovers the panic, records the attempt as failed with this error, and
-// retries the step under its retry policy like any other failure: a panic
-// never reaches the application. Find it with errors.As.
+// recovers the panic, records the attempt as failed with this error's
+// message ("handler panicked: <value>"), and retries the step under its
+// retry policy like any other failure: a panic never reaches the
+// application. The stack goes to the attempt's logs (Engine.Attempts, the
+// console) as an ERROR line with attributes panic and stack, which the
+// engine's logger gets too.
 type PanicError struct {
 	// Value is what the handler passed to panic.
 	Value any
@@ -106,6 +109,7 @@ type PanicError struct {
 	Stack []byte
 }
 
+// Error returns "handler panicked: " and the panic value.
 func (e *PanicError) Error() string { return fmt.Sprintf("handler panicked: %v", e.Value) }
 
 // Unwrap returns the panic value when it is an error.

@@ -608,6 +608,10 @@ func (e *Engine) execute(t *task) (o flow.Outcome) {
 			res, err = callHandler(ctx, h, in)
 			if err == nil {
 				o.Result, err = marshalResult(res)
+			} else if pe, ok := err.(*PanicError); ok {
+				// The stack, for whoever debugs it: kept with the
+				// attempt's logs and sent to the engine's logger.
+				ctx.logger(e, &in).Error("the handler panicked", "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
 			}
 		}
 	} else {
