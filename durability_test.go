@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -128,7 +130,13 @@ func TestResumeWaitsForHandler(t *testing.T) {
 	<-started
 	eng.Close()
 
-	eng2 := openBolt(t, path)
+	var mu sync.Mutex
+	var logs strings.Builder
+	eng2 := openBolt(t, path, dagflow.WithLogger(slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), nil))))
 	defer eng2.Close()
 	time.Sleep(50 * time.Millisecond)
 	st, err := eng2.Status(ctxT(t), "w")
@@ -137,6 +145,14 @@ func TestResumeWaitsForHandler(t *testing.T) {
 	}
 	if st.State != dagflow.StateRunning || st.Steps[0].State != dagflow.StatePending || st.Steps[0].Attempts != 0 {
 		t.Fatalf("without its handler the run should wait: %s, step %s, attempts %d", st.State, st.Steps[0].State, st.Steps[0].Attempts)
+	}
+	// and says why, once.
+	mu.Lock()
+	got := logs.String()
+	mu.Unlock()
+	if !strings.Contains(got, `level=WARN msg="dagflow: steps wait for a Go handler that is not registered" handler=h run=w step=a`) ||
+		strings.Count(got, "not registered") != 1 {
+		t.Errorf("the engine's log does not say once what the run waits for:\n%s", got)
 	}
 	start := time.Now()
 	mustHandle(t, eng2, "h", func(ctx context.Context, in dagflow.Input) (any, error) { return "late", nil })

@@ -383,6 +383,9 @@ func (e *Engine) park(ps []flow.Parked) {
 		}
 		if e.handler(name) != nil {
 			go e.unpark(name) // registered in the meantime
+		} else if len(e.parked[name]) == 0 {
+			e.log.Warn("dagflow: steps wait for a Go handler that is not registered", "handler", name,
+				"run", p.RunID, "step", s.ID)
 		}
 		e.parked[name] = append(e.parked[name], p)
 	}
