@@ -2,10 +2,12 @@ package dagflow
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -117,7 +119,32 @@ const maxSuggestions = 16
 // depend on the engine.
 func (w *Workflow) validate(e *engineCheck) []Problem {
 	ps, _ := w.check(e)
+	sortProblems(ps)
 	return ps
+}
+
+// sortProblems puts problems in the order of the workflow: those of the
+// workflow's own fields first, then those of each step in step order, then
+// cycles. Problems of one place keep the order check found them in.
+func sortProblems(ps []Problem) {
+	rank := func(p *Problem) (int, int) {
+		switch {
+		case p.Path == "":
+			return 2, 0 // a cycle
+		case strings.HasPrefix(p.Path, "steps["):
+			if end := strings.IndexByte(p.Path, ']'); end > 0 {
+				if i, err := strconv.Atoi(p.Path[len("steps["):end]); err == nil {
+					return 1, i
+				}
+			}
+		}
+		return 0, 0
+	}
+	slices.SortStableFunc(ps, func(a, b Problem) int {
+		ga, ia := rank(&a)
+		gb, ib := rank(&b)
+		return cmp.Or(cmp.Compare(ga, gb), cmp.Compare(ia, ib))
+	})
 }
 
 // depGraph is a valid workflow's dependencies by step index: step i

@@ -165,6 +165,30 @@ func TestResumeWaitsForHandler(t *testing.T) {
 	}
 }
 
+// TestCreateIdempotentBeforeHandle: after a restart, Create of a run that
+// exists with the same spec returns it even before the engine registers
+// the run's handlers; another spec still needs them.
+func TestCreateIdempotentBeforeHandle(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "flows.db")
+	wf := dagflow.Workflow{ID: "again", Steps: []dagflow.Step{step("a", "h")}}
+	eng := openBolt(t, path, dagflow.WithHandler("h", (&recorder{}).handle))
+	run(t, eng, wf)
+	eng.Close()
+
+	eng = openBolt(t, path)
+	defer eng.Close()
+	st, err := eng.Create(ctxT(t), wf)
+	if err != nil || st.State != dagflow.StateCompleted || st.Results["a"] == nil {
+		t.Fatalf("Create of the run again, before Handle: %+v, %v", st, err)
+	}
+	other := wf
+	other.ID = "new"
+	var ve *dagflow.ValidationError
+	if _, err := eng.Create(ctxT(t), other); !errors.As(err, &ve) || !strings.Contains(err.Error(), `no handler named "h"`) {
+		t.Errorf("Create of a new run before Handle: %v, want the missing handler", err)
+	}
+}
+
 // TestMaxAttemptsHoldAcrossRestarts: attempts interrupted by crashes count.
 func TestMaxAttemptsHoldAcrossRestarts(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "flows.db")

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	mrand "math/rand/v2"
 	"os"
 	"runtime"
@@ -339,6 +340,10 @@ func (e *Engine) Create(ctx context.Context, w Workflow) (*Status, error) {
 	check := &engineCheck{hasHandler: e.hasHandler, hasBaseURL: e.http.HasBaseURL()}
 	ps, deps := w.check(check)
 	if len(ps) > 0 {
+		if st := e.existing(ctx, &w); st != nil {
+			return st, nil
+		}
+		sortProblems(ps)
 		return nil, &ValidationError{WorkflowID: w.ID, Problems: ps}
 	}
 	c := creations.Get().(*creation)
@@ -398,6 +403,37 @@ func (e *Engine) Create(ctx context.Context, w Workflow) (*Status, error) {
 		e.submit(t)
 	}
 	return st, nil
+}
+
+// existing returns the status of the run w names when one with the same
+// spec exists, for a workflow that is valid but for what depends on the
+// engine (a handler not registered yet, a relative URL and no base URL):
+// Create is idempotent on a run created earlier, by an engine that had
+// them, even before this one registers its handlers. Otherwise it returns
+// nil.
+func (e *Engine) existing(ctx context.Context, w *Workflow) *Status {
+	if ps, _ := w.check(nil); len(ps) > 0 {
+		return nil
+	}
+	n := w.withDefaults()
+	spec := appendSpec(nil, &n, true)
+	var same bool
+	err := e.store.View(ctx, func(tx store.Tx) error {
+		old, err := tx.Spec(n.ID)
+		if err != nil {
+			return err
+		}
+		same = bytes.Equal(old, spec) || sameSpec(old, spec)
+		return nil
+	})
+	if err != nil || !same {
+		return nil
+	}
+	st, err := e.Status(ctx, n.ID)
+	if err != nil {
+		return nil
+	}
+	return st
 }
 
 // creation is what Create makes of a valid workflow, in one value rather
@@ -683,7 +719,90 @@ func sameSpec(a, b []byte) bool {
 	if err != nil {
 		return false
 	}
+	// Contexts that are the same JSON value ({"a":1,"b":2} and
+	// {"b":2,"a":1}, 1 and 1.0) make the same workflow.
+	if !bytes.Equal(wa.Context, wb.Context) {
+		if !sameJSON(wa.Context, wb.Context) {
+			return false
+		}
+		wb.Context = wa.Context
+	}
 	return bytes.Equal(appendSpec(nil, &wa, true), appendSpec(nil, &wb, true))
+}
+
+// sameJSON reports whether a and b encode the same JSON value: objects
+// with the same members in any order, numbers of the same value however
+// written.
+func sameJSON(a, b []byte) bool {
+	var va, vb any
+	if unmarshalNumbers(a, &va) != nil || unmarshalNumbers(b, &vb) != nil {
+		return false
+	}
+	return sameValue(va, vb)
+}
+
+// smallExponent reports whether a JSON number's exponent, if it has one,
+// is within a range whose exact value is cheap to compute.
+func smallExponent(n json.Number) bool {
+	i := strings.IndexAny(string(n), "eE")
+	if i < 0 {
+		return len(n) <= 1000
+	}
+	e, err := strconv.Atoi(string(n[i+1:]))
+	return err == nil && e > -1000 && e < 1000 && i <= 1000
+}
+
+func unmarshalNumbers(data []byte, v *any) error {
+	if len(bytes.TrimSpace(data)) == 0 {
+		data = []byte("{}") // no context is the empty one
+	}
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.UseNumber()
+	return d.Decode(v)
+}
+
+func sameValue(a, b any) bool {
+	switch a := a.(type) {
+	case map[string]any:
+		b, ok := b.(map[string]any)
+		if !ok || len(a) != len(b) {
+			return false
+		}
+		for k, va := range a {
+			vb, ok := b[k]
+			if !ok || !sameValue(va, vb) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		b, ok := b.([]any)
+		if !ok || len(a) != len(b) {
+			return false
+		}
+		for i := range a {
+			if !sameValue(a[i], b[i]) {
+				return false
+			}
+		}
+		return true
+	case json.Number:
+		b, ok := b.(json.Number)
+		if !ok {
+			return false
+		}
+		if a == b {
+			return true
+		}
+		if !smallExponent(a) || !smallExponent(b) {
+			return false // 1e999999999: not worth the work
+		}
+		ra, oka := new(big.Rat).SetString(string(a))
+		rb, okb := new(big.Rat).SetString(string(b))
+		return oka && okb && ra.Cmp(rb) == 0
+	default: // string, bool, nil
+		return a == b
+	}
 }
 
 // Wait blocks until the run is completed, failed or cancelled (after its

@@ -575,14 +575,15 @@ func TestCreateIsIdempotent(t *testing.T) {
 		return nil, nil
 	})
 	ctx := ctxT(t)
-	wf := dagflow.Workflow{ID: "idem", Context: json.RawMessage(`{"a": 1}`), Steps: []dagflow.Step{step("a", "h")}}
+	wf := dagflow.Workflow{ID: "idem", Context: json.RawMessage(`{"a": 1, "b": [2, {"c": 30}]}`), Steps: []dagflow.Step{step("a", "h")}}
 	if _, err := eng.Create(ctx, wf); err != nil {
 		t.Fatal(err)
 	}
 	// The same spec, written differently (defaults spelled out, other
-	// spacing): the same run.
+	// spacing, members in another order, numbers written otherwise): the
+	// same run.
 	same := wf
-	same.Context = json.RawMessage(`{ "a" : 1 }`)
+	same.Context = json.RawMessage(`{ "b" : [2.0, {"c": 3e1}], "a" : 1 }`)
 	same.Timeout = dagflow.DefaultWorkflowTimeout
 	same.Steps = []dagflow.Step{{ID: "a", Handler: "h", Timeout: 300, Retries: &dagflow.RetryConfig{MaxAttempts: 1}}}
 	st, err := eng.Create(ctx, same)
@@ -606,6 +607,33 @@ func TestCreateIsIdempotent(t *testing.T) {
 	_, err = eng.Create(ctx, other)
 	if !errors.Is(err, dagflow.ErrConflict) {
 		t.Fatalf("Create with another spec: %v, want ErrConflict", err)
+	}
+	for _, c := range []string{
+		`{"a": 1, "b": [2, {"c": 31}]}`,
+		`{"a": 1, "b": [{"c": 30}, 2]}`,
+		`{"a": 1, "b": [2, {"c": 30}], "d": null}`,
+		`{"a": "1", "b": [2, {"c": 30}]}`,
+		`{"a": 1e999999999, "b": [2, {"c": 30}]}`,
+	} {
+		other := wf
+		other.Context = json.RawMessage(c)
+		if _, err := eng.Create(ctx, other); !errors.Is(err, dagflow.ErrConflict) {
+			t.Errorf("Create with the context %s: %v, want ErrConflict", c, err)
+		}
+	}
+	big := func(n string) dagflow.Workflow {
+		w := wf
+		w.ID, w.Context = "idem-big", json.RawMessage(`{"n": `+n+`}`)
+		return w
+	}
+	if _, err := eng.Create(ctx, big("12345678901234567890")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.Create(ctx, big("12345678901234567891")); !errors.Is(err, dagflow.ErrConflict) {
+		t.Errorf("Create with a context number that differs past float64's precision: %v, want ErrConflict", err)
+	}
+	if _, err := eng.Create(ctx, big("1234567890123456789.0e1")); err != nil {
+		t.Errorf("Create with the same number written otherwise: %v", err)
 	}
 }
 

@@ -366,6 +366,39 @@ func TestValidateReportsEverythingTogether(t *testing.T) {
 	}
 }
 
+// TestValidateProblemsInOrder: problems come in the order of the
+// workflow, the workflow's own fields first, then step by step, then
+// cycles, whatever kind of problem each is.
+func TestValidateProblemsInOrder(t *testing.T) {
+	t.Parallel()
+	w := dagflow.Workflow{ID: "order", Steps: []dagflow.Step{
+		{ID: "a", Handler: "h", DependsOn: []string{"c"}},
+		{ID: "b", Handler: "h", DependsOn: []string{"nope"}},
+		{ID: "a", Handler: "h"},
+		{ID: "c", Handler: "h", DependsOn: []string{"a"}, Timeout: -1},
+		{ID: "", Handler: "h"},
+	}, Timeout: -1}
+	want := []string{
+		"timeout: must not be negative, got -1",
+		`steps[1].dependsOn[0]: unknown step "nope"`,
+		`steps[2].id: duplicate step id "a" (also steps[0])`,
+		"steps[3].timeout: must not be negative, got -1",
+		"steps[4].id: is required",
+		"cycle: a -> c -> a",
+	}
+	var ve *dagflow.ValidationError
+	if !errors.As(w.Validate(), &ve) {
+		t.Fatal("no *ValidationError")
+	}
+	var got []string
+	for _, p := range ve.Problems {
+		got = append(got, p.String())
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("problems (-want +got):\n%s", d)
+	}
+}
+
 // TestValidateContextKinds checks a context that is not a JSON object both
 // through ParseWorkflow and through Validate on a Go literal.
 func TestValidateContextKinds(t *testing.T) {
