@@ -33,14 +33,20 @@ func (f *dbFlags) register(c *cli, fs *flagSet) {
 // runFlags are the flags of the commands that run steps.
 type runFlags struct {
 	dbFlags
-	baseURL string
+	baseURL        string
+	baseURLFromEnv bool // baseURL came from $DAGFLOW_BASE_URL
 }
 
 func (f *runFlags) register(c *cli, fs *flagSet) {
 	f.dbFlags.register(c, fs)
 	fs.StringVar(&f.baseURL, "base-url", "",
 		"the absolute `URL` that relative step and webhook URLs resolve against (default $DAGFLOW_BASE_URL)")
-	fs.defaults = append(fs.defaults, func() { f.baseURL = cmp.Or(f.baseURL, c.getenv("DAGFLOW_BASE_URL")) })
+	fs.defaults = append(fs.defaults, func() {
+		if f.baseURL == "" {
+			f.baseURL = c.getenv("DAGFLOW_BASE_URL")
+			f.baseURLFromEnv = f.baseURL != ""
+		}
+	})
 }
 
 // verbosity is a flag counted each time it is given.
@@ -82,7 +88,11 @@ func (c *cli) httpOptions(f *runFlags) (httpstep.Options, error) {
 		o.Secret = []byte(s)
 	}
 	if _, err := httpstep.New(o); err != nil {
-		return o, inputError("--base-url: %v", err)
+		from := "--base-url"
+		if f.baseURLFromEnv {
+			from = "$DAGFLOW_BASE_URL"
+		}
+		return o, inputError("%s: %v", from, err)
 	}
 	return o, nil
 }

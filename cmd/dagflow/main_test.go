@@ -383,7 +383,11 @@ func TestRunOrderChain(t *testing.T) {
 	})
 	t.Run("conflict", func(t *testing.T) {
 		other := writeFile(t, t.TempDir(), "other.json", orderChain("order-1", j.url, map[string]string{"ship-order": "fail"}))
-		dagflowCmd(t, "run", "--db", db, other).want(t, 2, "other.json", `id "order-1" exists`)
+		r := dagflowCmd(t, "run", "--db", db, other)
+		r.want(t, 2, "other.json", `id "order-1" exists`)
+		if strings.Contains(r.stderr, "not creating it again") {
+			t.Errorf("a note that the run exists, as if it were the same, before the conflict:\n%s", r.stderr)
+		}
 	})
 	t.Run("list", func(t *testing.T) {
 		r := dagflowCmd(t, "list", "--db", db)
@@ -496,10 +500,11 @@ func TestRelativeURLs(t *testing.T) {
 
 	r = dagflowCmd(t, "run", "--db", filepath.Join(dir, "c.db"), file)
 	r.want(t, 2, `order.json: steps[0].url: "/jobs/validate-order" is relative`, "--base-url")
-	if strings.Count(r.stderr, "is relative") != 4 {
-		t.Errorf("want the 4 relative URLs reported:\n%s", r.stderr)
+	if strings.Count(r.stderr, "is relative") != 4 || strings.Contains(r.stderr, "WithHTTP") {
+		t.Errorf("want the 4 relative URLs reported, in the command line's words:\n%s", r.stderr)
 	}
-	dagflowCmd(t, "run", "--db", filepath.Join(dir, "d.db"), "--base-url", "ftp://x", file).want(t, 2, "--base-url")
+	dagflowCmd(t, "run", "--db", filepath.Join(dir, "d.db"), "--base-url", "ftp://x", file).want(t, 2, "--base-url: ")
+	dagflowEnv(t, env("DAGFLOW_BASE_URL=ftp://x"), "run", "--db", filepath.Join(dir, "e.db"), file).want(t, 2, "$DAGFLOW_BASE_URL: ")
 }
 
 func TestFailedRunThenRetry(t *testing.T) {
@@ -532,7 +537,11 @@ func TestFailedRunThenRetry(t *testing.T) {
 	if n := j.count("validate-order"); n != 1 {
 		t.Errorf("validate-order called %d times, want 1 (retry keeps completed steps)", n)
 	}
-	dagflowCmd(t, "retry", "--db", db, "order-2").want(t, 2, `cannot retry run "order-2": it is completed`)
+	r = dagflowCmd(t, "retry", "--db", db, "order-2")
+	r.want(t, 2, `dagflow: cannot retry run "order-2": it is completed`)
+	if strings.Contains(r.stderr, "dagflow: dagflow:") {
+		t.Errorf("the prefix twice: %s", r.stderr)
+	}
 	dagflowCmd(t, "retry", "--db", db, "nope").want(t, 2, `no run with id "nope"`)
 }
 

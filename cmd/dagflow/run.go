@@ -10,6 +10,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/dagflow/dagflow"
@@ -100,9 +101,7 @@ func (c *cli) cmdRun(ctx context.Context, args []string) error {
 		return err
 	}
 	defer c.close(eng)
-	if st, err := eng.Status(ctx, wf.ID); err == nil {
-		c.note(f.db, "run %q is already in the database (%s); not creating it again", wf.ID, st.State)
-	}
+	before, _ := eng.Status(ctx, wf.ID)
 	if _, err := eng.Create(ctx, wf); err != nil {
 		var ve *dagflow.ValidationError
 		switch {
@@ -112,6 +111,9 @@ func (c *cli) cmdRun(ctx context.Context, args []string) error {
 			return inputError("%s: a run with id %q exists in %s with a different workflow; give this run a new id", file, wf.ID, f.db)
 		}
 		return opError("%s: %v", file, err)
+	}
+	if before != nil {
+		c.note(f.db, "run %q is already in the database (%s); not creating it again", wf.ID, before.State)
 	}
 	return c.finish(ctx, eng, wf.ID)
 }
@@ -158,7 +160,7 @@ func (c *cli) runError(db, id string, err error) error {
 	case errors.Is(err, dagflow.ErrNotFound):
 		return inputError("%s: no run with id %q", db, id)
 	case errors.As(err, &se):
-		return inputError("%v", se)
+		return inputError("%s", strings.TrimPrefix(se.Error(), "dagflow: "))
 	}
 	return opError("run %q: %v", id, err)
 }

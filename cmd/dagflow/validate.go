@@ -104,6 +104,9 @@ func problemsError(file string, err error) error {
 		if i > 0 {
 			b.WriteByte('\n')
 		}
+		// The library's hints name Go calls; the notes below say what to
+		// do on the command line instead.
+		p.Message = strings.NewReplacer(" (set one with WithHTTP)", "", " (register it with Engine.Handle)", "").Replace(p.Message)
 		fmt.Fprintf(&b, "%s: %s", file, p)
 		handlers = handlers || strings.Contains(p.Message, "no handler named")
 		relative = relative || strings.Contains(p.Message, "no base URL")
