@@ -145,7 +145,7 @@ func (c *cli) openStore(f *dbFlags, mode openMode) (*bolt.Store, error) {
 			return nil, opError("%s: %v", f.db, err)
 		}
 	}
-	s, err := bolt.Open(f.db, bolt.Options{Timeout: dagflow.DefaultOpenTimeout})
+	s, err := bolt.Open(f.db, bolt.Options{Timeout: dagflow.DefaultOpenTimeout, ReadOnly: mode == openReadOnly})
 	if err != nil {
 		return nil, c.openError(f.db, err)
 	}
@@ -175,9 +175,9 @@ func (c *cli) openError(path string, err error) error {
 	return opError("%s: cannot open the database: %v", path, err)
 }
 
-// readOnlyStore lets an engine read a database without writing to it. An
-// engine resumes the unfinished runs of its store as it opens, which commands
-// that only look (status, list, graph) must not do: sending requests to job
+// readOnlyStore lets an engine read a database opened read-only. An engine
+// resumes the unfinished runs of its store as it opens, which commands that
+// only look (status, list, graph) must not do: sending requests to job
 // handlers and cancelling them a moment later when the command exits. So
 // Update does nothing: the engine's resumption, claims and webhook sweeps
 // find no work, and its reads (Status, List, Workflow) go through View.

@@ -389,6 +389,25 @@ func TestRunOrderChain(t *testing.T) {
 			t.Errorf("a note that the run exists, as if it were the same, before the conflict:\n%s", r.stderr)
 		}
 	})
+	t.Run("read only", func(t *testing.T) {
+		// status, list and graph open the file read-only: not a byte of it
+		// changes.
+		before, err := os.ReadFile(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dagflowCmd(t, "status", "--db", db, "order-1").want(t, 0)
+		dagflowCmd(t, "list", "--db", db).want(t, 0)
+		dagflowCmd(t, "graph", "--db", db, "order-1").want(t, 0)
+		if after, err := os.ReadFile(db); err != nil || !bytes.Equal(before, after) {
+			t.Errorf("the database changed (%v)", err)
+		}
+		empty := writeFile(t, t.TempDir(), "empty.db", "")
+		dagflowCmd(t, "list", "--db", empty).want(t, 3, "the file is empty")
+		if fi, err := os.Stat(empty); err != nil || fi.Size() != 0 {
+			t.Errorf("list made the empty file a database")
+		}
+	})
 	t.Run("list", func(t *testing.T) {
 		r := dagflowCmd(t, "list", "--db", db)
 		r.want(t, 0)

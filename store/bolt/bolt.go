@@ -27,6 +27,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -49,6 +50,11 @@ type Options struct {
 	// database; it is for tests and benchmarks that measure everything
 	// but the disk.
 	NoSync bool
+	// ReadOnly opens the file to read it only: it is not changed (its
+	// schema is not brought up to date either), Update returns an error
+	// matching store.ErrReadOnly, and several processes may read the file
+	// at once, though not while one holds it to write.
+	ReadOnly bool
 }
 
 // initialMmapSize is how much of the file bbolt maps at first: 1 GiB of
@@ -94,8 +100,9 @@ var (
 
 // Store is a store.Store on a bbolt file. It is safe for concurrent use.
 type Store struct {
-	db   *bbolt.DB
-	path string
+	db       *bbolt.DB
+	path     string
+	readOnly bool
 
 	mu      sync.Mutex
 	pending []*request
@@ -121,7 +128,15 @@ func Open(path string, o Options) (s *Store, err error) {
 			s, err = nil, fmt.Errorf("bolt: opening %s: the file is corrupt or not a database: %v", path, p)
 		}
 	}()
+	if o.ReadOnly {
+		// bbolt would try to initialize an empty file, and fail on the
+		// descriptor it opened to read.
+		if fi, err := os.Stat(path); err == nil && fi.Size() == 0 {
+			return nil, fmt.Errorf("bolt: opening %s: not a dagflow database: the file is empty", path)
+		}
+	}
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
+		ReadOnly:        o.ReadOnly,
 		Timeout:         o.Timeout,
 		NoSync:          o.NoSync,
 		NoFreelistSync:  true,
@@ -141,7 +156,7 @@ func Open(path string, o Options) (s *Store, err error) {
 		db.Close()
 		return nil, err
 	}
-	s = &Store{db: db, path: path, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	s = &Store{db: db, path: path, readOnly: o.ReadOnly, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	go s.commitLoop()
 	return s, nil
 }
@@ -149,8 +164,15 @@ func Open(path string, o Options) (s *Store, err error) {
 // initialize creates the buckets of a new file, and checks that an existing
 // one is a dagflow database of this version.
 func initialize(db *bbolt.DB, path string) error {
-	return db.Update(func(tx *bbolt.Tx) error {
+	run := db.Update
+	if db.IsReadOnly() {
+		run = db.View
+	}
+	return run(func(tx *bbolt.Tx) error {
 		meta := tx.Bucket(bMeta)
+		if meta == nil && !tx.Writable() {
+			return fmt.Errorf("bolt: %s: not a dagflow database (no schema version)", path)
+		}
 		if meta == nil {
 			var names []string
 			tx.ForEach(func(name []byte, _ *bbolt.Bucket) error {
@@ -180,7 +202,7 @@ func initialize(db *bbolt.DB, path string) error {
 		if got < 1 {
 			return fmt.Errorf("bolt: %s has schema %d, which this dagflow cannot read (it reads %d)", path, got, schemaVersion)
 		}
-		if got < schemaVersion {
+		if got < schemaVersion && tx.Writable() { // read-only, it reads as it is
 			if err := migrate(tx, got); err != nil {
 				return fmt.Errorf("bolt: %s: bringing schema %d up to %d: %w", path, got, schemaVersion, err)
 			}
@@ -219,6 +241,9 @@ func (s *Store) Path() string { return s.path }
 func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if s.readOnly {
+		return fmt.Errorf("bolt: %s was opened read-only: %w", s.path, store.ErrReadOnly)
 	}
 	r := &request{fn: fn, done: make(chan struct{})}
 	s.mu.Lock()

@@ -1,10 +1,14 @@
 package bolt_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -172,4 +176,75 @@ func TestMigratesSchema1(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestReadOnly: a file opened read-only is read as it is and not changed,
+// several readers share it, a writer waits for them, and an empty file or
+// one of another program is refused without being made a database.
+func TestReadOnly(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "flows.db")
+	s, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := store.Run{ID: "r", State: store.RunCompleted, CreatedAt: time.Unix(1, 0).UTC()}
+	if err := s.Update(ctx, func(tx store.Tx) error { return tx.PutRun(run) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	r1, err := bolt.Open(path, bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := bolt.Open(path, bolt.Options{ReadOnly: true, Timeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("a second reader: %v", err)
+	}
+	if _, err := bolt.Open(path, bolt.Options{Timeout: 100 * time.Millisecond}); !errors.Is(err, bolt.ErrLocked) {
+		t.Errorf("a writer while readers hold the file: %v, want ErrLocked", err)
+	}
+	var got store.Run
+	if err := r1.View(ctx, func(tx store.Tx) (err error) { got, err = tx.Run("r"); return err }); err != nil || got.State != store.RunCompleted {
+		t.Errorf("read %+v, %v", got, err)
+	}
+	if err := r1.Update(ctx, func(tx store.Tx) error { return tx.PutRun(run) }); !errors.Is(err, store.ErrReadOnly) {
+		t.Errorf("Update on a read-only store: %v, want ErrReadOnly", err)
+	}
+	for _, r := range []*bolt.Store{r1, r2} {
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after, err := os.ReadFile(path); err != nil || !bytes.Equal(before, after) {
+		t.Errorf("the file changed while open read-only (%v)", err)
+	}
+
+	empty := filepath.Join(dir, "empty.db")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bolt.Open(empty, bolt.Options{ReadOnly: true}); err == nil || !strings.Contains(err.Error(), "the file is empty") {
+		t.Errorf("an empty file: %v", err)
+	}
+	if fi, err := os.Stat(empty); err != nil || fi.Size() != 0 {
+		t.Errorf("the empty file was written to")
+	}
+	other := filepath.Join(dir, "other.db")
+	db, err := bbolt.Open(other, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := bolt.Open(other, bolt.Options{ReadOnly: true}); err == nil || !strings.Contains(err.Error(), "not a dagflow database") {
+		t.Errorf("a bbolt file of another program: %v", err)
+	}
 }
