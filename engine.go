@@ -928,8 +928,8 @@ func runErr(op, id string, err error) error {
 
 // ListOptions selects runs for List.
 type ListOptions struct {
-	// State keeps only runs in this state (pending runs are listed as
-	// running).
+	// State keeps only runs in this state. A run is pending, as its
+	// status says, until one of its steps starts.
 	State State
 	// IDContains keeps only runs whose id contains it.
 	IDContains string
@@ -959,6 +959,31 @@ type RunSummary struct {
 	Error       string    `json:"error,omitempty"`
 }
 
+// runPending reports whether a run is pending as its status says: running,
+// and not one of its steps started yet. Only a run whose record shows no
+// step running or done needs its steps read.
+func runPending(tx store.Tx, r *store.Run) (bool, error) {
+	if r.State != store.RunRunning || r.Running > 0 || r.Done > 0 || r.Phase != store.PhaseActive || r.Generation > 0 {
+		return false, nil
+	}
+	started := false
+	see := func(st *store.Step) bool {
+		started = !st.StartedAt.IsZero()
+		return !started
+	}
+	if rg, ok := tx.(store.StepRanger); ok {
+		err := rg.RangeSteps(r.ID, see)
+		return !started, err
+	}
+	steps, err := tx.Steps(r.ID)
+	for i := range steps {
+		if !see(&steps[i]) {
+			break
+		}
+	}
+	return !started, err
+}
+
 // List returns a page of runs, newest first.
 func (e *Engine) List(ctx context.Context, o ListOptions) (*RunList, error) {
 	if e.closed.Load() {
@@ -985,29 +1010,54 @@ func (e *Engine) List(ctx context.Context, o ListOptions) (*RunList, error) {
 		}
 		q.Before = c
 	}
+	out := &RunList{Runs: []RunSummary{}}
 	var runs []store.Run
-	err := e.store.View(ctx, func(tx store.Tx) (err error) {
-		runs, err = tx.Runs(q)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("dagflow: List: %w", err)
-	}
-	out := &RunList{Runs: make([]RunSummary, 0, min(len(runs), limit))}
-	for i, r := range runs {
-		if i == limit {
-			last := runs[i-1]
-			out.Next = encodeCursor(last.CreatedAt, last.ID)
-			break
+	var pending []bool // of runs, as Status says
+	for {
+		err := e.store.View(ctx, func(tx store.Tx) (err error) {
+			runs, err = tx.Runs(q)
+			if err != nil {
+				return err
+			}
+			pending = pending[:0]
+			for i := range runs {
+				p, err := runPending(tx, &runs[i])
+				if err != nil {
+					return err
+				}
+				pending = append(pending, p)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("dagflow: List: %w", err)
 		}
-		state := State(r.State)
-		if r.State == store.RunRunning {
-			state = StateRunning
+		for i, r := range runs {
+			if o.State == StatePending && !pending[i] || o.State == StateRunning && pending[i] {
+				continue
+			}
+			if len(out.Runs) == limit {
+				last := out.Runs[len(out.Runs)-1]
+				out.Next = encodeCursor(last.CreatedAt, last.ID)
+				return out, nil
+			}
+			state := State(r.State)
+			if r.State == store.RunRunning {
+				state = StateRunning
+				if pending[i] {
+					state = StatePending
+				}
+			}
+			out.Runs = append(out.Runs, RunSummary{ID: r.ID, State: state, CreatedAt: r.CreatedAt, StartedAt: r.StartedAt,
+				CompletedAt: r.CompletedAt, Steps: r.Total, Done: r.Done, Failed: r.Failed, Error: r.Error})
 		}
-		out.Runs = append(out.Runs, RunSummary{ID: r.ID, State: state, CreatedAt: r.CreatedAt, StartedAt: r.StartedAt,
-			CompletedAt: r.CompletedAt, Steps: r.Total, Done: r.Done, Failed: r.Failed, Error: r.Error})
+		if len(runs) < q.Limit {
+			return out, nil // no more
+		}
+		// Runs left out as pending or running: read on.
+		last := runs[len(runs)-1]
+		q.Before = &store.Cursor{CreatedAt: last.CreatedAt, ID: last.ID}
 	}
-	return out, nil
 }
 
 func encodeCursor(t time.Time, id string) string {

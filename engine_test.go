@@ -1105,6 +1105,68 @@ func TestLoggerLinesKeptPerAttempt(t *testing.T) {
 	}
 }
 
+// TestListPendingAndRunning: List tells pending runs (no step started yet)
+// from running ones, as Status does, and pages through them by state.
+func TestListPendingAndRunning(t *testing.T) {
+	eng := newEngine(t, dagflow.WithConcurrency(1))
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	mustHandle(t, eng, "block", func(ctx context.Context, in dagflow.Input) (any, error) {
+		entered <- struct{}{}
+		<-release
+		return nil, nil
+	})
+	mustHandle(t, eng, "ok", (&recorder{}).handle)
+	ctx := ctxT(t)
+	if _, err := eng.Create(ctx, dagflow.Workflow{ID: "busy", Steps: []dagflow.Step{step("a", "block")}}); err != nil {
+		t.Fatal(err)
+	}
+	<-entered // the one worker slot is taken: the runs below wait
+	for i := range 5 {
+		if _, err := eng.Create(ctx, dagflow.Workflow{ID: fmt.Sprintf("waiting-%d", i), Steps: []dagflow.Step{step("a", "ok")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := func(state dagflow.State) (ids []string, states []dagflow.State) {
+		o := dagflow.ListOptions{State: state, Limit: 2}
+		for {
+			page, err := eng.List(ctx, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range page.Runs {
+				ids, states = append(ids, r.ID), append(states, r.State)
+			}
+			if page.Next == "" {
+				return ids, states
+			}
+			o.After = page.Next
+		}
+	}
+	ids, states := list(dagflow.StatePending)
+	if want := []string{"waiting-4", "waiting-3", "waiting-2", "waiting-1", "waiting-0"}; !slices.Equal(ids, want) {
+		t.Errorf("pending runs %q, want %q", ids, want)
+	}
+	if slices.ContainsFunc(states, func(s dagflow.State) bool { return s != dagflow.StatePending }) {
+		t.Errorf("pending runs listed as %q", states)
+	}
+	if ids, states := list(dagflow.StateRunning); !slices.Equal(ids, []string{"busy"}) || states[0] != dagflow.StateRunning {
+		t.Errorf("running runs %q (%q), want only busy", ids, states)
+	}
+	if st, _ := eng.Status(ctx, "waiting-0"); st.State != dagflow.StatePending {
+		t.Errorf("Status says %s", st.State)
+	}
+	if ids, _ := list(""); len(ids) != 6 {
+		t.Errorf("all runs: %q", ids)
+	}
+	close(release)
+	for i := range 5 {
+		if _, err := eng.Wait(ctx, fmt.Sprintf("waiting-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestList(t *testing.T) {
 	eng := newEngine(t)
 	mustHandle(t, eng, "ok", (&recorder{}).handle)

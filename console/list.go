@@ -16,7 +16,7 @@ const (
 )
 
 // listStates are the states the run list filters by, in the order shown.
-var listStates = []dagflow.State{dagflow.StateRunning, dagflow.StateCompleted, dagflow.StateFailed, dagflow.StateCancelled}
+var listStates = []dagflow.State{dagflow.StatePending, dagflow.StateRunning, dagflow.StateCompleted, dagflow.StateFailed, dagflow.StateCancelled}
 
 // listView is what the run list page shows.
 type listView struct {

@@ -61,7 +61,7 @@ func (c *cli) cmdList(ctx context.Context, args []string) error {
 	fs := c.newFlagSet("list", listHelp)
 	var f dbFlags
 	f.register(c, fs)
-	state := fs.String("state", "", "list only runs in `STATE`: pending, running (pending included), completed, failed or cancelled")
+	state := fs.String("state", "", "list only runs in `STATE`: pending (no step started yet), running, completed, failed or cancelled")
 	limit := fs.Int("limit", 100, "list at most `N` runs")
 	asJSON := fs.Bool("json", false, "print JSON lines instead of a table")
 	if _, err := c.parse(fs, args, 0, 0); err != nil {
