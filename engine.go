@@ -381,6 +381,9 @@ func (e *Engine) Create(ctx context.Context, w Workflow) (*Status, error) {
 		return e.Status(ctx, c.n.ID) // the run existed; nothing was written
 	}
 	st := newStatus(&c.created, &c.n, c.steps)
+	if e.log.Enabled(ctx, slog.LevelDebug) {
+		e.log.Debug("dagflow: run created", "run", st.ID, "steps", len(st.Steps))
+	}
 	if c.want <= 0 {
 		// No slot was free (or the store is shared): the claim loop starts
 		// the first steps when one is.

@@ -154,6 +154,7 @@ func (e *Engine) deliver(hooks []store.Webhook) {
 			}
 			switch {
 			case errs[i] == nil:
+				e.log.Info("dagflow: webhook delivered", "run", w.RunID, "event", w.Event, "url", redactURL(w.URL), "attempt", cur.Attempts)
 				cur.DeliveredAt, cur.DueAt, cur.LastError = now, time.Time{}, ""
 			case closing:
 				// Cut short by Close: not counted, and due at once for the
@@ -168,6 +169,8 @@ func (e *Engine) deliver(hooks []store.Webhook) {
 					e.log.Error("dagflow: giving up on a webhook", "run", w.RunID, "url", redactURL(w.URL), "attempts", cur.Attempts, "error", errs[i])
 				} else {
 					cur.DueAt = now.Add(e.cfg.jitter(hookBackoff(cur.Attempts)) + time.Second)
+					e.log.Warn("dagflow: a webhook failed; it will be sent again", "run", w.RunID, "url", redactURL(w.URL),
+						"attempt", cur.Attempts, "next", cur.DueAt, "error", errs[i])
 				}
 			}
 			if err := tx.PutWebhook(cur); err != nil {

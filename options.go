@@ -109,7 +109,12 @@ func WithHTTP(o httpstep.Options) Option {
 }
 
 // WithLogger sets the logger of the engine (default slog.Default()). Lines
-// that step handlers log through Input.Logger go to it too.
+// that step handlers log through Input.Logger go to it too. The engine logs
+// at DEBUG each run created and completed and each attempt completed; at
+// INFO each attempt that failed, each run that failed or was cancelled and
+// each webhook delivered; at WARN and ERROR what needs a look: a webhook
+// that failed, a handler that panicked, steps waiting for a handler that is
+// not registered, a store that refused a write.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error {
 		if l == nil {

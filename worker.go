@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -298,10 +299,15 @@ func (e *Engine) apply(eff *flow.Effects, want int, buf []*task, hint *runCache)
 		}
 		e.notify(store.Event{Kind: store.EventRun, RunID: s.RunID})
 	}
-	for _, id := range eff.Finished {
-		e.forget(id)
-		e.wakeWaiters(id)
-		e.notify(store.Event{Kind: store.EventRun, RunID: id})
+	for _, f := range eff.Finished {
+		e.forget(f.RunID)
+		e.wakeWaiters(f.RunID)
+		e.notify(store.Event{Kind: store.EventRun, RunID: f.RunID})
+		if f.State != store.RunCompleted {
+			e.log.Info("dagflow: run ended", "run", f.RunID, "state", f.State, "error", f.Error)
+		} else if e.log.Enabled(e.bgCtx, slog.LevelDebug) {
+			e.log.Debug("dagflow: run completed", "run", f.RunID)
+		}
 	}
 	if len(eff.Parked) > 0 {
 		e.park(eff.Parked)
@@ -546,6 +552,12 @@ func (e *Engine) finish(t *task, o flow.Outcome, ws *workerState) *task {
 			e.log.Error("dagflow: recording an outcome failed", "run", t.c.RunID, "step", t.c.StepID, "error", err)
 		}
 		return nil
+	}
+	if o.Err != "" {
+		e.log.Info("dagflow: attempt failed", "run", t.c.RunID, "step", t.c.StepID, "attempt", t.c.Attempt,
+			"compensation", t.c.Comp, "error", o.Err, "permanent", o.Permanent)
+	} else if e.log.Enabled(e.bgCtx, slog.LevelDebug) {
+		e.log.Debug("dagflow: attempt completed", "run", t.c.RunID, "step", t.c.StepID, "attempt", t.c.Attempt, "compensation", t.c.Comp)
 	}
 	ws.tasks = e.apply(&ws.eff, want, ws.tasks, t.rc)
 	tasks := ws.tasks

@@ -24,7 +24,7 @@ type dbFlags struct {
 
 func (f *dbFlags) register(c *cli, fs *flagSet) {
 	fs.StringVar(&f.db, "db", "", "the bbolt database `FILE` (default $DAGFLOW_DB, else "+dagflow.DefaultPath+")")
-	fs.Var(&f.verbose, "v", "log more on stderr: -v for INFO, -v -v for DEBUG (default WARN)")
+	fs.Var(&f.verbose, "v", "log more on stderr: -v (INFO) adds failed attempts and runs and webhooks sent, -v -v (DEBUG) every run and attempt (default WARN)")
 	fs.defaults = append(fs.defaults, func() {
 		f.db = cmp.Or(f.db, c.getenv("DAGFLOW_DB"), dagflow.DefaultPath)
 	})

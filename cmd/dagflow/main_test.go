@@ -581,6 +581,31 @@ func TestFailingHandler(t *testing.T) {
 	if !strings.Contains(st.Steps[2].Error, "card declined") {
 		t.Errorf("ship-order error %q", st.Steps[2].Error)
 	}
+	if strings.Contains(r.stderr, "level=") {
+		t.Errorf("the engine logged below WARN without -v:\n%s", r.stderr)
+	}
+
+	// -v adds what failed; -v -v every run and attempt.
+	for _, tt := range []struct {
+		args      []string
+		want, not []string
+	}{
+		{[]string{"-v"}, []string{`level=INFO msg="dagflow: attempt failed" run=order-4 step=ship-order attempt=1`,
+			`level=INFO msg="dagflow: run ended" run=order-4 state=failed`}, []string{"level=DEBUG"}},
+		{[]string{"-v", "-v"}, []string{`level=DEBUG msg="dagflow: run created" run=order-4 steps=4`,
+			`level=DEBUG msg="dagflow: attempt completed" run=order-4 step=validate-order attempt=1`,
+			"dagflow: attempt failed"}, nil},
+	} {
+		dir := t.TempDir()
+		file := writeFile(t, dir, "order.json", orderChain("order-4", j.url, map[string]string{"ship-order": "fail"}))
+		r := dagflowCmd(t, append(append([]string{"run", "--db", filepath.Join(dir, "flows.db")}, tt.args...), file)...)
+		r.want(t, 1, tt.want...)
+		for _, n := range tt.not {
+			if strings.Contains(r.stderr, n) {
+				t.Errorf("%v: stderr has %q:\n%s", tt.args, n, r.stderr)
+			}
+		}
+	}
 }
 
 // Without the secret, the handlers refuse the requests (401), so the engine

@@ -74,7 +74,7 @@ type Effects struct {
 	Claimed   []Claim
 	Completed []Completion
 	// Finished lists runs that reached a final state.
-	Finished []string
+	Finished []Finish
 	// Stopped lists runs that stopped; Cancel tells whether their running
 	// attempts should be cancelled (cancel, timeout) or left to finish
 	// (a step failed).
@@ -87,6 +87,13 @@ type Effects struct {
 	Hooks bool
 	// Parked lists steps put off because this engine lacks their handler.
 	Parked []Parked
+}
+
+// Finish is a run that reached a final state in a transaction.
+type Finish struct {
+	RunID string
+	State store.RunState
+	Error string
 }
 
 // Stop is a run that stopped in a transaction.
@@ -976,7 +983,7 @@ func (x *Txn) end(rs *runState, state store.RunState, reason string) error {
 		}
 		x.eff.Hooks = true
 	}
-	x.eff.Finished = append(x.eff.Finished, r.ID)
+	x.eff.Finished = append(x.eff.Finished, Finish{RunID: r.ID, State: r.State, Error: r.Error})
 	return nil
 }
 
