@@ -174,6 +174,8 @@ func (w *Workflow) check(e *engineCheck) ([]Problem, *depGraph) {
 	if c := bytes.TrimSpace(w.Context); len(c) > 0 && string(c) != "null" {
 		if !json.Valid(c) {
 			add("context", "is not valid JSON")
+		} else if !utf8.Valid(c) {
+			add("context", "is not valid UTF-8")
 		} else if c[0] != '{' {
 			add("context", "must be a JSON object, not %s", jsonKind(c[0]))
 		}

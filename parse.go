@@ -526,6 +526,9 @@ func (m *mapper) str(v *jnode, at place) string {
 	}
 	if v.kind != 's' {
 		m.typeProblem(v, at, "a string")
+	} else if !utf8.Valid(m.src.data[v.off:v.end]) {
+		// encoding/json would make each bad byte U+FFFD, silently.
+		m.p = m.p.addAt(v.off, Problem{Path: at.String(), Message: fmt.Sprintf("is not valid UTF-8 (%s)", m.src.at(v.off))})
 	}
 	return v.str
 }

@@ -483,3 +483,27 @@ func BenchmarkParseWorkflow10k(b *testing.B) {
 		}
 	}
 }
+
+// TestParseInvalidUTF8: strings that are not valid UTF-8 are reported with
+// their place, not made U+FFFD silently; so is a context that holds one.
+func TestParseInvalidUTF8(t *testing.T) {
+	t.Parallel()
+	in := "{\"id\": \"x\xff\",\n \"context\": {\"a\": \"\xc3\"},\n \"steps\": [{\"id\": \"s\xfe\", \"handler\": \"h\"}]}"
+	_, err := dagflow.ParseWorkflow([]byte(in))
+	var ve *dagflow.ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("ParseWorkflow: %v, want a *ValidationError", err)
+	}
+	var got []string
+	for _, p := range ve.Problems {
+		got = append(got, p.String())
+	}
+	want := []string{
+		"id: is not valid UTF-8 (line 1, column 8)",
+		"steps[0].id: is not valid UTF-8 (line 3, column 19)",
+		"context: is not valid UTF-8",
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("problems (-want +got):\n%s", d)
+	}
+}
