@@ -944,6 +944,7 @@ type ListOptions struct {
 
 // RunList is a page of runs, newest first.
 type RunList struct {
+	// Runs are the runs of the page.
 	Runs []RunSummary `json:"runs"`
 	// Next is the ListOptions.After of the next page, "" on the last page.
 	Next string `json:"next,omitempty"`
@@ -951,15 +952,23 @@ type RunList struct {
 
 // RunSummary is a run as List shows it.
 type RunSummary struct {
-	ID          string    `json:"id"`
-	State       State     `json:"state"`
+	// ID is the run's id.
+	ID string `json:"id"`
+	// State is the run's state, as its Status says.
+	State State `json:"state"`
+	// CreatedAt is when the run was created (the list's order), StartedAt
+	// when it started, CompletedAt when it ended, zero until then (and
+	// again while a retry of it runs).
 	CreatedAt   time.Time `json:"createdAt"`
 	StartedAt   time.Time `json:"startedAt,omitzero"`
 	CompletedAt time.Time `json:"completedAt,omitzero"`
-	Steps       int       `json:"steps"`
-	Done        int       `json:"done"`
-	Failed      int       `json:"failed"`
-	Error       string    `json:"error,omitempty"`
+	// Steps is the number of steps; Done counts those in a final state,
+	// Failed those that failed.
+	Steps  int `json:"steps"`
+	Done   int `json:"done"`
+	Failed int `json:"failed"`
+	// Error says why the run failed or was cancelled.
+	Error string `json:"error,omitempty"`
 }
 
 // runPending reports whether a run is pending as its status says: running,

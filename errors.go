@@ -45,6 +45,8 @@ type Problem struct {
 	Message string
 }
 
+// String returns the problem as "<path>: <message>", or the message alone
+// for the workflow as a whole.
 func (p Problem) String() string {
 	if p.Path == "" {
 		return p.Message
@@ -52,6 +54,8 @@ func (p Problem) String() string {
 	return p.Path + ": " + p.Message
 }
 
+// Error returns "invalid workflow" with the workflow's id and every problem,
+// one to a line after the first when there are several.
 func (e *ValidationError) Error() string {
 	var b strings.Builder
 	b.WriteString("invalid workflow")
@@ -131,6 +135,7 @@ type StateError struct {
 	Reason string
 }
 
+// Error says which call the run's state refused, and why.
 func (e *StateError) Error() string {
 	msg := fmt.Sprintf("dagflow: cannot %s run %q: it is %s", e.Op, e.RunID, e.State)
 	if e.Reason != "" {

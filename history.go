@@ -12,30 +12,46 @@ import (
 // Attempt is one attempt of a step or of its compensation, with the lines
 // its handler logged: the history the console draws as a timeline.
 type Attempt struct {
-	StepID       string    `json:"stepId"`
-	Compensation bool      `json:"compensation,omitempty"`
-	Generation   int       `json:"generation,omitempty"`
-	Number       int       `json:"number"`
-	Engine       string    `json:"engine,omitempty"`
-	StartedAt    time.Time `json:"startedAt"`
-	EndedAt      time.Time `json:"endedAt,omitzero"`
+	// StepID names the step.
+	StepID string `json:"stepId"`
+	// Compensation is true for an attempt of the step's compensation.
+	Compensation bool `json:"compensation,omitempty"`
+	// Generation is the run's Generation when the attempt ran: 0 before
+	// the first Engine.Retry, 1 after it, and so on.
+	Generation int `json:"generation,omitempty"`
+	// Number is the attempt's number within its generation, from 1: the
+	// Input.Attempt its handler got.
+	Number int `json:"number"`
+	// Engine names the engine that ran it (host, process id and a random
+	// part), when the store keeps it.
+	Engine string `json:"engine,omitempty"`
+	// StartedAt is when the engine claimed the attempt; EndedAt when its
+	// outcome was recorded, zero while it is under way.
+	StartedAt time.Time `json:"startedAt"`
+	EndedAt   time.Time `json:"endedAt,omitzero"`
 	// Error is why the attempt failed; "" when it succeeded or is under
 	// way.
 	Error string `json:"error,omitempty"`
 	// StatusCode and Duration describe the reply of an HTTP step.
 	StatusCode int           `json:"statusCode,omitempty"`
 	Duration   time.Duration `json:"duration,omitempty"`
-	Logs       []LogLine     `json:"logs,omitempty"`
+	// Logs are the lines the handler logged through Input.Logger, and the
+	// stack of a handler that panicked.
+	Logs []LogLine `json:"logs,omitempty"`
 	// LogsCut says lines were dropped past the engine's limit.
 	LogsCut bool `json:"logsCut,omitempty"`
 }
 
 // LogLine is a line a handler logged through Input.Logger.
 type LogLine struct {
-	Time    time.Time `json:"time"`
-	Level   string    `json:"level"`
-	Message string    `json:"message"`
-	Attrs   string    `json:"attrs,omitempty"`
+	// Time is when the line was logged.
+	Time time.Time `json:"time"`
+	// Level is slog's name of its level: "DEBUG", "INFO", "WARN", "ERROR".
+	Level string `json:"level"`
+	// Message is the log message.
+	Message string `json:"message"`
+	// Attrs holds the line's attributes as space-separated key=value text.
+	Attrs string `json:"attrs,omitempty"`
 }
 
 // cmpAttempt orders attempts as Tx.Attempts does.
@@ -58,13 +74,22 @@ func cmpAttempt(a, b store.Attempt) int {
 // Webhook is an onComplete or onError call of a run and how its delivery
 // went.
 type Webhook struct {
-	Event       string    `json:"event"`
-	URL         string    `json:"url"`
-	Attempts    int       `json:"attempts"`
-	CreatedAt   time.Time `json:"createdAt"`
+	// Event is "complete" (onComplete) or "error" (onError).
+	Event string `json:"event"`
+	// URL is where it is POSTed, without any password it holds.
+	URL string `json:"url"`
+	// Attempts counts the deliveries tried, the one under way included.
+	Attempts int `json:"attempts"`
+	// CreatedAt is when the run ended and the webhook was recorded.
+	CreatedAt time.Time `json:"createdAt"`
+	// DeliveredAt is when a delivery succeeded; zero until one has.
 	DeliveredAt time.Time `json:"deliveredAt,omitzero"`
-	NextAt      time.Time `json:"nextAt,omitzero"`
-	LastError   string    `json:"lastError,omitempty"`
+	// NextAt is when the next delivery is due (while one is under way,
+	// when it is given up for lost); zero once delivered or given up on.
+	NextAt time.Time `json:"nextAt,omitzero"`
+	// LastError is why the last delivery failed; "" while one is under
+	// way or after one succeeded.
+	LastError string `json:"lastError,omitempty"`
 }
 
 // Attempts returns every attempt of every step of a run, ordered by step (as

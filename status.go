@@ -41,8 +41,13 @@ func (s State) Final() bool {
 // Status is the state of a run with every step's, the shape returned by
 // Engine.Status, POSTed to webhooks and printed by `dagflow status`.
 type Status struct {
-	ID          string    `json:"id"`
-	State       State     `json:"state"`
+	// ID is the run's (the workflow's) id.
+	ID string `json:"id"`
+	// State is pending until a step starts, then running until the run
+	// ends completed, failed or cancelled.
+	State State `json:"state"`
+	// StartedAt is when the run was created; CompletedAt when it ended,
+	// zero until then.
 	StartedAt   time.Time `json:"startedAt,omitzero"`
 	CompletedAt time.Time `json:"completedAt,omitzero"`
 	// CurrentStep is the step running now (the one started last when
@@ -73,14 +78,21 @@ type Status struct {
 
 // StepStatus is the state of one step of a run.
 type StepStatus struct {
-	ID          string    `json:"id"`
-	State       State     `json:"state"`
+	// ID is the step's id.
+	ID string `json:"id"`
+	// State is where the step is: pending, running, completed, failed,
+	// skipped or cancelled; in a saga that rolled back, compensated or
+	// compensationFailed.
+	State State `json:"state"`
+	// StartedAt is when the step's first attempt (of this generation)
+	// started; CompletedAt when it completed or failed for good.
 	StartedAt   time.Time `json:"startedAt,omitzero"`
 	CompletedAt time.Time `json:"completedAt,omitzero"`
 	// Attempts counts the attempts started since the run was created or
 	// last retried.
-	Attempts int             `json:"attempts"`
-	Result   json.RawMessage `json:"result,omitempty"`
+	Attempts int `json:"attempts"`
+	// Result is the step's result, once it completed.
+	Result json.RawMessage `json:"result,omitempty"`
 	// Error is the last attempt's error; for a skipped or cancelled step,
 	// why it did not run.
 	Error string `json:"error,omitempty"`
@@ -93,11 +105,15 @@ type StepStatus struct {
 // CompensationStatus is the state of a step's compensation.
 type CompensationStatus struct {
 	// State is "pending", "running", "compensated" or "compensationFailed".
-	State       string    `json:"state"`
-	Attempts    int       `json:"attempts"`
+	State string `json:"state"`
+	// Attempts counts the compensation's attempts.
+	Attempts int `json:"attempts"`
+	// StartedAt is when the compensation's first attempt started;
+	// CompletedAt when it succeeded or failed for good.
 	StartedAt   time.Time `json:"startedAt,omitzero"`
 	CompletedAt time.Time `json:"completedAt,omitzero"`
-	Error       string    `json:"error,omitempty"`
+	// Error is the last attempt's error.
+	Error string `json:"error,omitempty"`
 }
 
 // newStatus is the status of a run just created: nothing has started.

@@ -71,7 +71,7 @@ type Options struct {
 	// retryable reply replaces the backoff. Defaults 1s and 30s; negative
 	// values, or RetryWaitMin > RetryWaitMax, are an error. Call never waits.
 	RetryWaitMin time.Duration
-	RetryWaitMax time.Duration
+	RetryWaitMax time.Duration // see RetryWaitMin
 }
 
 // Client calls HTTP job handlers and delivers webhooks. Create one with

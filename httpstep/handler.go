@@ -14,6 +14,7 @@ import (
 // Request is the JSON body POSTed to a job handler: the step input of
 // dagflow's protocol.
 type Request struct {
+	// WorkflowID is the run's id; StepID the step's.
 	WorkflowID string `json:"workflowId"`
 	StepID     string `json:"stepId"`
 	// Attempt is 1 on the first attempt of the step.
@@ -30,6 +31,7 @@ type Request struct {
 
 // PreviousStep is the outcome of a completed step, as seen by later steps.
 type PreviousStep struct {
+	// Result is what the step returned.
 	Result json.RawMessage `json:"result"`
 }
 
