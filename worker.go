@@ -554,10 +554,17 @@ func (e *Engine) finish(t *task, o flow.Outcome, ws *workerState) *task {
 		return nil
 	}
 	if o.Err != "" {
-		e.log.Info("dagflow: attempt failed", "run", t.c.RunID, "step", t.c.StepID, "attempt", t.c.Attempt,
-			"compensation", t.c.Comp, "error", o.Err, "permanent", o.Permanent)
+		what := "dagflow: attempt failed"
+		if t.c.Comp {
+			what = "dagflow: compensation attempt failed"
+		}
+		e.log.Info(what, "run", t.c.RunID, "step", t.c.StepID, "attempt", t.c.Attempt, "error", o.Err, "permanent", o.Permanent)
 	} else if e.log.Enabled(e.bgCtx, slog.LevelDebug) {
-		e.log.Debug("dagflow: attempt completed", "run", t.c.RunID, "step", t.c.StepID, "attempt", t.c.Attempt, "compensation", t.c.Comp)
+		what := "dagflow: attempt completed"
+		if t.c.Comp {
+			what = "dagflow: compensation attempt completed"
+		}
+		e.log.Debug(what, "run", t.c.RunID, "step", t.c.StepID, "attempt", t.c.Attempt)
 	}
 	ws.tasks = e.apply(&ws.eff, want, ws.tasks, t.rc)
 	tasks := ws.tasks
