@@ -3,6 +3,7 @@ package dagflow
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -25,8 +26,8 @@ type runCache struct {
 
 	// ctx is cancelled when the run is cancelled or times out, which
 	// cancels the contexts of its attempts on this engine.
-	ctx    context.Context
-	cancel context.CancelFunc
+	ctx  context.Context
+	stop context.CancelCauseFunc
 	// gone is set when the run leaves the engine's cache: a worker that
 	// kept this runCache from its last task then looks the run up again.
 	gone atomic.Bool
@@ -57,9 +58,24 @@ type completion struct {
 func newRunCache(parent context.Context, id string, wfContext json.RawMessage, plan *flow.Plan) *runCache {
 	n := len(plan.Steps)
 	rc := &runCache{id: id, plan: plan, context: wfContext, done: make([]completion, n)}
-	rc.ctx, rc.cancel = context.WithCancel(parent)
+	rc.ctx, rc.stop = context.WithCancelCause(parent)
 	return rc
 }
+
+// cancel cancels the contexts of the run's attempts on this engine, which
+// have left the cache or been cut short otherwise.
+func (rc *runCache) cancel() { rc.stop(errRunEnded) }
+
+// cancelFor cancels the contexts of the run's attempts because the run was
+// cancelled or timed out: context.Cause of a handler's context then says
+// which, with the run's error.
+func (rc *runCache) cancelFor(reason string) {
+	rc.stop(fmt.Errorf("dagflow: run %q stopped: %s", rc.id, reason))
+}
+
+// errRunEnded is the cause of a run context's cancellation when the run
+// leaves the engine's cache.
+var errRunEnded = errors.New("dagflow: the run ended or left this engine")
 
 // lookup returns the index of a step by its id.
 func (rc *runCache) lookup(stepID string) (int, bool) {

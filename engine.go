@@ -1093,7 +1093,9 @@ func decodeCursor(s string) (*store.Cursor, error) {
 }
 
 // Cancel cancels a running run: its running attempts' contexts are
-// cancelled (HTTP requests aborted), no step starts any more, a saga is
+// cancelled (HTTP requests aborted; context.Cause says the run was
+// cancelled, where Close's says the engine is closing), no step starts any
+// more, a saga is
 // compensated, and the run ends cancelled, calling onError. Cancel returns
 // once the cancellation is in the store, not when the run has ended (use
 // Wait). Cancelling a run that has ended returns a *StateError matching

@@ -1269,3 +1269,48 @@ func TestWorkerContinuesItsRun(t *testing.T) {
 		})
 	}
 }
+
+// TestCancelCause: context.Cause of a handler's context says why it ended:
+// the run was cancelled (with the reason given to Cancel), timed out, or
+// the engine closed.
+func TestCancelCause(t *testing.T) {
+	tests := []struct {
+		name string
+		wf   dagflow.Workflow
+		stop func(eng *dagflow.Engine)
+		want string
+	}{
+		{"cancel", dagflow.Workflow{ID: "c1", Steps: []dagflow.Step{step("a", "wait")}},
+			func(eng *dagflow.Engine) { eng.Cancel(ctxT(t), "c1") }, `dagflow: run "c1" stopped: cancelled`},
+		{"timeout", dagflow.Workflow{ID: "c2", Timeout: 0.05, Steps: []dagflow.Step{step("a", "wait")}},
+			func(*dagflow.Engine) {}, "context deadline exceeded"},
+		{"close", dagflow.Workflow{ID: "c3", Steps: []dagflow.Step{step("a", "wait")}},
+			func(eng *dagflow.Engine) { eng.Close() }, "dagflow: engine closing"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			eng := newEngine(t)
+			causes := make(chan error, 1)
+			entered := make(chan struct{})
+			mustHandle(t, eng, "wait", func(ctx context.Context, in dagflow.Input) (any, error) {
+				close(entered)
+				<-ctx.Done()
+				causes <- context.Cause(ctx)
+				return nil, ctx.Err()
+			})
+			if _, err := eng.Create(ctxT(t), tt.wf); err != nil {
+				t.Fatal(err)
+			}
+			<-entered
+			tt.stop(eng)
+			select {
+			case cause := <-causes:
+				if !strings.HasPrefix(cause.Error(), tt.want) {
+					t.Errorf("context.Cause = %q, want %q...", cause, tt.want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the handler's context did not end")
+			}
+		})
+	}
+}

@@ -294,7 +294,7 @@ func (e *Engine) apply(eff *flow.Effects, want int, buf []*task, hint *runCache)
 	for _, s := range eff.Stopped {
 		if s.Cancel {
 			if rc := e.runFor(s.RunID, hint); rc != nil {
-				rc.cancel()
+				rc.cancelFor(s.Reason)
 			}
 		}
 		e.notify(store.Event{Kind: store.EventRun, RunID: s.RunID})
@@ -882,7 +882,7 @@ func (e *Engine) checkRuns(ids []string) {
 			e.forget(r.ID)
 			e.wakeWaiters(r.ID)
 		case r.Phase == store.PhaseStopping && (r.Outcome == store.RunCancelled || isTimeout(r.Error)):
-			rcs[i].cancel()
+			rcs[i].cancelFor(r.Error)
 		case r.Phase == store.PhaseActive && rcs[i].ctx.Err() != nil:
 			// Retried since it was cancelled here: its attempts need a
 			// context that is not cancelled.

@@ -100,6 +100,9 @@ type Finish struct {
 type Stop struct {
 	RunID  string
 	Cancel bool
+	// Reason says why: the run's error ("cancelled", "workflow timed out
+	// after 1m0s", a step's failure).
+	Reason string
 }
 
 // Parked is a step put off for want of a handler.
@@ -840,7 +843,7 @@ func (x *Txn) stop(rs *runState, outcome store.RunState, reason string, cancel b
 			return err
 		}
 	}
-	x.eff.Stopped = append(x.eff.Stopped, Stop{RunID: r.ID, Cancel: cancel})
+	x.eff.Stopped = append(x.eff.Stopped, Stop{RunID: r.ID, Cancel: cancel, Reason: reason})
 	return x.maybeEnd(rs)
 }
 
