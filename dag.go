@@ -309,6 +309,9 @@ func (w *Workflow) check(e *engineCheck) ([]Problem, *depGraph) {
 				add(at(".compensation"), "only saga workflows compensate steps; set \"saga\": true or remove the compensation")
 			case s.URL != "":
 				if msg := checkURL(s.Compensation, e); msg != "" {
+					if !strings.Contains(s.Compensation, "/") {
+						msg += "; a step with a url is compensated by a URL, not by a handler name"
+					}
 					add(at(".compensation"), "%s", msg)
 				}
 			case s.Handler != "" && e != nil && !e.hasHandler(s.Compensation):

@@ -1314,3 +1314,16 @@ func TestCancelCause(t *testing.T) {
 		})
 	}
 }
+
+// A URL step's compensation that looks like a handler name, on an engine
+// with no base URL, is reported with what a URL step's compensation is.
+func TestURLStepCompensationNamesHandler(t *testing.T) {
+	eng := newEngine(t)
+	mustHandle(t, eng, "undo", (&recorder{}).handle)
+	_, err := eng.Create(ctxT(t), dagflow.Workflow{ID: "s", Saga: true, Steps: []dagflow.Step{
+		{ID: "a", URL: "https://app/jobs/a", Compensation: "undo"}}})
+	want := `steps[0].compensation: "undo" is relative, and the engine has no base URL to resolve it against (set one with WithHTTP); a step with a url is compensated by a URL, not by a handler name`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Create: %v\nwant %s", err, want)
+	}
+}

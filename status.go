@@ -13,7 +13,9 @@ import (
 type State string
 
 // The states of a run: pending (created, no step started yet), running,
-// then one of completed, failed or cancelled.
+// then one of completed, failed or cancelled. A step has them too; for a
+// step, cancelled means it did not run, or was stopped, because its run
+// was cancelled or timed out (a timed-out run ends failed).
 const (
 	StatePending   State = "pending"
 	StateRunning   State = "running"
@@ -25,7 +27,8 @@ const (
 // The states a step has besides those of a run.
 const (
 	// StateSkipped: the step did not run because a dependency failed, or
-	// the run failed before it could start.
+	// a step failed and the run stopped before it could start (a run
+	// cancelled or timed out leaves its steps cancelled instead).
 	StateSkipped State = "skipped"
 	// StateCompensated: the step completed and a saga undid it.
 	StateCompensated State = "compensated"

@@ -74,7 +74,7 @@ var initialMmapSize = func() int {
 
 // ErrLocked is returned by Open, wrapped, when another process holds the
 // file and Options.Timeout passed.
-var ErrLocked = errors.New("the file is in use by another process")
+var ErrLocked = errors.New("the file is in use by another process (or by another Open of it in this one)")
 
 // schemaVersion is the layout of the file; Open refuses newer versions and
 // brings older ones up to date (see migrate).
