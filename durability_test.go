@@ -420,3 +420,85 @@ func TestCreateCommitFailureLeavesNoCache(t *testing.T) {
 		t.Fatalf("created again: %s, result %s", st.State, st.Results["a"])
 	}
 }
+
+// TestShutdown: Shutdown lets the attempts under way finish and records
+// them, starts nothing more, and closes; the next engine goes on from
+// there. A Shutdown whose context ends first closes at once, as Close.
+func TestShutdown(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "flows.db")
+	var calls sync.Map // step id -> *atomic.Int64
+	count := func(id string) int64 {
+		v, _ := calls.LoadOrStore(id, new(atomic.Int64))
+		return v.(*atomic.Int64).Load()
+	}
+	entered, release := make(chan string, 4), make(chan struct{})
+	slow := func(ctx context.Context, in dagflow.Input) (any, error) {
+		v, _ := calls.LoadOrStore(in.StepID, new(atomic.Int64))
+		v.(*atomic.Int64).Add(1)
+		entered <- in.StepID
+		select {
+		case <-release:
+			return "done " + in.StepID, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	eng := openBolt(t, path, dagflow.WithHandler("slow", slow))
+	wf := dagflow.Workflow{ID: "sd", Steps: []dagflow.Step{step("a", "slow"), step("b", "slow", "a")}}
+	if _, err := eng.Create(ctxT(t), wf); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	done := make(chan error, 1)
+	go func() { done <- eng.Shutdown(ctxT(t)) }()
+	select {
+	case err := <-done:
+		t.Fatalf("Shutdown returned while an attempt was under way: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := eng.Shutdown(ctxT(t)); !errors.Is(err, dagflow.ErrClosed) {
+		t.Errorf("Shutdown again: %v, want ErrClosed", err)
+	}
+	if count("b") != 0 {
+		t.Errorf("b started during Shutdown")
+	}
+
+	eng = openBolt(t, path, dagflow.WithHandler("slow", slow))
+	st, err := eng.Status(ctxT(t), "sd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Steps[0].State != dagflow.StateCompleted || st.Steps[0].Attempts != 1 {
+		t.Errorf("a after Shutdown: %s, %d attempts; want completed in 1", st.Steps[0].State, st.Steps[0].Attempts)
+	}
+	if st, err := eng.Wait(ctxT(t), "sd"); err != nil || st.State != dagflow.StateCompleted {
+		t.Fatalf("after reopening: %v, %v", st, err)
+	}
+	if count("a") != 1 || count("b") != 1 {
+		t.Errorf("a ran %d times, b %d; want once each", count("a"), count("b"))
+	}
+
+	// A context that ends first: closed at once.
+	blocked := make(chan struct{})
+	mustHandle(t, eng, "hang", func(ctx context.Context, in dagflow.Input) (any, error) {
+		close(blocked)
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	if _, err := eng.Create(ctxT(t), dagflow.Workflow{ID: "hung", Steps: []dagflow.Step{step("a", "hang")}}); err != nil {
+		t.Fatal(err)
+	}
+	<-blocked
+	short, cancel := context.WithTimeout(ctxT(t), 50*time.Millisecond)
+	defer cancel()
+	if err := eng.Shutdown(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown with a context that ends: %v, want context.DeadlineExceeded", err)
+	}
+	if _, err := eng.Status(ctxT(t), "hung"); !errors.Is(err, dagflow.ErrClosed) {
+		t.Errorf("the engine is not closed after Shutdown gave up: %v", err)
+	}
+}

@@ -47,7 +47,9 @@ type Engine struct {
 	cancel context.CancelCauseFunc
 	bgCtx  context.Context // ctx without its cancellation, for writes that must finish
 	closed atomic.Bool
-	once   sync.Once
+	// draining is set by Shutdown: no attempt starts any more.
+	draining atomic.Bool
+	once     sync.Once
 
 	hmu      sync.Mutex                             // serializes Handle
 	handlers atomic.Pointer[map[string]HandlerFunc] // replaced whole by Handle, under hmu
@@ -519,7 +521,7 @@ func (c *creation) write(tx store.Tx) error {
 	if c.want < 0 {
 		// Reserved once, even if the store runs write again.
 		c.want = 0
-		if e.lease == 0 && e.ctx.Err() == nil {
+		if e.lease == 0 && e.ctx.Err() == nil && !e.draining.Load() {
 			c.want = e.reserve()
 		}
 	}
@@ -1168,6 +1170,37 @@ func (e *Engine) Retry(ctx context.Context, id string) (*Status, error) {
 	e.notify(store.Event{Kind: store.EventDue})
 	e.signal()
 	return e.Status(ctx, id)
+}
+
+// Shutdown stops the engine gracefully: it starts no new attempt and waits
+// for the attempts under way to end and for their outcomes to be recorded,
+// then closes the engine as Close does. Steps made ready meanwhile wait in
+// the store for the next engine; Create still stores new runs without
+// starting them. When ctx ends first, Shutdown closes the engine at once,
+// cancelling the attempts still under way as Close does, and returns ctx's
+// error.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	e.draining.Store(true)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !e.quiet() {
+		select {
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), e.Close())
+		case <-tick.C:
+		}
+	}
+	return e.Close()
+}
+
+// quiet reports whether no attempt is queued or under way.
+func (e *Engine) quiet() bool {
+	e.qmu.Lock()
+	defer e.qmu.Unlock()
+	return e.active == 0 && len(e.queue) == 0
 }
 
 // Close stops the engine: it starts no new attempt, cancels the contexts of

@@ -202,7 +202,7 @@ func (e *Engine) claimLoop() {
 		case <-e.wake:
 		case <-timer.C:
 		}
-		for e.ctx.Err() == nil {
+		for e.ctx.Err() == nil && !e.draining.Load() {
 			n := e.reserve()
 			if n == 0 && e.lease > 0 {
 				// Every slot is taken: nothing can be claimed, and the
@@ -508,7 +508,7 @@ func (e *Engine) finish(t *task, o flow.Outcome, ws *workerState) *task {
 		return nil
 	}
 	want := 0
-	if !closing {
+	if !closing && !e.draining.Load() {
 		want = 1 + e.reserve()
 	}
 	ws.t, ws.o, ws.want = t, o, want

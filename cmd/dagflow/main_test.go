@@ -128,6 +128,14 @@ func newJobs(t *testing.T) *jobs {
 		}
 		return map[string]any{"chargeId": "ch_2"}, nil
 	})
+	handle("slow", func(ctx context.Context, _ httpstep.Request) (any, error) {
+		select {
+		case <-time.After(1500 * time.Millisecond):
+			return map[string]any{"chargeId": "ch_4"}, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	})
 	handle("block", func(ctx context.Context, _ httpstep.Request) (any, error) {
 		if j.blocked.CompareAndSwap(false, true) {
 			j.entered <- struct{}{}
@@ -1077,6 +1085,51 @@ func TestResumeSendsWebhooks(t *testing.T) {
 	defer mu.Unlock()
 	if want := []string{"order-h4 completed <nil>"}; !slices.Equal(got, want) {
 		t.Errorf("the receiver got %q, want %q", got, want)
+	}
+}
+
+// TestOtherRunsFinish: a command resumes every unfinished run of the file
+// as it opens it; when its own run has ended, it lets the attempts of the
+// others that it started finish, rather than cut them short and have the
+// next command send them to the job handlers again.
+func TestOtherRunsFinish(t *testing.T) {
+	t.Parallel()
+	j := newJobs(t)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "flows.db")
+	slowRun := writeFile(t, dir, "slow.json", orderChain("order-s1", j.url, map[string]string{"charge-payment": "slow"}))
+	cmd, stdout, stderr := newCommand(dir, env(), "run", "--db", db, slowRun)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); j.count("slow") == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow step did not start")
+		}
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	exitResult(t, cmd.Wait(), stdout, stderr, 0).want(t, 130)
+
+	// Another run: the command takes up order-s1's slow step again, and
+	// waits for it once its own run has ended.
+	quick := writeFile(t, dir, "quick.json", orderChain("order-s2", j.url, nil))
+	r := dagflowCmd(t, "run", "--db", db, quick)
+	r.want(t, 0, "waiting for the attempts of other runs under way to finish")
+	checkCompleted(t, r.status(t), "order-s2")
+	if n := j.count("slow"); n != 2 {
+		t.Errorf("the slow step was sent %d times, want 2 (cut by the interrupt, then finished)", n)
+	}
+	st := dagflowCmd(t, "status", "--db", db, "order-s1").status(t)
+	if st.Steps[1].State != dagflow.StateCompleted || st.Steps[2].State != dagflow.StatePending {
+		t.Errorf("order-s1: charge-payment %s, ship-order %s; want completed, then pending (not started)",
+			st.Steps[1].State, st.Steps[2].State)
+	}
+	r = dagflowCmd(t, "resume", "--db", db)
+	r.want(t, 0)
+	if n := j.count("slow"); n != 2 {
+		t.Errorf("resume sent the slow step again (%d times in all)", n)
 	}
 }
 

@@ -32,8 +32,14 @@ A run whose id is already in the database is not created again: when its
 workflow is the same, run waits for it (or prints it, if it has ended); when
 it differs, that is an error. Give each run a new id.
 
+Opening the database resumes the other runs left unfinished in it too. When
+this run has ended, run lets the attempts of theirs that it started finish
+(a note on stderr says so after a second) and leaves their next steps to the
+next command ('dagflow resume' finishes them).
+
 SIGINT (Ctrl-C) or SIGTERM cancels nothing: the engine closes, the run stays
-unfinished in the database, and 'dagflow resume' finishes it.
+unfinished in the database, and 'dagflow resume' finishes it. The attempts it
+cut short run again, as the same attempt.
 
 Exit status: 0 completed, 1 failed or cancelled, 2 bad input (unreadable or
 invalid file, "handler" steps, an id taken by another workflow), 3 the database
@@ -181,8 +187,40 @@ func (c *cli) finish(ctx context.Context, eng *engine, id string) error {
 	if err := c.printJSON(st); err != nil {
 		return err
 	}
+	if err := c.drain(ctx, eng); err != nil {
+		return err
+	}
 	if st.State != dagflow.StateCompleted {
 		return errExit(exitFailed)
+	}
+	return nil
+}
+
+// drainNote is how long drain waits before it says on stderr what it waits
+// for.
+const drainNote = time.Second
+
+// drain shuts the engine down gracefully before the command exits: an
+// engine resumes every unfinished run of the file as it opens, so the
+// command may have started attempts of other runs, and closing would cut
+// them short (and send them again, to the same job handlers, as the next
+// command opens the file). It lets them finish and records them; the steps
+// they make ready wait for the next command. A signal stops the wait.
+func (c *cli) drain(ctx context.Context, eng *engine) error {
+	done := make(chan error, 1)
+	go func() { done <- eng.Engine.Shutdown(ctx) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(drainNote):
+		c.note(eng.path, "waiting for the attempts of other runs under way to finish (interrupt to stop them now; they run again later)")
+		err = <-done
+	}
+	if err != nil && ctx.Err() != nil {
+		return c.interrupted(fmt.Sprintf("stopped the attempts of other runs still under way; they run again when a command next opens %s", eng.path))
+	}
+	if err != nil && !errors.Is(err, dagflow.ErrClosed) {
+		return opError("closing the engine: %v", err)
 	}
 	return nil
 }
@@ -370,6 +408,9 @@ func (c *cli) cmdResume(ctx context.Context, args []string) error {
 		}
 	}
 	if err := c.printJSON(out); err != nil {
+		return err
+	}
+	if err := c.drain(ctx, eng); err != nil {
 		return err
 	}
 	if code != exitOK {
