@@ -1133,14 +1133,11 @@ func TestOtherRunsFinish(t *testing.T) {
 	}
 }
 
-// TestInterruptDefaultAttempts shows an engine bug. Engine.Close documents
-// that an attempt which fails because of the shutdown "is not [recorded],
-// and runs again when an engine next opens the store", and 'dagflow run'
-// relies on that: SIGINT cancels nothing, resume finishes the run. But the
-// attempt cut short by Close is recorded as failed ("attempt 1 was
-// interrupted: the engine running it stopped or lost its lease", from
-// internal/flow's interrupt on the next Open), so a step with the default
-// single attempt fails on resume instead of running again.
+// TestInterruptDefaultAttempts: Engine.Close does not count an attempt
+// that fails because of the shutdown, and 'dagflow run' relies on that:
+// SIGINT cancels nothing, resume finishes the run. A step with the default
+// single attempt runs again on resume, rather than fail as "interrupted"
+// (as it did when the attempt cut short by Close was counted).
 func TestInterruptDefaultAttempts(t *testing.T) {
 	t.Parallel()
 	j := newJobs(t)
