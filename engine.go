@@ -1153,7 +1153,7 @@ func (e *Engine) Retry(ctx context.Context, id string) (*Status, error) {
 		for _, st := range steps {
 			if st.Comp != store.CompNone {
 				return &StateError{Op: "retry", RunID: id, State: string(r.State),
-					Reason: "its saga was compensated; create a new run instead"}
+					Reason: "its saga rolled back its completed steps; create a new run instead"}
 			}
 		}
 		x := flow.Begin(tx, e.env(), e.now(), &eff)

@@ -181,7 +181,7 @@ func TestContinueOnFailure(t *testing.T) {
 			t.Errorf("skip reason %q", s.Error)
 		}
 	}
-	if len(st.Results) != 3 || st.Error != `step "b" (broken) failed` {
+	if len(st.Results) != 3 || st.Error != `step "b" failed: broken` {
 		t.Errorf("results %v, error %q", st.Results, st.Error)
 	}
 	body, _ := fanIn.MarshalJSON()

@@ -26,6 +26,7 @@ import (
 
 	"github.com/dagflow/dagflow"
 	"github.com/dagflow/dagflow/httpstep"
+	"github.com/dagflow/dagflow/store/bolt"
 )
 
 // bin is the dagflow binary the tests run, built once by TestMain (with
@@ -630,6 +631,18 @@ func TestUnsigned(t *testing.T) {
 	}
 }
 
+// emptyDB makes a dagflow database with no run at path.
+func emptyDB(t *testing.T, path string) {
+	t.Helper()
+	s, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestBadInput(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -681,6 +694,20 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 
+	t.Run("no database left", func(t *testing.T) {
+		// Bad input that only Create finds: the file the command made is
+		// removed; one that was there stays.
+		fresh := filepath.Join(t.TempDir(), "fresh.db")
+		dagflowCmd(t, "run", "--db", fresh, handlers).want(t, 2, "steps[1].handler")
+		if _, err := os.Stat(fresh); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("run on bad input left a database behind: %v", err)
+		}
+		emptyDB(t, fresh)
+		dagflowCmd(t, "run", "--db", fresh, handlers).want(t, 2, "steps[1].handler")
+		if _, err := os.Stat(fresh); err != nil {
+			t.Errorf("a database that was there was removed: %v", err)
+		}
+	})
 	t.Run("validate ok", func(t *testing.T) {
 		r := dagflowCmd(t, "validate", valid)
 		r.want(t, 0)
@@ -691,7 +718,7 @@ func TestBadInput(t *testing.T) {
 	})
 	t.Run("status unknown id", func(t *testing.T) {
 		dagflowCmd(t, "list", "--db", filepath.Join(dir, "none.db")).want(t, 2)
-		dagflowCmd(t, "run", "--db", db, "--base-url", "http://127.0.0.1:1", handlers).want(t, 2) // creates db
+		emptyDB(t, db)
 		dagflowCmd(t, "status", "--db", db, "nope").want(t, 2, `no run with id "nope"`)
 	})
 	t.Run("help", func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -22,7 +23,9 @@ const runHelp = `Usage: dagflow run [--db FILE] [--base-url URL] [-v] FILE.json
 Run reads a workflow file ("-" reads stdin), creates a run of it in the
 database, waits for the run to end, and prints its final status as indented
 JSON on stdout. Steps are HTTP job handlers ("url"); relative URLs resolve
-against --base-url. Requests are signed with $DAGFLOW_SECRET when it is set.
+against --base-url as links in a web page do: "jobs/x" against
+http://h/api is http://h/jobs/x, against http://h/api/ it is
+http://h/api/jobs/x. Requests are signed with $DAGFLOW_SECRET when it is set.
 
 When the workflow has an onComplete or onError webhook, run also waits for its
 first delivery (with quick retries); one that failed is kept in the database
@@ -54,7 +57,7 @@ prints its final status as indented JSON on stdout. Interrupting it works as
 for 'dagflow run'.
 
 Exit status: 0 completed, 1 failed or cancelled, 2 unknown id or a run that
-cannot be retried (running, completed, or a compensated saga), 3 the database
+cannot be retried (running, completed, or a saga that rolled back), 3 the database
 is in use or cannot be opened, 130 SIGINT (143 SIGTERM).
 `
 
@@ -102,6 +105,8 @@ func (c *cli) cmdRun(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	_, statErr := os.Stat(f.db)
+	made := errors.Is(statErr, os.ErrNotExist) // by this command
 	eng, err := c.open(&f.dbFlags, openCreate, dagflow.WithHTTP(hopts))
 	if err != nil {
 		return err
@@ -112,11 +117,18 @@ func (c *cli) cmdRun(ctx context.Context, args []string) error {
 		var ve *dagflow.ValidationError
 		switch {
 		case errors.As(err, &ve):
-			return problemsError(file, err)
+			err = problemsError(file, err)
 		case errors.Is(err, dagflow.ErrConflict):
-			return inputError("%s: a run with id %q exists in %s with a different workflow; give this run a new id", file, wf.ID, f.db)
+			err = inputError("%s: a run with id %q exists in %s with a different workflow; give this run a new id", file, wf.ID, f.db)
+		default:
+			err = opError("%s: %v", file, err)
 		}
-		return opError("%s: %v", file, err)
+		if made {
+			// Nothing is in the file this command made: leave no file.
+			c.close(eng)
+			os.Remove(f.db)
+		}
+		return err
 	}
 	if before != nil {
 		c.note(f.db, "run %q is already in the database (%s); not creating it again", wf.ID, before.State)

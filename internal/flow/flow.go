@@ -880,6 +880,10 @@ func failedSummary(rs *runState, x *Txn) string {
 	var names []string
 	for _, st := range steps {
 		if st.State == store.StepFailed {
+			if rs.rec.Failed == 1 {
+				// As the "fail" policy says it.
+				return fmt.Sprintf("step %q failed: %s", st.ID, st.Error)
+			}
 			names = append(names, fmt.Sprintf("%q (%s)", st.ID, st.Error))
 			if len(names) == 5 {
 				break
@@ -889,9 +893,6 @@ func failedSummary(rs *runState, x *Txn) string {
 	more := ""
 	if rs.rec.Failed > len(names) {
 		more = fmt.Sprintf(" and %d more", rs.rec.Failed-len(names))
-	}
-	if rs.rec.Failed == 1 {
-		return "step " + strings.Join(names, ", ") + " failed"
 	}
 	return fmt.Sprintf("%d steps failed: %s%s", rs.rec.Failed, strings.Join(names, ", "), more)
 }
