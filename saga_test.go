@@ -397,7 +397,7 @@ func TestRetryRefusedForRunningAndCompensated(t *testing.T) {
 		t.Fatalf("saga: %s %v", st.State, st.CompensatedSteps)
 	}
 	_, err = eng.Retry(ctx, "comp")
-	if !errors.Is(err, dagflow.ErrConflict) || !strings.Contains(err.Error(), "compensated") {
+	if !errors.Is(err, dagflow.ErrConflict) || !strings.Contains(err.Error(), "its saga rolled back its completed steps") {
 		t.Errorf("Retry of a compensated saga = %v", err)
 	}
 	if st2, _ := eng.Status(ctx, "comp"); st2.State != dagflow.StateFailed || st2.Generation != 0 {
