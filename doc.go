@@ -39,7 +39,9 @@
 // exponential, linear or fixed backoff and full jitter; each attempt has the
 // step's timeout, and the whole run has the workflow's. A handler that panics
 // fails its attempt with a [*PanicError]; the panic never reaches the
-// application.
+// application, and its stack goes to the attempt's logs. A handler that
+// ignores its context and returns after the attempt's deadline has timed
+// out, whatever it returns.
 //
 // # Failure and sagas
 //
@@ -71,7 +73,16 @@
 // and an attempt that was under way when the process died runs again as the
 // next attempt (delivery is at least once, which is what the idempotency key
 // is for). Register handlers before that with [WithHandler], or with
-// [Engine.Handle] just after Open: steps whose handler is missing wait for it.
-// On a shared store every step is claimed under a lease with a fencing token,
-// so that a step's outcome is recorded once even when an engine dies.
+// [Engine.Handle] just after Open: steps whose handler is missing wait for it
+// (the engine's log says which). On a shared store every step is claimed
+// under a lease with a fencing token, so that a step's outcome is recorded
+// once even when an engine dies.
+//
+// # Stopping
+//
+// [Engine.Close] cancels the contexts of the attempts under way and waits for
+// their handlers to return; an attempt cut short so is not counted, and runs
+// again (as the same attempt) when an engine next opens the store.
+// [Engine.Shutdown] lets them finish first, starting nothing new, for as long
+// as its context allows.
 package dagflow
