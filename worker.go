@@ -299,15 +299,12 @@ func (e *Engine) apply(eff *flow.Effects, want int, buf []*task, hint *runCache)
 		}
 		e.notify(store.Event{Kind: store.EventRun, RunID: s.RunID})
 	}
-	for _, f := range eff.Finished {
+	for i := range eff.Finished {
+		f := &eff.Finished[i]
 		e.forget(f.RunID)
 		e.wakeWaiters(f.RunID)
 		e.notify(store.Event{Kind: store.EventRun, RunID: f.RunID})
-		if f.State != store.RunCompleted {
-			e.log.Info("dagflow: run ended", "run", f.RunID, "state", f.State, "error", f.Error)
-		} else if e.log.Enabled(e.bgCtx, slog.LevelDebug) {
-			e.log.Debug("dagflow: run completed", "run", f.RunID)
-		}
+		e.logFinished(f)
 	}
 	if len(eff.Parked) > 0 {
 		e.park(eff.Parked)
@@ -553,19 +550,7 @@ func (e *Engine) finish(t *task, o flow.Outcome, ws *workerState) *task {
 		}
 		return nil
 	}
-	if o.Err != "" {
-		what := "dagflow: attempt failed"
-		if t.c.Comp {
-			what = "dagflow: compensation attempt failed"
-		}
-		e.log.Info(what, "run", t.c.RunID, "step", t.c.StepID, "attempt", t.c.Attempt, "error", o.Err, "permanent", o.Permanent)
-	} else if e.log.Enabled(e.bgCtx, slog.LevelDebug) {
-		what := "dagflow: attempt completed"
-		if t.c.Comp {
-			what = "dagflow: compensation attempt completed"
-		}
-		e.log.Debug(what, "run", t.c.RunID, "step", t.c.StepID, "attempt", t.c.Attempt)
-	}
+	e.logAttempt(t, &o)
 	ws.tasks = e.apply(&ws.eff, want, ws.tasks, t.rc)
 	tasks := ws.tasks
 	// This worker held one slot and reserved want-1 more; the tasks hold
@@ -580,6 +565,47 @@ func (e *Engine) finish(t *task, o flow.Outcome, ws *workerState) *task {
 	next := tasks[0]
 	clear(ws.tasks)
 	return next
+}
+
+// logAttempt logs how an attempt ended: at INFO when it failed, at DEBUG
+// when it completed. (Not inlined: the log calls' arguments would grow the
+// frame of every finish.)
+//
+//go:noinline
+func (e *Engine) logAttempt(t *task, o *flow.Outcome) {
+	if o.Err != "" {
+		what := "dagflow: attempt failed"
+		if t.c.Comp {
+			what = "dagflow: compensation attempt failed"
+		}
+		e.log.Info(what, "run", t.c.RunID, "step", t.c.StepID, "attempt", t.c.Attempt, "error", o.Err, "permanent", o.Permanent)
+	} else if e.log.Enabled(e.bgCtx, slog.LevelDebug) {
+		what := "dagflow: attempt completed"
+		if t.c.Comp {
+			what = "dagflow: compensation attempt completed"
+		}
+		e.log.Debug(what, "run", t.c.RunID, "step", t.c.StepID, "attempt", t.c.Attempt)
+	}
+}
+
+// logFinished logs a run that ended: at INFO when it failed or was
+// cancelled, at DEBUG when it completed.
+//
+//go:noinline
+func (e *Engine) logFinished(f *flow.Finish) {
+	if f.State != store.RunCompleted {
+		e.log.Info("dagflow: run ended", "run", f.RunID, "state", f.State, "error", f.Error)
+	} else if e.log.Enabled(e.bgCtx, slog.LevelDebug) {
+		e.log.Debug("dagflow: run completed", "run", f.RunID)
+	}
+}
+
+// logPanic keeps the stack of a handler's panic with the attempt's logs,
+// which the engine's logger gets too.
+//
+//go:noinline
+func (e *Engine) logPanic(ctx *attemptCtx, in *Input, pe *PanicError) {
+	ctx.logger(e, in).Error("the handler panicked", "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
 }
 
 // execute runs one attempt and says how it ended. It never panics.
@@ -631,9 +657,7 @@ func (e *Engine) execute(t *task) (o flow.Outcome) {
 			if err == nil {
 				o.Result, err = marshalResult(res)
 			} else if pe, ok := err.(*PanicError); ok {
-				// The stack, for whoever debugs it: kept with the
-				// attempt's logs and sent to the engine's logger.
-				ctx.logger(e, &in).Error("the handler panicked", "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
+				e.logPanic(ctx, &in, pe) // the stack, for whoever debugs it
 			}
 		}
 	} else {
@@ -677,6 +701,8 @@ func (t *task) timedOut(o *flow.Outcome) {
 // after the attempt's deadline, having ignored its context, a time-out,
 // as an HTTP step's late reply is: its result is dropped, and a run cannot
 // end completed past its timeout because a handler overran.
+//
+//go:noinline
 func (t *task) late(o *flow.Outcome) {
 	o.Result, o.Err, o.Permanent = nil, errLate.Error(), false
 	t.timedOut(o)
