@@ -940,7 +940,7 @@ type ListOptions struct {
 	IDContains string
 	// After is the Next of the previous page; "" starts at the newest run.
 	After string
-	// Limit is the page size; 0 means 100.
+	// Limit is the page size; 0 means 100. A negative one is an error.
 	Limit int
 }
 
@@ -1004,7 +1004,10 @@ func (e *Engine) List(ctx context.Context, o ListOptions) (*RunList, error) {
 		return nil, ErrClosed
 	}
 	limit := o.Limit
-	if limit <= 0 {
+	switch {
+	case limit < 0:
+		return nil, fmt.Errorf("dagflow: List: Limit %d is negative", limit)
+	case limit == 0:
 		limit = 100
 	}
 	q := store.RunQuery{IDContains: o.IDContains, Limit: limit + 1}

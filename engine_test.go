@@ -1211,6 +1211,9 @@ func TestList(t *testing.T) {
 	if _, err := eng.List(ctx, dagflow.ListOptions{After: "!!"}); err == nil {
 		t.Error("List with a bad cursor succeeded")
 	}
+	if _, err := eng.List(ctx, dagflow.ListOptions{Limit: -1}); err == nil {
+		t.Error("List with a negative Limit succeeded")
+	}
 }
 
 // TestWorkerContinuesItsRun: a worker that finishes a step goes on with a

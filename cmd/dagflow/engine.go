@@ -25,8 +25,12 @@ type dbFlags struct {
 func (f *dbFlags) register(c *cli, fs *flagSet) {
 	fs.StringVar(&f.db, "db", "", "the bbolt database `FILE` (default $DAGFLOW_DB, else "+dagflow.DefaultPath+")")
 	fs.Var(&f.verbose, "v", "log more on stderr: -v (INFO) adds failed attempts and runs and webhooks sent, -v -v (DEBUG) every run and attempt (default WARN)")
-	fs.defaults = append(fs.defaults, func() {
+	fs.defaults = append(fs.defaults, func() error {
+		if setEmpty(fs, "db") {
+			return errors.New("--db: give a file name (or leave the flag out for $DAGFLOW_DB, else " + dagflow.DefaultPath + ")")
+		}
 		f.db = cmp.Or(f.db, c.getenv("DAGFLOW_DB"), dagflow.DefaultPath)
+		return nil
 	})
 }
 
@@ -41,11 +45,12 @@ func (f *runFlags) register(c *cli, fs *flagSet) {
 	f.dbFlags.register(c, fs)
 	fs.StringVar(&f.baseURL, "base-url", "",
 		"the absolute `URL` that relative step and webhook URLs resolve against (default $DAGFLOW_BASE_URL)")
-	fs.defaults = append(fs.defaults, func() {
+	fs.defaults = append(fs.defaults, func() error {
 		if f.baseURL == "" {
 			f.baseURL = c.getenv("DAGFLOW_BASE_URL")
 			f.baseURLFromEnv = f.baseURL != ""
 		}
+		return nil
 	})
 }
 

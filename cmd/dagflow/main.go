@@ -221,7 +221,7 @@ type flagSet struct {
 	*flag.FlagSet
 	name     string // the command
 	help     string
-	defaults []func() // fill in defaults from the environment after parsing
+	defaults []func() error // fill in defaults from the environment after parsing
 }
 
 // newFlagSet returns the flag set of command name; --help prints help and
@@ -236,9 +236,27 @@ func (c *cli) newFlagSet(name, help string) *flagSet {
 func (c *cli) printHelp(fs *flagSet) {
 	fmt.Fprint(c.stdout, fs.help)
 	fmt.Fprintln(c.stdout, "\nFlags:")
-	fs.SetOutput(c.stdout)
+	var b strings.Builder
+	fs.SetOutput(&b)
 	fs.PrintDefaults()
 	fs.SetOutput(io.Discard)
+	// The flag package writes "-db"; the usage lines (and most users) say
+	// "--db". One-letter flags keep one dash (-v).
+	for _, line := range strings.SplitAfter(b.String(), "\n") {
+		if name, ok := strings.CutPrefix(line, "  -"); ok && len(name) > 1 && name[1] != ' ' && name[1] != '\t' && name[1] != '\n' {
+			line = "  --" + name
+		}
+		fmt.Fprint(c.stdout, line)
+	}
+}
+
+// setEmpty reports whether flag name was given with an empty value.
+func setEmpty(fs *flagSet, name string) bool {
+	empty := false
+	fs.Visit(func(f *flag.Flag) {
+		empty = empty || f.Name == name && f.Value.String() == ""
+	})
+	return empty
 }
 
 // parse parses args with flags and arguments in any order ("--" ends the
@@ -265,7 +283,9 @@ func (c *cli) parse(fs *flagSet, args []string, min, max int) ([]string, error) 
 		args = rest[1:]
 	}
 	for _, f := range fs.defaults {
-		f()
+		if err := f(); err != nil {
+			return nil, inputError("%s: %v", fs.name, err)
+		}
 	}
 	switch {
 	case len(pos) < min:

@@ -681,6 +681,7 @@ func TestBadInput(t *testing.T) {
 		{"validate handlers", []string{"validate", handlers}, []string{`handlers.json: steps[1].handler`}},
 		{"status no db", []string{"status", "--db", filepath.Join(dir, "none.db"), "x"}, []string{"none.db: no such database"}},
 		{"list bad state", []string{"list", "--db", db, "--state", "done"}, []string{`--state "done"`}},
+		{"empty --db", []string{"list", "--db="}, []string{"--db: give a file name"}},
 		{"resume no db", []string{"resume", "--db", filepath.Join(dir, "none.db")}, []string{"none.db: no such database"}},
 	}
 	for _, tc := range tests {
@@ -731,6 +732,11 @@ func TestBadInput(t *testing.T) {
 		}
 		if r := dagflowCmd(t, "help"); !strings.Contains(r.stdout, "Exit codes:") {
 			t.Errorf("help does not document the exit codes")
+		}
+		// Flags as the usage lines write them: --db, and -v.
+		if r := dagflowCmd(t, "run", "--help"); !strings.Contains(r.stdout, "\n  --db FILE\n") ||
+			!strings.Contains(r.stdout, "\n  --base-url URL\n") || !strings.Contains(r.stdout, "\n  -v\t") {
+			t.Errorf("run --help lists its flags as:\n%s", r.stdout)
 		}
 	})
 }
