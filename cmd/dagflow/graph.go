@@ -22,6 +22,9 @@ by state and labelled with it:
   skipped grey, cancelled orange, compensated violet, compensationFailed pink.
 Reading a run only reads the database: unfinished runs are not resumed.
 
+A workflow file whose only problems are cycles is drawn all the same, with a
+note on stderr naming each cycle.
+
 Exit status: 0, 2 an invalid workflow file, an unknown run id or a bad flag,
 3 the database is in use or cannot be opened.
 `
@@ -46,9 +49,20 @@ func (c *cli) cmdGraph(ctx context.Context, args []string) error {
 	}
 	arg := pos[0]
 	if fi, err := os.Stat(arg); arg == "-" || (err == nil && !fi.IsDir()) {
-		wf, err := c.readWorkflow(arg)
+		wf, ve, err := c.loadWorkflow(arg)
 		if err != nil {
 			return err
+		}
+		if ve != nil {
+			// A cycle is drawn, to be seen; any other problem is not.
+			for _, p := range ve.Problems {
+				if p.Path != "" || !strings.HasPrefix(p.Message, "cycle: ") {
+					return problemsError(displayName(arg), ve)
+				}
+			}
+			for _, p := range ve.Problems {
+				c.note(displayName(arg), "%s (drawn all the same; the workflow cannot run)", p)
+			}
 		}
 		return c.writeOut(draw, &wf, nil)
 	}

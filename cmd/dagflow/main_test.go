@@ -510,6 +510,20 @@ flowchart LR
 	}
 	dagflowCmd(t, "graph", "--format", "png", file).want(t, 2, "--format")
 	dagflowCmd(t, "graph", "--db", filepath.Join(dir, "none.db"), "nope.json").want(t, 2, "nope.json: no such file")
+
+	// A cycle is drawn, to be seen, and named on stderr; other problems are
+	// not drawn.
+	cycle := writeFile(t, dir, "cycle.json", `{"id": "cy", "steps": [
+		{"id": "a", "url": "https://x/a", "dependsOn": ["c"]},
+		{"id": "b", "url": "https://x/b", "dependsOn": ["a"]},
+		{"id": "c", "url": "https://x/c", "dependsOn": ["b"]}]}`)
+	r = dagflowCmd(t, "graph", cycle)
+	r.want(t, 0, "cycle.json: cycle: a -> b -> c -> a (drawn all the same; the workflow cannot run)")
+	if !strings.Contains(r.stdout, `"c" -> "a";`) || !strings.Contains(r.stdout, `"b" -> "c";`) {
+		t.Errorf("the cycle's drawing:\n%s", r.stdout)
+	}
+	unknown := writeFile(t, dir, "unknown.json", `{"id": "u", "steps": [{"id": "a", "url": "https://x/a", "dependsOn": ["zz"]}]}`)
+	dagflowCmd(t, "graph", unknown).want(t, 2, `unknown step "zz"`)
 }
 
 func TestRelativeURLs(t *testing.T) {

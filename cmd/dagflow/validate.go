@@ -66,8 +66,17 @@ func displayName(name string) string {
 // readWorkflow reads and parses a workflow file; "-" is stdin. Every error
 // is bad input naming the file.
 func (c *cli) readWorkflow(name string) (dagflow.Workflow, error) {
+	wf, ve, err := c.loadWorkflow(name)
+	if err == nil && ve != nil {
+		err = problemsError(displayName(name), ve)
+	}
+	return wf, err
+}
+
+// loadWorkflow reads and parses a workflow file: ve holds the problems of
+// a file that could be read, err says why one could not.
+func (c *cli) loadWorkflow(name string) (wf dagflow.Workflow, ve *dagflow.ValidationError, err error) {
 	var data []byte
-	var err error
 	if name == "-" {
 		data, err = io.ReadAll(os.Stdin)
 	} else {
@@ -76,19 +85,19 @@ func (c *cli) readWorkflow(name string) (dagflow.Workflow, error) {
 	shown := displayName(name)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return dagflow.Workflow{}, inputError("%s: no such file", shown)
+		return dagflow.Workflow{}, nil, inputError("%s: no such file", shown)
 	case err != nil:
 		var pe *os.PathError
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return dagflow.Workflow{}, inputError("%s: %v", shown, err)
+		return dagflow.Workflow{}, nil, inputError("%s: %v", shown, err)
 	}
-	wf, err := dagflow.ParseWorkflow(data)
-	if err != nil {
-		return wf, problemsError(shown, err)
+	wf, err = dagflow.ParseWorkflow(data)
+	if err != nil && !errors.As(err, &ve) {
+		return wf, nil, problemsError(shown, err)
 	}
-	return wf, nil
+	return wf, ve, nil
 }
 
 // problemsError turns a workflow's problems into bad input: one line per
