@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -130,13 +129,8 @@ func TestResumeWaitsForHandler(t *testing.T) {
 	<-started
 	eng.Close()
 
-	var mu sync.Mutex
-	var logs strings.Builder
-	eng2 := openBolt(t, path, dagflow.WithLogger(slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return logs.Write(p)
-	}), nil))))
+	logger, logs := capturedLogger()
+	eng2 := openBolt(t, path, dagflow.WithLogger(logger))
 	defer eng2.Close()
 	time.Sleep(50 * time.Millisecond)
 	st, err := eng2.Status(ctxT(t), "w")
@@ -147,9 +141,7 @@ func TestResumeWaitsForHandler(t *testing.T) {
 		t.Fatalf("without its handler the run should wait: %s, step %s, attempts %d", st.State, st.Steps[0].State, st.Steps[0].Attempts)
 	}
 	// and says why, once.
-	mu.Lock()
-	got := logs.String()
-	mu.Unlock()
+	got := logs()
 	if !strings.Contains(got, `level=WARN msg="dagflow: steps wait for a Go handler that is not registered" handler=h run=w step=a`) ||
 		strings.Count(got, "not registered") != 1 {
 		t.Errorf("the engine's log does not say once what the run waits for:\n%s", got)

@@ -529,14 +529,26 @@ func TestPanicBecomesFailedAttempt(t *testing.T) {
 // boom panics with an error, two calls down from the handler.
 func boom(int) { panic(errors.New("kaput")) }
 
-func TestPanicStackIsKept(t *testing.T) {
-	var logs strings.Builder
+// capturedLogger returns a logger at INFO and a function that returns what
+// it has logged so far.
+func capturedLogger() (*slog.Logger, func() string) {
 	var mu sync.Mutex
-	eng := newEngine(t, dagflow.WithLogger(slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+	var b strings.Builder
+	l := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
 		mu.Lock()
 		defer mu.Unlock()
-		return logs.Write(p)
-	}), nil))))
+		return b.Write(p)
+	}), nil))
+	return l, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return b.String()
+	}
+}
+
+func TestPanicStackIsKept(t *testing.T) {
+	logger, logs := capturedLogger()
+	eng := newEngine(t, dagflow.WithLogger(logger))
 	mustHandle(t, eng, "boom", func(ctx context.Context, in dagflow.Input) (any, error) { boom(1); return nil, nil })
 	st := run(t, eng, dagflow.Workflow{ID: "p2", Steps: []dagflow.Step{step("a", "boom")}})
 	if st.State != dagflow.StateFailed || st.Steps[0].Error != "handler panicked: kaput" {
@@ -551,10 +563,8 @@ func TestPanicStackIsKept(t *testing.T) {
 		!strings.Contains(line.Attrs, "dagflow_test.boom(") {
 		t.Errorf("the attempt's log line %+v lacks the panic and its stack", line)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if !strings.Contains(logs.String(), "dagflow_test.boom(") || !strings.Contains(logs.String(), "stepId=a") {
-		t.Errorf("the engine's log lacks the stack:\n%s", logs.String())
+	if got := logs(); !strings.Contains(got, "dagflow_test.boom(") || !strings.Contains(got, "stepId=a") {
+		t.Errorf("the engine's log lacks the stack:\n%s", got)
 	}
 	// The typed error unwraps to the panic value.
 	var pe *dagflow.PanicError

@@ -145,8 +145,10 @@ func (e *Engine) deliver(hooks []store.Webhook) {
 	}
 	wg.Wait()
 	closing := e.ctx.Err() != nil
+	recorded := make([]store.Webhook, len(hooks)) // as written; zero ID if not
 	err := e.store.Update(e.bgCtx, func(tx store.Tx) error {
 		now := e.now()
+		clear(recorded)
 		for i, w := range hooks {
 			cur, err := e.webhook(tx, w.RunID, w.ID)
 			if err != nil || cur.Attempts != w.Attempts {
@@ -154,7 +156,6 @@ func (e *Engine) deliver(hooks []store.Webhook) {
 			}
 			switch {
 			case errs[i] == nil:
-				e.log.Info("dagflow: webhook delivered", "run", w.RunID, "event", w.Event, "url", redactURL(w.URL), "attempt", cur.Attempts)
 				cur.DeliveredAt, cur.DueAt, cur.LastError = now, time.Time{}, ""
 			case closing:
 				// Cut short by Close: not counted, and due at once for the
@@ -166,21 +167,33 @@ func (e *Engine) deliver(hooks []store.Webhook) {
 				var he *httpstep.Error
 				if errors.As(errs[i], &he) && !he.Retryable || cur.Attempts >= e.cfg.hookTries {
 					cur.DueAt = time.Time{}
-					e.log.Error("dagflow: giving up on a webhook", "run", w.RunID, "url", redactURL(w.URL), "attempts", cur.Attempts, "error", errs[i])
 				} else {
 					cur.DueAt = now.Add(e.cfg.jitter(hookBackoff(cur.Attempts)) + time.Second)
-					e.log.Warn("dagflow: a webhook failed; it will be sent again", "run", w.RunID, "url", redactURL(w.URL),
-						"attempt", cur.Attempts, "next", cur.DueAt, "error", errs[i])
 				}
 			}
 			if err := tx.PutWebhook(cur); err != nil {
 				return err
 			}
+			recorded[i] = cur
 		}
 		return nil
 	})
 	if err != nil {
 		e.log.Error("dagflow: recording webhook deliveries", "error", err)
+		return
+	}
+	// Logged once committed (a store may run the transaction again).
+	for i, w := range recorded {
+		switch {
+		case w.ID == "" || closing && errs[i] != nil:
+		case errs[i] == nil:
+			e.log.Info("dagflow: webhook delivered", "run", w.RunID, "event", w.Event, "url", redactURL(w.URL), "attempt", w.Attempts)
+		case w.DueAt.IsZero():
+			e.log.Error("dagflow: giving up on a webhook", "run", w.RunID, "url", redactURL(w.URL), "attempts", w.Attempts, "error", errs[i])
+		default:
+			e.log.Warn("dagflow: a webhook failed; it will be sent again", "run", w.RunID, "url", redactURL(w.URL),
+				"attempt", w.Attempts, "next", w.DueAt, "error", errs[i])
+		}
 	}
 }
 
