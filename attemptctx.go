@@ -5,102 +5,60 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/dagflow/dagflow/store"
 )
 
-// attemptCtx is the context of one attempt: its parent's values and
-// cancellation, and a deadline. It makes its Done channel, and the timer that
-// closes it at the deadline, only when a handler asks for Done, so a step
-// that never waits on its context costs no timer. Err reports the deadline
-// whether or not Done was asked for.
+// attemptCtx is the context of one attempt: its run's (or, for a
+// compensation, the engine's) cancellation, the attempt's deadline, and the
+// lines its handler logs.
 type attemptCtx struct {
-	parent   context.Context
-	deadline time.Time
-
-	mu    sync.Mutex
-	done  chan struct{}
-	err   error
-	timer *time.Timer
-	stop  func() bool // stops the context.AfterFunc on parent
+	context.Context
+	end    context.CancelCauseFunc // ends it with a cause (a lost lease)
+	cancel context.CancelFunc
 
 	e    *Engine
-	logs *attemptLog // made with logl, on the handler's first Logger call
+	mu   sync.Mutex
+	logs *attemptLog // made on the handler's first Logger call
 	logl *slog.Logger
 }
 
-func (c *attemptCtx) init(parent context.Context, deadline time.Time) {
-	*c = attemptCtx{parent: parent, deadline: deadline}
+func newAttemptCtx(parent context.Context, d time.Duration, e *Engine) *attemptCtx {
+	c1, end := context.WithCancelCause(parent)
+	c2, cancel := context.WithTimeout(c1, d)
+	return &attemptCtx{Context: c2, end: end, cancel: cancel, e: e}
 }
 
-func (c *attemptCtx) Deadline() (time.Time, bool) { return c.deadline, true }
-
-func (c *attemptCtx) Value(key any) any { return c.parent.Value(key) }
-
-func (c *attemptCtx) Done() <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.done == nil {
-		c.done = make(chan struct{})
-		if c.err == nil {
-			c.err = c.check()
-		}
-		if c.err != nil {
-			close(c.done)
-			return c.done
-		}
-		c.timer = time.AfterFunc(time.Until(c.deadline), func() { c.end(context.DeadlineExceeded) })
-		c.stop = context.AfterFunc(c.parent, func() { c.end(c.parent.Err()) })
-	}
-	return c.done
-}
-
-func (c *attemptCtx) Err() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err == nil {
-		if c.err = c.check(); c.err != nil && c.done != nil {
-			close(c.done)
-		}
-	}
-	return c.err
-}
-
-func (c *attemptCtx) check() error {
-	if err := c.parent.Err(); err != nil {
-		return err
-	}
-	if !time.Now().Before(c.deadline) {
-		return context.DeadlineExceeded
-	}
-	return nil
-}
-
-// end makes the context done with err, once.
-func (c *attemptCtx) end(err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err == nil {
-		c.err = err
-		if c.done != nil { // nil until a handler asks for Done
-			close(c.done)
-		}
-	}
-}
-
-// release stops the timer and the watch on the parent once the attempt has
-// ended. The context stays usable (a handler may have kept it): it is
-// simply not cancelled any more at the deadline unless Err is asked.
+// release frees the context's timer once the attempt has ended. The
+// context stays usable (a handler may have kept it), done.
 func (c *attemptCtx) release() {
-	c.mu.Lock()
-	timer, stop := c.timer, c.stop
-	c.mu.Unlock()
-	if timer != nil {
-		timer.Stop()
-	}
-	if stop != nil {
-		stop()
-	}
+	c.cancel()
+	c.end(nil)
 }
 
-func (c *attemptCtx) String() string { return "dagflow attempt context" }
+// logger returns the logger of the attempt, making it on first use.
+func (c *attemptCtx) logger(in *Input) *slog.Logger {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.logl == nil {
+		c.logs = &attemptLog{limit: c.e.cfg.logLimit}
+		attrs := []slog.Attr{slog.String("workflowId", in.WorkflowID), slog.String("stepId", in.StepID), slog.Int("attempt", in.Attempt)}
+		if in.Item != nil {
+			attrs = append(attrs, slog.Int("index", in.Index))
+		}
+		c.logl = slog.New(&logHandler{log: c.logs, next: c.e.log.Handler().WithAttrs(attrs)})
+	}
+	return c.logl
+}
 
-var _ context.Context = (*attemptCtx)(nil)
+// takeLogs returns the lines kept for the attempt. Lines logged later (by a
+// handler that kept its logger) are dropped.
+func (c *attemptCtx) takeLogs() ([]store.LogLine, bool) {
+	c.mu.Lock()
+	a := c.logs
+	c.mu.Unlock()
+	if a == nil {
+		return nil, false
+	}
+	return a.take()
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/google/go-cmp/cmp"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,7 +48,7 @@ func TestResumeAfterClose(t *testing.T) {
 		<-ctx.Done() // runs until the engine closes
 		return nil, ctx.Err()
 	})
-	wf := dagflow.Workflow{ID: "resume", Timeout: 3600, Steps: []dagflow.Step{
+	wf := dagflow.Workflow{ID: "resume", Timeout: 3600 * time.Second, Steps: []dagflow.Step{
 		step("a", "first"),
 		step("b", "second", "a"), // one attempt only: Close must not use it up
 		step("c", "first", "b"),
@@ -181,8 +182,11 @@ func TestCreateIdempotentBeforeHandle(t *testing.T) {
 	}
 }
 
-// TestMaxAttemptsHoldAcrossRestarts: attempts interrupted by crashes count.
-func TestMaxAttemptsHoldAcrossRestarts(t *testing.T) {
+// TestInterruptionsDoNotCountAgainstMaxAttempts: an attempt cut short by a
+// crash runs again as the next attempt whatever the step's maxAttempts (a
+// crash is not the step's failure), and the status counts it as an
+// interruption.
+func TestInterruptionsDoNotCountAgainstMaxAttempts(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "flows.db")
 	var calls atomic.Int64
 	hang := func(ctx context.Context, in dagflow.Input) (any, error) {
@@ -190,7 +194,7 @@ func TestMaxAttemptsHoldAcrossRestarts(t *testing.T) {
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}
-	wf := dagflow.Workflow{ID: "max", Steps: []dagflow.Step{{ID: "a", Handler: "h", Retries: &dagflow.RetryConfig{MaxAttempts: 2, InitialInterval: 0.001}}}}
+	wf := dagflow.Workflow{ID: "max", Steps: []dagflow.Step{{ID: "a", Handler: "h"}}} // one attempt, the default
 	for i := 0; i < 2; i++ {
 		s, err := bolt.Open(path, bolt.Options{})
 		if err != nil {
@@ -204,29 +208,80 @@ func TestMaxAttemptsHoldAcrossRestarts(t *testing.T) {
 		if _, err := eng.Create(ctxT(t), wf); err != nil {
 			t.Fatal(err)
 		}
-		// Running this engine's attempt (i+1), not still marked running
-		// by the engine crashed before, which this one has yet to take over.
 		waitFor(t, eng, "max", func(st *dagflow.Status) bool {
 			return st.Steps[0].State == dagflow.StateRunning && st.Steps[0].Attempts == i+1
 		})
 		crash(t, eng, fs)
 		s.Close()
 	}
-	eng := openBolt(t, path, dagflow.WithHandler("h", hang))
+	var attempt int
+	eng := openBolt(t, path, dagflow.WithHandler("h", func(ctx context.Context, in dagflow.Input) (any, error) {
+		attempt = in.Attempt
+		return "done", nil
+	}))
 	defer eng.Close()
 	st, err := eng.Wait(ctxT(t), "max")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.State != dagflow.StateFailed || st.Steps[0].Attempts != 2 || calls.Load() != 2 {
-		t.Fatalf("state %s, attempts %d, calls %d; want failed after 2", st.State, st.Steps[0].Attempts, calls.Load())
+	if st.State != dagflow.StateCompleted || st.Steps[0].Attempts != 3 || st.Steps[0].Interruptions != 2 || attempt != 3 {
+		t.Fatalf("state %s (%s), attempts %d, interruptions %d, last attempt %d; want completed at attempt 3 after 2 interruptions",
+			st.State, st.Error, st.Steps[0].Attempts, st.Steps[0].Interruptions, attempt)
 	}
-	if !strings.Contains(st.Error, "attempt 2 was interrupted") {
-		t.Errorf("error %q", st.Error)
+	hist, err := eng.Attempts(ctxT(t), "max")
+	if err != nil {
+		t.Fatal(err)
 	}
-	hist, _ := eng.Attempts(ctxT(t), "max")
-	if len(hist) != 2 || !strings.Contains(hist[0].Error, "interrupted") || hist[0].StartedAt.IsZero() {
-		t.Errorf("history %+v", hist)
+	var interrupted []int
+	for _, a := range hist {
+		if a.Interrupted {
+			interrupted = append(interrupted, a.Number)
+		}
+	}
+	if d := cmp.Diff([]int{1, 2}, interrupted); d != "" {
+		t.Errorf("interrupted attempts (-want +got):\n%s", d)
+	}
+}
+
+// TestMaxInterruptions: a step whose attempts keep being cut short fails
+// once they were interrupted more often than WithMaxInterruptions allows,
+// with an error that says so.
+func TestMaxInterruptions(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "flows.db")
+	hang := func(ctx context.Context, in dagflow.Input) (any, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	wf := dagflow.Workflow{ID: "loop", Steps: []dagflow.Step{{ID: "a", Handler: "h", Retries: &dagflow.RetryConfig{MaxAttempts: 5}}}}
+	for i := 0; i < 2; i++ {
+		s, err := bolt.Open(path, bolt.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs := faultstore.New(s)
+		eng, err := dagflow.Open(dagflow.WithStore(fs), dagflow.WithHandler("h", hang), dagflow.WithLogger(testLogger(t)),
+			dagflow.WithMaxInterruptions(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := eng.Create(ctxT(t), wf); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, eng, "loop", func(st *dagflow.Status) bool {
+			return st.Steps[0].State == dagflow.StateRunning && st.Steps[0].Attempts == i+1
+		})
+		crash(t, eng, fs)
+		s.Close()
+	}
+	eng := openBolt(t, path, dagflow.WithHandler("h", hang), dagflow.WithMaxInterruptions(1))
+	defer eng.Close()
+	st, err := eng.Wait(ctxT(t), "loop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != dagflow.StateFailed || st.Steps[0].Interruptions != 2 ||
+		!strings.Contains(st.Error, "its attempts were interrupted 2 times") || !strings.Contains(st.Error, "the limit is 1") {
+		t.Fatalf("state %s, interruptions %d, error %q", st.State, st.Steps[0].Interruptions, st.Error)
 	}
 }
 

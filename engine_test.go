@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -265,8 +264,8 @@ func TestParallelStepsOverlap(t *testing.T) {
 		}
 	})
 	wf := dagflow.Workflow{ID: "par", Steps: []dagflow.Step{
-		{ID: "a", Handler: "h", Parallel: true, Timeout: 5},
-		{ID: "b", Handler: "h", Parallel: true, Timeout: 5},
+		{ID: "a", Handler: "h", Parallel: true, Timeout: 5 * time.Second},
+		{ID: "b", Handler: "h", Parallel: true, Timeout: 5 * time.Second},
 	}}
 	if st := run(t, eng, wf); st.State != dagflow.StateCompleted {
 		t.Fatalf("parallel steps did not overlap: %s %s", st.State, st.Error)
@@ -337,7 +336,7 @@ func TestRetriesWithBackoff(t *testing.T) {
 		return "ok", nil
 	})
 	wf := dagflow.Workflow{ID: "retry", Steps: []dagflow.Step{{ID: "a", Handler: "flaky",
-		Retries: &dagflow.RetryConfig{MaxAttempts: 3, Backoff: dagflow.Fixed, InitialInterval: 0.01}}}}
+		Retries: &dagflow.RetryConfig{MaxAttempts: 3, Backoff: dagflow.Fixed, InitialInterval: 10 * time.Millisecond}}}}
 	st := run(t, eng, wf)
 	if st.State != dagflow.StateCompleted || st.Steps[0].Attempts != 3 {
 		t.Fatalf("state %s, attempts %d: %s", st.State, st.Steps[0].Attempts, st.Error)
@@ -367,7 +366,7 @@ func TestRetriesExhausted(t *testing.T) {
 	})
 	mustHandle(t, eng, "ok", (&recorder{}).handle)
 	wf := dagflow.Workflow{ID: "exhaust", Steps: []dagflow.Step{
-		{ID: "a", Handler: "bad", Retries: &dagflow.RetryConfig{MaxAttempts: 4, InitialInterval: 0.001, MaxInterval: 0.005}},
+		{ID: "a", Handler: "bad", Retries: &dagflow.RetryConfig{MaxAttempts: 4, InitialInterval: 1 * time.Millisecond, MaxInterval: 5 * time.Millisecond}},
 		step("b", "ok", "a"),
 	}}
 	st := run(t, eng, wf)
@@ -396,7 +395,7 @@ func TestPermanentErrorStopsRetrying(t *testing.T) {
 		return nil, dagflow.Permanent(errors.New("card declined"))
 	})
 	wf := dagflow.Workflow{ID: "perm", Steps: []dagflow.Step{
-		{ID: "charge", Handler: "bad", Retries: &dagflow.RetryConfig{MaxAttempts: 5, InitialInterval: 0.001}},
+		{ID: "charge", Handler: "bad", Retries: &dagflow.RetryConfig{MaxAttempts: 5, InitialInterval: 1 * time.Millisecond}},
 	}}
 	st := run(t, eng, wf)
 	if st.State != dagflow.StateFailed || calls.Load() != 1 {
@@ -416,8 +415,8 @@ func TestStepTimeout(t *testing.T) {
 		}
 		return "second try", nil
 	})
-	wf := dagflow.Workflow{ID: "timeout", Steps: []dagflow.Step{{ID: "a", Handler: "slow", Timeout: 0.05,
-		Retries: &dagflow.RetryConfig{MaxAttempts: 2, InitialInterval: 0.001}}}}
+	wf := dagflow.Workflow{ID: "timeout", Steps: []dagflow.Step{{ID: "a", Handler: "slow", Timeout: 50 * time.Millisecond,
+		Retries: &dagflow.RetryConfig{MaxAttempts: 2, InitialInterval: 1 * time.Millisecond}}}}
 	st := run(t, eng, wf)
 	if st.State != dagflow.StateCompleted || st.Steps[0].Attempts != 2 {
 		t.Fatalf("state %s attempts %d", st.State, st.Steps[0].Attempts)
@@ -435,7 +434,7 @@ func TestWorkflowTimeout(t *testing.T) {
 		<-ctx.Done()
 		return nil, ctx.Err()
 	})
-	wf := dagflow.Workflow{ID: "wft", Timeout: 0.1, Steps: []dagflow.Step{
+	wf := dagflow.Workflow{ID: "wft", Timeout: 100 * time.Millisecond, Steps: []dagflow.Step{
 		step("a", "quick"), step("b", "hang", "a"), step("c", "quick", "b"),
 	}}
 	start := time.Now()
@@ -467,13 +466,13 @@ func TestLateReturnTimesOut(t *testing.T) {
 		wantAttErr string // prefix of the first attempt's error
 	}{{
 		name: "step timeout, retried",
-		wf: dagflow.Workflow{ID: "late-step", Steps: []dagflow.Step{{ID: "a", Handler: "late", Timeout: 0.05,
-			Retries: &dagflow.RetryConfig{MaxAttempts: 2, InitialInterval: 0.001}}}},
+		wf: dagflow.Workflow{ID: "late-step", Steps: []dagflow.Step{{ID: "a", Handler: "late", Timeout: 50 * time.Millisecond,
+			Retries: &dagflow.RetryConfig{MaxAttempts: 2, InitialInterval: 1 * time.Millisecond}}}},
 		wantState: dagflow.StateFailed, wantStep: dagflow.StateFailed, wantErr: `step "a" failed after 2 attempts: attempt timed out after 50ms`,
 		wantCalls: 2, wantAttErr: "attempt timed out after 50ms: the handler returned after the deadline",
 	}, {
 		name:      "workflow timeout, the only step",
-		wf:        dagflow.Workflow{ID: "late-run", Timeout: 0.05, Steps: []dagflow.Step{{ID: "a", Handler: "late"}}},
+		wf:        dagflow.Workflow{ID: "late-run", Timeout: 50 * time.Millisecond, Steps: []dagflow.Step{{ID: "a", Handler: "late"}}},
 		wantState: dagflow.StateFailed, wantStep: dagflow.StateFailed, wantErr: "workflow timed out after 50ms",
 		wantCalls: 1, wantAttErr: "workflow timed out after 50ms: the handler returned after the deadline",
 	}}
@@ -515,7 +514,7 @@ func TestPanicBecomesFailedAttempt(t *testing.T) {
 		return "recovered", nil
 	})
 	wf := dagflow.Workflow{ID: "panic", Steps: []dagflow.Step{{ID: "a", Handler: "boom",
-		Retries: &dagflow.RetryConfig{MaxAttempts: 2, InitialInterval: 0.001}}}}
+		Retries: &dagflow.RetryConfig{MaxAttempts: 2, InitialInterval: 1 * time.Millisecond}}}}
 	st := run(t, eng, wf)
 	if st.State != dagflow.StateCompleted {
 		t.Fatalf("state %s: %s", st.State, st.Error)
@@ -595,7 +594,7 @@ func TestCreateIsIdempotent(t *testing.T) {
 	same := wf
 	same.Context = json.RawMessage(`{ "b" : [2.0, {"c": 3e1}], "a" : 1 }`)
 	same.Timeout = dagflow.DefaultWorkflowTimeout
-	same.Steps = []dagflow.Step{{ID: "a", Handler: "h", Timeout: 300, Retries: &dagflow.RetryConfig{MaxAttempts: 1}}}
+	same.Steps = []dagflow.Step{{ID: "a", Handler: "h", Timeout: 300 * time.Second, Retries: &dagflow.RetryConfig{MaxAttempts: 1}}}
 	st, err := eng.Create(ctx, same)
 	if err != nil {
 		t.Fatalf("Create of the same spec again: %v", err)
@@ -647,75 +646,6 @@ func TestCreateIsIdempotent(t *testing.T) {
 	}
 }
 
-// The status Create returns is the run as its transaction stored it: the
-// first steps running when a worker slot was free (Create claims them
-// itself), every step pending when none was.
-func TestCreateStatusIsStored(t *testing.T) {
-	eng := newEngine(t, dagflow.WithConcurrency(2))
-	release := make(chan struct{})
-	started := make(chan string, 8)
-	mustHandle(t, eng, "block", func(ctx context.Context, in dagflow.Input) (any, error) {
-		started <- in.WorkflowID + "/" + in.StepID
-		<-release
-		return nil, nil
-	})
-	ctx := ctxT(t)
-	diamond := func(id string) dagflow.Workflow {
-		return dagflow.Workflow{ID: id, Steps: []dagflow.Step{
-			{ID: "a", Handler: "block", Parallel: true},
-			{ID: "b", Handler: "block", Parallel: true},
-			{ID: "c", Handler: "block", DependsOn: []string{"a", "b"}},
-		}}
-	}
-	// Once every slot is free (the claim loop, which looks for due steps
-	// when the engine opens, may hold them all for a moment).
-	for !dagflow.Idle(eng) {
-		time.Sleep(time.Millisecond)
-	}
-	// Two slots free: a and b start in Create's transaction.
-	st, err := eng.Create(ctx, diamond("first"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.State != dagflow.StateRunning || st.CurrentStep != "a" {
-		t.Errorf("Create returned state %q, current step %q; want running, a", st.State, st.CurrentStep)
-	}
-	if got := stepStates(st); got["a"] != dagflow.StateRunning || got["b"] != dagflow.StateRunning || got["c"] != dagflow.StatePending {
-		t.Errorf("Create returned step states %v", got)
-	}
-	stored, err := eng.Status(ctx, "first")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(stored, st); diff != "" {
-		t.Errorf("Create's status differs from the stored one (-stored +returned):\n%s", diff)
-	}
-	for range 2 {
-		<-started
-	}
-	// Both slots taken: the second run is created pending, as stored.
-	st, err = eng.Create(ctx, diamond("second"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.State != dagflow.StatePending || st.CurrentStep != "" || st.Steps[0].Attempts != 0 {
-		t.Errorf("Create with no free slot returned state %q, current step %q, attempts %d", st.State, st.CurrentStep, st.Steps[0].Attempts)
-	}
-	stored, err = eng.Status(ctx, "second")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(stored, st); diff != "" {
-		t.Errorf("Create's status differs from the stored one (-stored +returned):\n%s", diff)
-	}
-	close(release)
-	for _, id := range []string{"first", "second"} {
-		if st, err := eng.Wait(ctx, id); err != nil || st.State != dagflow.StateCompleted {
-			t.Fatalf("%s: %v %v", id, st.State, err)
-		}
-	}
-}
-
 // gateStore is a serial store whose Updates wait, while block is set, until
 // it is closed; inflight counts the Updates waiting or running.
 type gateStore struct {
@@ -741,57 +671,6 @@ func (s *gateStore) Update(ctx context.Context, fn func(store.Tx) error) error {
 		}
 	}
 	return s.Store.Update(ctx, fn)
-}
-
-// On a serial store (store.Serial), only GOMAXPROCS Create calls wait for
-// the store at once; the others wait for their turn, as long as their
-// context lets them, and write nothing when it ends first.
-func TestCreateGateOnSerialStore(t *testing.T) {
-	gs := &gateStore{Store: memory.New(), block: make(chan struct{})}
-	eng := newEngine(t, dagflow.WithStore(gs))
-	mustHandle(t, eng, "h", func(ctx context.Context, in dagflow.Input) (any, error) { return in.StepID, nil })
-	ctx := context.WithValue(ctxT(t), createKey{}, true)
-	wf := func(id string) dagflow.Workflow {
-		return dagflow.Workflow{ID: id, Steps: []dagflow.Step{step("a", "h"), step("b", "h", "a")}}
-	}
-	run(t, eng, wf("warm-up")) // the claim loop's first pass is over
-	gs.blocking.Store(true)
-	n := runtime.GOMAXPROCS(0)
-	errs := make(chan error, n+2)
-	for i := range n + 2 {
-		go func() {
-			_, err := eng.Create(ctx, wf(fmt.Sprintf("run-%d", i)))
-			errs <- err
-		}()
-	}
-	for gs.inflight.Load() < int64(n) {
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(50 * time.Millisecond)
-	if got := gs.inflight.Load(); got != int64(n) {
-		t.Errorf("%d Updates wait for the store, want %d (GOMAXPROCS)", got, n)
-	}
-	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-	defer cancel()
-	if _, err := eng.Create(short, wf("late")); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Create whose context ended at the gate: %v, want context.DeadlineExceeded", err)
-	}
-	gs.blocking.Store(false)
-	close(gs.block)
-	for range n + 2 {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := range n + 2 {
-		st, err := eng.Wait(ctx, fmt.Sprintf("run-%d", i))
-		if err != nil || st.State != dagflow.StateCompleted {
-			t.Fatalf("run-%d: %v %v", i, st.State, err)
-		}
-	}
-	if _, err := eng.Status(ctx, "late"); !errors.Is(err, dagflow.ErrNotFound) {
-		t.Errorf("Status of the run whose Create gave up: %v, want ErrNotFound", err)
-	}
 }
 
 // A run stored by an earlier version, whose spec has every default written
@@ -881,7 +760,7 @@ func TestBadInput(t *testing.T) {
 		want := []string{
 			`steps[0].dependsOn[0]: unknown step "nope"`,
 			`steps[1].handler: no handler named "missing" is registered on the engine (register it with Engine.Handle)`,
-			`steps[2]: needs a url (an HTTP job handler) or a handler (a Go handler registered on the engine)`,
+			`steps[2]: needs a url (an HTTP job handler), a handler (a Go handler registered on the engine), a workflow, a sleep or a waitForEvent`,
 		}
 		var got []string
 		for _, p := range ve.Problems {
@@ -924,7 +803,7 @@ func TestBadInput(t *testing.T) {
 	t.Run("result not JSON", func(t *testing.T) {
 		mustHandle(t, eng, "chan", func(ctx context.Context, in dagflow.Input) (any, error) { return make(chan int), nil })
 		st := run(t, eng, dagflow.Workflow{ID: "nojson", Steps: []dagflow.Step{{ID: "a", Handler: "chan",
-			Retries: &dagflow.RetryConfig{MaxAttempts: 3, InitialInterval: 0.001}}}})
+			Retries: &dagflow.RetryConfig{MaxAttempts: 3, InitialInterval: 1 * time.Millisecond}}}})
 		if st.State != dagflow.StateFailed || st.Steps[0].Attempts != 1 ||
 			!strings.Contains(st.Steps[0].Error, "cannot be encoded as JSON") {
 			t.Fatalf("state %s, attempts %d, error %q", st.State, st.Steps[0].Attempts, st.Steps[0].Error)
@@ -1095,7 +974,7 @@ func TestLoggerLinesKeptPerAttempt(t *testing.T) {
 		return nil, nil
 	})
 	run(t, eng, dagflow.Workflow{ID: "logs", Steps: []dagflow.Step{{ID: "a", Handler: "chatty",
-		Retries: &dagflow.RetryConfig{MaxAttempts: 2, InitialInterval: 0.001}}}})
+		Retries: &dagflow.RetryConfig{MaxAttempts: 2, InitialInterval: 1 * time.Millisecond}}}})
 	hist, err := eng.Attempts(ctxT(t), "logs")
 	if err != nil {
 		t.Fatal(err)
@@ -1295,7 +1174,7 @@ func TestCancelCause(t *testing.T) {
 	}{
 		{"cancel", dagflow.Workflow{ID: "c1", Steps: []dagflow.Step{step("a", "wait")}},
 			func(eng *dagflow.Engine) { eng.Cancel(ctxT(t), "c1") }, `dagflow: run "c1" stopped: cancelled`},
-		{"timeout", dagflow.Workflow{ID: "c2", Timeout: 0.05, Steps: []dagflow.Step{step("a", "wait")}},
+		{"timeout", dagflow.Workflow{ID: "c2", Timeout: 50 * time.Millisecond, Steps: []dagflow.Step{step("a", "wait")}},
 			func(*dagflow.Engine) {}, "context deadline exceeded"},
 		{"close", dagflow.Workflow{ID: "c3", Steps: []dagflow.Step{step("a", "wait")}},
 			func(eng *dagflow.Engine) { eng.Close() }, "dagflow: engine closing"},

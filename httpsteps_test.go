@@ -175,11 +175,11 @@ func TestHTTPStepBadReplies(t *testing.T) {
 	eng := newEngine(t, dagflow.WithHTTP(httpstep.Options{BaseURL: srv.URL}))
 	tests := []struct {
 		url, want string
-		timeout   float64
+		timeout   time.Duration
 	}{
 		{"/notjson", "reply is not the job protocol", 0},
 		{"/loop", "redirect", 0},
-		{"/hang", "attempt timed out after 100ms", 0.1},
+		{"/hang", "attempt timed out after 100ms", 100 * time.Millisecond},
 		{"/huge", "exceeds", 0},
 		{closedURL + "/x", "connect", 0},
 	}

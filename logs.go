@@ -11,58 +11,36 @@ import (
 )
 
 // attemptLog keeps the lines a handler logs during one attempt, up to the
-// engine's limit, and passes them on to the engine's logger. An attempt's
-// context makes it the first time the handler asks for its logger.
+// engine's limit.
 type attemptLog struct {
-	e     *Engine
 	mu    sync.Mutex
+	limit int
 	lines []store.LogLine
 	cut   bool
-}
-
-// logger returns the logger of the attempt, making it on first use.
-func (c *attemptCtx) logger(e *Engine, in *Input) *slog.Logger {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.logl == nil {
-		c.logs = &attemptLog{e: e}
-		next := e.log.Handler().WithAttrs([]slog.Attr{
-			slog.String("workflowId", in.WorkflowID), slog.String("stepId", in.StepID), slog.Int("attempt", in.Attempt),
-		})
-		c.logl = slog.New(&logHandler{log: c.logs, next: next})
-	}
-	return c.logl
-}
-
-// takeLogs returns the lines kept for the attempt. Lines logged later (by a
-// handler that kept its logger) are dropped.
-func (c *attemptCtx) takeLogs() ([]store.LogLine, bool) {
-	c.mu.Lock()
-	a := c.logs
-	c.mu.Unlock()
-	if a == nil {
-		return nil, false
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	lines, cut := a.lines, a.cut
-	a.lines, a.cut, a.e = nil, false, nil
-	return lines, cut
+	done  bool
 }
 
 func (a *attemptLog) add(l store.LogLine) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.e == nil {
-		return // the attempt has ended
-	}
-	if len(a.lines) >= a.e.cfg.logLimit {
+	switch {
+	case a.done: // the attempt has ended
+	case len(a.lines) >= a.limit:
 		a.cut = true
-		return
+	default:
+		a.lines = append(a.lines, l)
 	}
-	a.lines = append(a.lines, l)
 }
 
+func (a *attemptLog) take() ([]store.LogLine, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.done = true
+	return a.lines, a.cut
+}
+
+// logHandler is the slog.Handler of an attempt's logger: it keeps each line
+// with the attempt and passes it on to the engine's logger.
 type logHandler struct {
 	log    *attemptLog
 	next   slog.Handler
@@ -115,11 +93,3 @@ func (h *logHandler) WithGroup(name string) slog.Handler {
 	n.next = h.next.WithGroup(name)
 	return &n
 }
-
-// discard is the handler of the logger of an Input made outside an engine.
-type discard struct{}
-
-func (discard) Enabled(context.Context, slog.Level) bool  { return false }
-func (discard) Handle(context.Context, slog.Record) error { return nil }
-func (d discard) WithAttrs([]slog.Attr) slog.Handler      { return d }
-func (d discard) WithGroup(string) slog.Handler           { return d }

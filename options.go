@@ -1,6 +1,7 @@
 package dagflow
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,33 +11,36 @@ import (
 	"github.com/dagflow/dagflow/store"
 )
 
-// An Option configures an Engine at Open.
+// An Option configures an Engine at Open. Options are checked at Open, which
+// names the one that is wrong.
 type Option func(*config) error
 
-// config holds an engine's settings; Open fills in the defaults and
-// validates it.
+// config holds an engine's settings; Open fills in the defaults.
 type config struct {
-	path        string
-	store       store.Store
-	concurrency int
-	http        *httpstep.Client
-	httpOpts    *httpstep.Options
-	logger      *slog.Logger
-	handlers    map[string]HandlerFunc
-	lease       time.Duration
-	poll        time.Duration
-	openTimeout time.Duration
-	now         func() time.Time
-	jitter      func(time.Duration) time.Duration
-	hookTries   int
-	logLimit    int
+	path             string
+	store            store.Store
+	concurrency      int
+	httpOpts         *httpstep.Options
+	logger           *slog.Logger
+	handlers         map[string]HandlerFunc
+	lease            time.Duration
+	poll             time.Duration
+	openTimeout      time.Duration
+	clock            Clock
+	jitter           func(time.Duration) time.Duration
+	hookTries        int
+	logLimit         int
+	maxInterruptions int
+	maxMapItems      int
+	maxDepth         int
+	eventRetention   time.Duration
+	retention        time.Duration
+	maxPayload       int
+	hooks            []Hooks
 }
 
 // Defaults of the engine's options.
 const (
-	// DefaultPath is the bbolt file an engine opens when given neither
-	// WithPath nor WithStore.
-	DefaultPath = "dagflow.db"
 	// DefaultConcurrency is the number of attempts an engine runs at once.
 	DefaultConcurrency = 64
 	// DefaultLease is how long a claim on a step lasts in a store shared by
@@ -54,10 +58,22 @@ const (
 	DefaultWebhookAttempts = 10
 	// DefaultLogLines is how many log lines are kept per attempt.
 	DefaultLogLines = 1000
+	// DefaultMaxInterruptions is how many attempts of one step may be cut
+	// short by their engine stopping before the step fails.
+	DefaultMaxInterruptions = 5
+	// DefaultMaxMapItems is the most items a map step may have.
+	DefaultMaxMapItems = 10_000
+	// DefaultMaxDepth is how deep sub-workflows may nest.
+	DefaultMaxDepth = 8
+	// DefaultEventRetention is how long sent events are kept.
+	DefaultEventRetention = 7 * 24 * time.Hour
+	// DefaultMaxPayload is the largest step result or event payload, in
+	// bytes.
+	DefaultMaxPayload = 1 << 20
 )
 
 // WithPath stores runs in the bbolt file at path, creating it if needed.
-// The default is DefaultPath in the working directory.
+// Open needs WithPath or WithStore.
 func WithPath(path string) Option {
 	return func(c *config) error {
 		if path == "" {
@@ -82,10 +98,8 @@ func WithStore(s store.Store) Option {
 }
 
 // WithConcurrency sets how many attempts the engine runs at once, across all
-// runs (default DefaultConcurrency). When more steps are ready than that, a
-// worker that finishes a step goes on with a step of the same run that the
-// outcome made ready, as a goroutine running the workflow would, and a slot
-// that frees up takes the step that has been due longest.
+// runs (default DefaultConcurrency). Steps that wait (sleeps, events, child
+// runs, map steps themselves) hold no worker.
 func WithConcurrency(n int) Option {
 	return func(c *config) error {
 		if n < 1 {
@@ -198,6 +212,167 @@ func WithLogLines(n int) Option {
 			return fmt.Errorf("WithLogLines: %d is negative", n)
 		}
 		c.logLimit = n
+		return nil
+	}
+}
+
+// WithMaxInterruptions sets how many attempts of one step may be cut short
+// by their engine stopping (a crash, a lost lease) before the step fails
+// with an error that says so (default DefaultMaxInterruptions). An
+// interrupted attempt does not count against the step's maxAttempts: a
+// crash is not the step's failure; this limit stops a step whose attempts
+// keep killing their process from crash-looping forever.
+func WithMaxInterruptions(n int) Option {
+	return func(c *config) error {
+		if n < 0 {
+			return fmt.Errorf("WithMaxInterruptions: %d is negative", n)
+		}
+		c.maxInterruptions = n
+		return nil
+	}
+}
+
+// WithMaxMapItems sets the most items a map step may have (default
+// DefaultMaxMapItems); a longer list fails the step with an error that says
+// so.
+func WithMaxMapItems(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("WithMaxMapItems: %d is less than 1", n)
+		}
+		c.maxMapItems = n
+		return nil
+	}
+}
+
+// WithMaxDepth sets how deep sub-workflows may nest (default
+// DefaultMaxDepth); Create refuses a workflow that nests deeper.
+func WithMaxDepth(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("WithMaxDepth: %d is less than 1", n)
+		}
+		c.maxDepth = n
+		return nil
+	}
+}
+
+// WithEventRetention sets how long events sent with SendEvent are kept for
+// steps that start waiting after they were sent (default
+// DefaultEventRetention).
+func WithEventRetention(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("WithEventRetention: %v is not positive", d)
+		}
+		c.eventRetention = d
+		return nil
+	}
+}
+
+// WithRetention removes runs that ended more than d ago, with their steps,
+// attempts and webhooks, in the background, a few at a time (default: runs
+// are kept until Delete). Child runs go with their parent.
+func WithRetention(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("WithRetention: %v is not positive", d)
+		}
+		c.retention = d
+		return nil
+	}
+}
+
+// WithMaxPayload sets the largest step result or event payload the engine
+// stores, in bytes (default DefaultMaxPayload). A larger result fails its
+// attempt for good, saying which and how large; SendEvent refuses a larger
+// payload.
+func WithMaxPayload(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("WithMaxPayload: %d is less than 1", n)
+		}
+		c.maxPayload = n
+		return nil
+	}
+}
+
+// Clock tells the engine the time and makes its timers: real time by
+// default; a fake one (dagflowtest.Clock) makes a day-long sleep or a
+// nightly schedule take milliseconds in tests.
+type Clock interface {
+	// Now returns the current time.
+	Now() time.Time
+	// AfterFunc calls f in its own goroutine once d has passed, unless
+	// stopped first.
+	AfterFunc(d time.Duration, f func()) Timer
+}
+
+// Timer is a timer made by a Clock.
+type Timer interface {
+	// Stop stops the timer; it reports whether it stopped it before it
+	// fired.
+	Stop() bool
+}
+
+// WithClock sets the engine's clock (default: the system's).
+func WithClock(c Clock) Option {
+	return func(cfg *config) error {
+		if c == nil {
+			return errors.New("WithClock: nil clock")
+		}
+		cfg.clock = c
+		return nil
+	}
+}
+
+// systemClock is the real time.
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+func (systemClock) AfterFunc(d time.Duration, f func()) Timer {
+	return time.AfterFunc(d, f)
+}
+
+// Hooks are functions the engine calls as attempts and runs go; the otel
+// module uses them for traces and metrics. Every field may be nil. They are
+// called on the engine's goroutines and must return quickly.
+type Hooks struct {
+	// RunCreated is called by Create before it stores a run, with
+	// Create's context; what it returns (a W3C traceparent, say) is kept
+	// with the run and handed to every attempt in AttemptInfo.Trace.
+	RunCreated func(ctx context.Context, runID string) (trace string)
+	// AttemptStarted is called before a step's handler runs, with the
+	// attempt's context; the context it returns is the handler's (and is
+	// where an HTTP step's traceparent comes from).
+	AttemptStarted func(ctx context.Context, a AttemptInfo) context.Context
+	// AttemptEnded is called once the attempt's outcome is known, with the
+	// context AttemptStarted returned; err is nil when it succeeded.
+	AttemptEnded func(ctx context.Context, a AttemptInfo, err error)
+	// RunEnded is called once a run has ended.
+	RunEnded func(runID string, state State)
+	// Backlog is called with the number of steps ready but not started,
+	// each time the engine looks for work.
+	Backlog func(n int)
+}
+
+// AttemptInfo describes an attempt for Hooks.
+type AttemptInfo struct {
+	WorkflowID   string
+	StepID       string
+	Kind         string // "handler" or "http"
+	Attempt      int
+	Item         int // -1 when not a map item
+	Compensation bool
+	StartedAt    time.Time
+	// Trace is what RunCreated returned for the run.
+	Trace string
+}
+
+// WithHooks adds functions the engine calls as attempts and runs go.
+func WithHooks(h Hooks) Option {
+	return func(c *config) error {
+		c.hooks = append(c.hooks, h)
 		return nil
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/dagflow/dagflow/internal/graph"
@@ -428,7 +429,13 @@ func decodeWorkflow(data []byte) (Workflow, *problemList) {
 		return w, p
 	}
 	m := mapper{src: src, p: ps.p}
-	m.fields(root, "", workflowFields, func(v *jnode, at place) {
+	m.workflow(root, "", &w, 0)
+	return w, m.p
+}
+
+// workflow reads the fields of a workflow object at path.
+func (m *mapper) workflow(root *jnode, path string, w *Workflow, depth int) {
+	m.fields(root, path, workflowFields, func(v *jnode, at place) {
 		switch at.key {
 		case "id":
 			w.ID = m.str(v, at)
@@ -440,23 +447,32 @@ func decodeWorkflow(data []byte) (Workflow, *problemList) {
 				return
 			}
 			if v.kind == 'o' {
-				// Compacted, so that the same context in two layouts reads
-				// the same; json.Marshal writes it compacted too.
-				var b bytes.Buffer
-				if json.Compact(&b, data[v.off:v.end]) != nil {
-					b.Reset()
-					b.Write(data[v.off:v.end])
-				}
-				w.Context = json.RawMessage(b.Bytes())
+				w.Context = compactJSON(m.src.data[v.off:v.end])
 			}
 		case "onComplete":
 			w.OnComplete = m.str(v, at)
 		case "onError":
 			w.OnError = m.str(v, at)
 		case "timeout":
-			w.Timeout = m.float(v, at)
+			w.Timeout = m.seconds(v, at)
 		case "onStepFailure":
 			w.OnStepFailure = FailurePolicy(m.str(v, at))
+		case "previousSteps":
+			w.PreviousSteps = PreviousSteps(m.str(v, at))
+		case "concurrency":
+			if !m.object(v, at) {
+				return
+			}
+			c := &Concurrency{}
+			m.fields(v, at.String(), concurrencyFields, func(v *jnode, at place) {
+				switch at.key {
+				case "key":
+					c.Key = m.str(v, at)
+				case "limit":
+					c.Limit = m.int(v, at)
+				}
+			})
+			w.Concurrency = c
 		case "steps":
 			if v.kind != 'a' {
 				m.typeProblem(v, at, "an array")
@@ -464,17 +480,40 @@ func decodeWorkflow(data []byte) (Workflow, *problemList) {
 			}
 			w.Steps = make([]Step, len(v.items))
 			for i, sv := range v.items {
-				m.step(sv, placeIndex("steps", i), &w.Steps[i])
+				m.step(sv, placeIndex(at.String(), i), &w.Steps[i], depth)
 			}
 		}
 	})
-	return w, m.p
+}
+
+// object reports whether v is an object, reporting a problem if it is
+// neither that nor null.
+func (m *mapper) object(v *jnode, at place) bool {
+	if v.kind == 'z' {
+		return false
+	}
+	if v.kind != 'o' {
+		m.typeProblem(v, at, "an object")
+		return false
+	}
+	return true
+}
+
+// seconds reads a number of seconds as a duration.
+func (m *mapper) seconds(v *jnode, at place) time.Duration {
+	return durationOf(m.float(v, at))
 }
 
 var (
-	workflowFields = []string{"id", "saga", "context", "onComplete", "onError", "timeout", "onStepFailure", "steps"}
-	stepFields     = []string{"id", "url", "handler", "dependsOn", "parallel", "retries", "timeout", "compensation", "allowFailedDeps"}
-	retryFields    = []string{"maxAttempts", "backoff", "initialInterval", "maxInterval"}
+	workflowFields = []string{"id", "saga", "context", "onComplete", "onError", "timeout", "onStepFailure", "previousSteps",
+		"concurrency", "steps"}
+	stepFields = []string{"id", "url", "handler", "dependsOn", "parallel", "retries", "timeout", "compensation", "allowFailedDeps",
+		"map", "workflow", "sleep", "waitForEvent"}
+	retryFields       = []string{"maxAttempts", "backoff", "initialInterval", "maxInterval"}
+	concurrencyFields = []string{"key", "limit"}
+	mapFields         = []string{"items", "maxConcurrency", "toleratedFailurePercentage", "toleratedFailureCount"}
+	sleepFields       = []string{"seconds", "until"}
+	waitFields        = []string{"name", "key", "timeout"}
 )
 
 type mapper struct {
@@ -575,7 +614,7 @@ func (m *mapper) int(v *jnode, at place) int {
 	return int(i)
 }
 
-func (m *mapper) step(n *jnode, at place, s *Step) {
+func (m *mapper) step(n *jnode, at place, s *Step, depth int) {
 	if n.kind != 'o' {
 		m.typeProblem(n, at, "an object")
 		return
@@ -625,21 +664,100 @@ func (m *mapper) step(n *jnode, at place, s *Step) {
 				case "backoff":
 					r.Backoff = Backoff(m.str(v, at))
 				case "initialInterval":
-					r.InitialInterval = m.float(v, at)
+					r.InitialInterval = m.seconds(v, at)
 				case "maxInterval":
-					r.MaxInterval = m.float(v, at)
+					r.MaxInterval = m.seconds(v, at)
 				}
 			})
 			s.Retries = r
 		case "timeout":
-			s.Timeout = m.float(v, at)
+			s.Timeout = m.seconds(v, at)
 		case "compensation":
 			s.Compensation = m.str(v, at)
 		case "allowFailedDeps":
 			s.AllowFailedDeps = m.bool(v, at)
+		case "map":
+			if !m.object(v, at) {
+				return
+			}
+			mp := &Map{}
+			m.fields(v, at.String(), mapFields, func(v *jnode, at place) {
+				switch at.key {
+				case "items":
+					switch v.kind {
+					case 's':
+						mp.Items.Path = m.str(v, at)
+					case 'a':
+						mp.Items.List = compactJSON(m.src.data[v.off:v.end])
+					default:
+						m.typeProblem(v, at, "a path (a string) or an array")
+					}
+				case "maxConcurrency":
+					mp.MaxConcurrency = m.int(v, at)
+					if v.kind == 'n' && mp.MaxConcurrency < 1 {
+						m.p = m.p.addAt(v.off, Problem{Path: at.String(), Message: fmt.Sprintf("must be at least 1, got %s (%s)", v.num, m.src.at(v.off))})
+					}
+				case "toleratedFailurePercentage":
+					if v.kind != 'z' {
+						f := m.float(v, at)
+						mp.ToleratedFailurePercentage = &f
+					}
+				case "toleratedFailureCount":
+					if v.kind != 'z' {
+						c := m.int(v, at)
+						mp.ToleratedFailureCount = &c
+					}
+				}
+			})
+			s.Map = mp
+		case "workflow":
+			if !m.object(v, at) {
+				return
+			}
+			if depth >= maxParseDepth {
+				m.p = m.p.addAt(v.off, Problem{Path: at.String(), Message: fmt.Sprintf("sub-workflows nest more than %d deep (%s)", maxParseDepth, m.src.at(v.off))})
+				return
+			}
+			sub := &Workflow{}
+			m.workflow(v, at.String(), sub, depth+1)
+			s.Workflow = sub
+		case "sleep":
+			if !m.object(v, at) {
+				return
+			}
+			sl := &Sleep{}
+			m.fields(v, at.String(), sleepFields, func(v *jnode, at place) {
+				switch at.key {
+				case "seconds":
+					sl.Duration = m.seconds(v, at)
+				case "until":
+					sl.Until = m.str(v, at)
+				}
+			})
+			s.Sleep = sl
+		case "waitForEvent":
+			if !m.object(v, at) {
+				return
+			}
+			ev := &WaitForEvent{}
+			m.fields(v, at.String(), waitFields, func(v *jnode, at place) {
+				switch at.key {
+				case "name":
+					ev.Name = m.str(v, at)
+				case "key":
+					ev.Key = m.str(v, at)
+				case "timeout":
+					ev.Timeout = m.seconds(v, at)
+				}
+			})
+			s.WaitForEvent = ev
 		}
 	})
 }
+
+// maxParseDepth bounds the nesting of sub-workflows the parser reads (the
+// engine's own limit, WithMaxDepth, is checked by Create).
+const maxParseDepth = 64
 
 // syntaxAt is a syntax error with its place already worked out.
 type syntaxAt struct {
@@ -676,4 +794,27 @@ func syntaxProblem(src *source, err error) Problem {
 		return Problem{Message: end}
 	}
 	return Problem{Message: "invalid JSON: " + err.Error()}
+}
+
+// ParseWorkflow reads a workflow from its JSON form (durations in seconds)
+// and validates it. It returns a *ValidationError listing every problem at
+// once, each with its place; JSON syntax errors, values of the wrong type,
+// unknown fields and fields given twice come with their line and column,
+// first, in the order of the input. The context is kept compacted.
+func ParseWorkflow(data []byte) (Workflow, error) {
+	w, problems := decodeWorkflow(data)
+	if problems == nil || !problems.fatal {
+		problems.sort()
+		var more []Problem
+		for _, p := range w.validate(nil) {
+			if !problems.covers(p.Path) {
+				more = append(more, p)
+			}
+		}
+		problems = problems.add(more...)
+	}
+	if problems != nil && len(problems.list) > 0 {
+		return w, &ValidationError{WorkflowID: w.ID, Problems: problems.list}
+	}
+	return w, nil
 }

@@ -118,7 +118,7 @@ func TestSagaCompensationRetriesAndFailure(t *testing.T) {
 		log.add(fmt.Sprintf("undo-b#%d", in.Attempt))
 		return nil, errors.New("ledger unreachable")
 	})
-	retry := &dagflow.RetryConfig{MaxAttempts: 2, InitialInterval: 0.001}
+	retry := &dagflow.RetryConfig{MaxAttempts: 2, InitialInterval: 1 * time.Millisecond}
 	st := run(t, eng, dagflow.Workflow{ID: "s2", Saga: true, Steps: []dagflow.Step{
 		{ID: "a", Handler: "do", Compensation: "undo-flaky", Retries: retry},
 		{ID: "b", Handler: "do", Compensation: "undo-broken", DependsOn: []string{"a"}, Retries: retry},
@@ -397,7 +397,7 @@ func TestRetryRefusedForRunningAndCompensated(t *testing.T) {
 		t.Fatalf("saga: %s %v", st.State, st.CompensatedSteps)
 	}
 	_, err = eng.Retry(ctx, "comp")
-	if !errors.Is(err, dagflow.ErrConflict) || !strings.Contains(err.Error(), "its saga rolled back its completed steps") {
+	if !errors.Is(err, dagflow.ErrConflict) || !strings.Contains(err.Error(), "its saga compensated every completed step") {
 		t.Errorf("Retry of a compensated saga = %v", err)
 	}
 	if st2, _ := eng.Status(ctx, "comp"); st2.State != dagflow.StateFailed || st2.Generation != 0 {

@@ -1,254 +1,180 @@
 package dagflow
 
 import (
+	"bytes"
 	"encoding/json"
-	"math"
+	"math/big"
 	"slices"
 	"strconv"
-	"unicode/utf8"
+	"strings"
+
+	"github.com/dagflow/dagflow/httpstep"
 )
 
-// appendSpec appends the JSON of a workflow to b, its steps normalized
-// (normalizedStep) on the way, the workflow's own fields as they are: the bytes
-// json.Marshal writes, without its reflection, since Create encodes every
-// workflow it stores and a large one has many steps. TestSpecEncoding holds
-// the two to the same output.
-//
-// With canon, fields whose value is the default are left out (see
-// canonical): this is the form the engine stores, a third the size of the
-// full one for steps that keep the defaults, and equal for workflows that
-// mean the same, whether their defaults were written out or not.
-func appendSpec(b []byte, w *Workflow, canon bool) []byte {
-	b = append(b, `{"id":`...)
-	b = appendString(b, w.ID)
-	if w.Saga {
-		b = append(b, `,"saga":true`...)
+// The engine stores each run's workflow as its spec: the workflow normalized
+// (every default filled in, the context in canonical form), then with every
+// field that holds its default left out (Workflow.canonical), as JSON. Two
+// workflows that mean the same thing have the same spec, byte for byte: that
+// is how Create tells the same workflow from another under one id.
+
+// specOf returns the spec the engine stores for a valid workflow, and the
+// workflow normalized.
+func specOf(w *Workflow) (json.RawMessage, Workflow, error) {
+	n := w.normalized()
+	c := n.canonical()
+	b, err := json.Marshal(c)
+	return b, n, err
+}
+
+// decodeSpec reads a stored spec as a normalized workflow.
+func decodeSpec(spec []byte) (Workflow, error) {
+	var w Workflow
+	if err := json.Unmarshal(spec, &w); err != nil {
+		return Workflow{}, err
 	}
-	if len(w.Context) > 0 && !(canon && string(w.Context) == "{}") {
-		b = append(b, `,"context":`...)
-		b = append(b, w.Context...)
+	return w.normalized(), nil
+}
+
+// sameSpec reports whether a stored spec and a new one describe the same
+// workflow. Specs the engine wrote compare byte for byte; one written by an
+// earlier version, or laid out otherwise by a store, is read and written
+// again first.
+func sameSpec(stored, spec []byte) bool {
+	if bytes.Equal(stored, spec) {
+		return true
 	}
-	b = appendField(b, "onComplete", w.OnComplete)
-	b = appendField(b, "onError", w.OnError)
-	if !(canon && w.Timeout == DefaultWorkflowTimeout) {
-		b = appendNumber(b, "timeout", w.Timeout)
+	w, err := decodeSpec(stored)
+	if err != nil {
+		return false
 	}
-	if !(canon && w.OnStepFailure == FailWorkflow) {
-		b = appendField(b, "onStepFailure", string(w.OnStepFailure))
+	again, _, err := specOf(&w)
+	return err == nil && bytes.Equal(again, spec)
+}
+
+// canonicalContext returns a context in canonical form: {} when empty or
+// null, otherwise the same JSON value with object members in key order and
+// numbers in one notation (1.0 and 1e0 are 1), so that contexts that are the
+// same value compare equal. A context that is not valid JSON is returned as
+// it is (validation reports it).
+func canonicalContext(c json.RawMessage) json.RawMessage {
+	c = bytes.TrimSpace(c)
+	if len(c) == 0 || string(c) == "null" {
+		return json.RawMessage(`{}`)
 	}
-	b = append(b, `,"steps":`...)
-	if w.Steps == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i := range w.Steps {
+	d := json.NewDecoder(bytes.NewReader(c))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return c
+	}
+	var b bytes.Buffer
+	writeCanonical(&b, v)
+	return b.Bytes()
+}
+
+func writeCanonical(b *bytes.Buffer, v any) {
+	switch v := v.(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		b.WriteByte('{')
+		for i, k := range keys {
 			if i > 0 {
-				b = append(b, ',')
+				b.WriteByte(',')
 			}
-			st := normalizedStep(w.Steps[i], &defaultRetries)
-			b = appendStep(b, &st, canon)
+			writeString(b, k)
+			b.WriteByte(':')
+			writeCanonical(b, v[k])
 		}
-		b = append(b, ']')
-	}
-	return append(b, '}')
-}
-
-// canonical is a normalized workflow's canonical form, the workflow
-// appendSpec writes with canon: every field holding its default is zero (a
-// retry policy of defaults only, nil). Decoding that form and normalizing
-// it gives the normalized workflow back.
-func canonical(w *Workflow) Workflow {
-	c := *w
-	if string(c.Context) == "{}" {
-		c.Context = nil
-	}
-	if c.Timeout == DefaultWorkflowTimeout {
-		c.Timeout = 0
-	}
-	if c.OnStepFailure == FailWorkflow {
-		c.OnStepFailure = ""
-	}
-	c.Steps = slices.Clone(w.Steps)
-	for i := range c.Steps {
-		s := &c.Steps[i]
-		if s.Timeout == DefaultStepTimeout {
-			s.Timeout = 0
-		}
-		if r := canonicalRetries(s.Retries); r != s.Retries {
-			s.Retries = r
-		}
-	}
-	return c
-}
-
-// canonicalRetries returns a normalized retry policy with its default
-// fields zero, or nil when every field is the default; r itself when no
-// field is.
-func canonicalRetries(r *RetryConfig) *RetryConfig {
-	if r == nil {
-		return nil
-	}
-	c := *r
-	if c.MaxAttempts == DefaultMaxAttempts {
-		c.MaxAttempts = 0
-	}
-	if c.Backoff == Exponential {
-		c.Backoff = ""
-	}
-	if c.InitialInterval == DefaultInitialInterval {
-		c.InitialInterval = 0
-	}
-	if c.MaxInterval == max(DefaultMaxInterval, r.InitialInterval) {
-		c.MaxInterval = 0
-	}
-	switch c {
-	case RetryConfig{}:
-		return nil
-	case *r:
-		return r
-	}
-	return &c
-}
-
-// specSize is about the length appendSpec writes for w, a little more
-// when its strings need no escaping, so that the stored spec, which a run
-// keeps, is neither copied while it grows nor much larger than it needs.
-func specSize(w *Workflow, canon bool) int {
-	n := 160 + len(w.ID) + len(w.Context) + len(w.OnComplete) + len(w.OnError)
-	for i := range w.Steps {
-		st := normalizedStep(w.Steps[i], &defaultRetries)
-		s := &st
-		n += 10 + len(s.ID) // {"id":""},
-		if s.Handler != "" {
-			n += 13 + len(s.Handler)
-		}
-		if s.URL != "" {
-			n += 9 + len(s.URL)
-		}
-		if len(s.DependsOn) > 0 {
-			n += 15
-			for _, d := range s.DependsOn {
-				n += len(d) + 3
-			}
-		}
-		if s.Parallel {
-			n += 16
-		}
-		if s.Compensation != "" {
-			n += 18 + len(s.Compensation)
-		}
-		if s.AllowFailedDeps {
-			n += 23
-		}
-		if s.Retries != nil && !(canon && canonicalRetries(s.Retries) == nil) {
-			n += 110 + len(s.Retries.Backoff)
-		}
-		if s.Timeout != 0 && !(canon && s.Timeout == DefaultStepTimeout) {
-			n += 32
-		}
-	}
-	return n
-}
-
-func appendStep(b []byte, s *Step, canon bool) []byte {
-	b = append(b, `{"id":`...)
-	b = appendString(b, s.ID)
-	b = appendField(b, "url", s.URL)
-	b = appendField(b, "handler", s.Handler)
-	if len(s.DependsOn) > 0 {
-		b = append(b, `,"dependsOn":[`...)
-		for i, d := range s.DependsOn {
+		b.WriteByte('}')
+	case []any:
+		b.WriteByte('[')
+		for i, x := range v {
 			if i > 0 {
-				b = append(b, ',')
+				b.WriteByte(',')
 			}
-			b = appendString(b, d)
+			writeCanonical(b, x)
 		}
-		b = append(b, ']')
+		b.WriteByte(']')
+	case json.Number:
+		b.WriteString(canonicalNumber(string(v)))
+	case string:
+		writeString(b, v)
+	case bool:
+		b.WriteString(strconv.FormatBool(v))
+	default:
+		b.WriteString("null")
 	}
-	if s.Parallel {
-		b = append(b, `,"parallel":true`...)
-	}
-	r := s.Retries
-	if canon {
-		r = canonicalRetries(r)
-	}
-	if r != nil {
-		b = append(b, `,"retries":{`...)
-		n := len(b)
-		if r.MaxAttempts != 0 {
-			b = append(b, `,"maxAttempts":`...)
-			b = strconv.AppendInt(b, int64(r.MaxAttempts), 10)
-		}
-		b = appendField(b, "backoff", string(r.Backoff))
-		b = appendNumber(b, "initialInterval", r.InitialInterval)
-		b = appendNumber(b, "maxInterval", r.MaxInterval)
-		if len(b) > n {
-			b = append(b[:n], b[n+1:]...) // the first field's comma
-		}
-		b = append(b, '}')
-	}
-	if !(canon && s.Timeout == DefaultStepTimeout) {
-		b = appendNumber(b, "timeout", s.Timeout)
-	}
-	b = appendField(b, "compensation", s.Compensation)
-	if s.AllowFailedDeps {
-		b = append(b, `,"allowFailedDeps":true`...)
-	}
-	return append(b, '}')
 }
 
-// appendField appends `,"name":"value"` unless value is empty (omitempty).
-func appendField(b []byte, name, value string) []byte {
-	if value == "" {
-		return b
-	}
-	b = append(b, ',', '"')
-	b = append(b, name...)
-	b = append(b, '"', ':')
-	return appendString(b, value)
+// writeString writes s as a JSON string, without escaping HTML characters.
+func writeString(b *bytes.Buffer, s string) {
+	enc := json.NewEncoder(b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(s)
+	b.Truncate(b.Len() - 1) // Encode's newline
 }
 
-// appendNumber appends `,"name":v` unless v is 0 (omitempty), formatting v
-// as encoding/json does.
-func appendNumber(b []byte, name string, v float64) []byte {
-	if v == 0 {
-		return b
-	}
-	b = append(b, ',', '"')
-	b = append(b, name...)
-	b = append(b, '"', ':')
-	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
-		return strconv.AppendInt(b, int64(v), 10) // what 'f' writes, faster
-	}
-	abs := math.Abs(v)
-	format := byte('f')
-	if abs < 1e-6 || abs >= 1e21 {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, v, format, -1, 64)
-	if format == 'e' {
-		// clean up e-09 to e-9, as encoding/json does
-		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
+// canonicalNumber writes a JSON number in one notation: an integer as its
+// digits, any other number as digits with a decimal point (or in exponent
+// form when its exponent is large), without trailing zeros. It is exact:
+// 12345678901234567890 and 12345678901234567891 stay apart.
+func canonicalNumber(n string) string {
+	neg := strings.HasPrefix(n, "-")
+	s := strings.TrimPrefix(n, "-")
+	exp := 0
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		e, err := strconv.Atoi(s[i+1:])
+		if err != nil || e > 1e6 || e < -1e6 {
+			return n // absurd: kept as written
 		}
+		exp, s = e, s[:i]
 	}
-	return b
+	digits := s
+	if i := strings.IndexByte(s, '.'); i >= 0 {
+		digits = s[:i] + s[i+1:]
+		exp -= len(s) - i - 1
+	}
+	digits = strings.TrimLeft(digits, "0")
+	if digits == "" {
+		return "0"
+	}
+	for strings.HasSuffix(digits, "0") {
+		digits = digits[:len(digits)-1]
+		exp++
+	}
+	// The value is digits × 10^exp.
+	var out string
+	switch {
+	case exp >= 0 && exp+len(digits) <= 21:
+		out = digits + strings.Repeat("0", exp)
+	case exp < 0 && -exp < len(digits):
+		out = digits[:len(digits)+exp] + "." + digits[len(digits)+exp:]
+	case exp < 0 && -exp-len(digits) < 6:
+		out = "0." + strings.Repeat("0", -exp-len(digits)) + digits
+	default:
+		mant := digits[:1]
+		if len(digits) > 1 {
+			mant += "." + digits[1:]
+		}
+		out = mant + "e" + strconv.Itoa(exp+len(digits)-1)
+	}
+	if neg {
+		out = "-" + out
+	}
+	return out
 }
 
-// appendString appends s as a JSON string. Strings of plain printable ASCII
-// (ids, names, URLs, nearly always) are copied as they are; any other goes
-// through encoding/json, for its escaping of control characters, HTML
-// characters, invalid UTF-8 and U+2028/U+2029.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
+// sameNumber reports whether two JSON numbers have the same value (for
+// tests of canonicalNumber).
+func sameNumber(a, b string) bool {
+	ra, oka := new(big.Rat).SetString(a)
+	rb, okb := new(big.Rat).SetString(b)
+	return oka && okb && ra.Cmp(rb) == 0
 }
+
+// redactURL is a URL fit to show: see httpstep.Redact.
+func redactURL(raw string) string { return httpstep.Redact(raw) }

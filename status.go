@@ -6,16 +6,16 @@ import (
 	"slices"
 	"time"
 
+	"github.com/dagflow/dagflow/internal/flow"
 	"github.com/dagflow/dagflow/store"
 )
 
 // State is the state of a run or of a step, as Status reports it.
 type State string
 
-// The states of a run: pending (created, no step started yet), running,
-// then one of completed, failed or cancelled. A step has them too; for a
-// step, cancelled means it did not run, or was stopped, because its run
-// was cancelled or timed out (a timed-out run ends failed).
+// The states of a run: pending (created, no step started yet, or waiting for
+// a concurrency slot), running, then one of completed, failed or cancelled.
+// A step has them too.
 const (
 	StatePending   State = "pending"
 	StateRunning   State = "running"
@@ -24,11 +24,15 @@ const (
 	StateCancelled State = "cancelled"
 )
 
-// The states a step has besides those of a run.
+// The states a step has besides those of a run. One rule holds for both
+// ways a run stops early: a step that a cancelled or timed-out run stopped,
+// or never started, is cancelled; a step that never started, or whose wait
+// was cut short, because another step failed is skipped.
 const (
+	// StateWaiting: a sleep, or a wait for an event; no worker holds it.
+	StateWaiting State = "waiting"
 	// StateSkipped: the step did not run because a dependency failed, or
-	// a step failed and the run stopped before it could start (a run
-	// cancelled or timed out leaves its steps cancelled instead).
+	// a step failed and the run stopped before it could start.
 	StateSkipped State = "skipped"
 	// StateCompensated: the step completed and a saga undid it.
 	StateCompensated State = "compensated"
@@ -41,6 +45,22 @@ func (s State) Final() bool {
 	return s == StateCompleted || s == StateFailed || s == StateCancelled
 }
 
+// Cause says why a run stopped, for code to switch on (Status.Error is for
+// people).
+type Cause string
+
+// The causes of a run's end.
+const (
+	// CauseFailed: a step (or map item, or child run) failed for good.
+	CauseFailed Cause = "failed"
+	// CauseTimeout: the workflow's timeout passed.
+	CauseTimeout Cause = "timeout"
+	// CauseCancelled: Cancel was called on the run.
+	CauseCancelled Cause = "cancelled"
+	// CauseParent: the run's parent stopped, or rolled it back.
+	CauseParent Cause = "parent"
+)
+
 // Status is the state of a run with every step's, the shape returned by
 // Engine.Status, POSTed to webhooks and printed by `dagflow status`.
 type Status struct {
@@ -49,8 +69,8 @@ type Status struct {
 	// State is pending until a step starts, then running until the run
 	// ends completed, failed or cancelled.
 	State State `json:"state"`
-	// StartedAt is when the run was created; CompletedAt when it ended,
-	// zero until then.
+	// StartedAt is when the run (or its latest retry) started;
+	// CompletedAt when it ended, zero until then.
 	StartedAt   time.Time `json:"startedAt,omitzero"`
 	CompletedAt time.Time `json:"completedAt,omitzero"`
 	// CurrentStep is the step running now (the one started last when
@@ -69,12 +89,22 @@ type Status struct {
 	Results map[string]json.RawMessage `json:"results"`
 	// Error says why the run failed or was cancelled.
 	Error string `json:"error,omitempty"`
+	// Cause says why a failed or cancelled run stopped: "failed",
+	// "timeout", "cancelled" or "parent".
+	Cause Cause `json:"cause,omitempty"`
 	// Phase, while the run is running, says "stopping" (waiting for
-	// running attempts after a failure, timeout or cancel) or
-	// "compensating"; it is empty otherwise.
+	// running attempts after a failure, timeout or cancel),
+	// "compensating", or "queued" (waiting for a concurrency slot); it is
+	// empty otherwise.
 	Phase string `json:"phase,omitempty"`
-	// Generation counts the times the run was retried with Engine.Retry.
+	// Generation counts the times the run was retried or rerun.
 	Generation int `json:"generation,omitempty"`
+	// Parent is the id of the run whose step created this one, or "".
+	Parent string `json:"parent,omitempty"`
+	// WaitingFor says what keeps an active run from going on that the
+	// steps' states do not tell, such as a handler this engine has not
+	// registered.
+	WaitingFor string `json:"waitingFor,omitempty"`
 	// Steps is every step in the order declared.
 	Steps []StepStatus `json:"steps"`
 }
@@ -83,17 +113,19 @@ type Status struct {
 type StepStatus struct {
 	// ID is the step's id.
 	ID string `json:"id"`
-	// State is where the step is: pending, running, completed, failed,
-	// skipped or cancelled; in a saga that rolled back, compensated or
-	// compensationFailed.
+	// State is where the step is: pending, running, waiting, completed,
+	// failed, skipped or cancelled; in a saga that rolled back,
+	// compensated or compensationFailed.
 	State State `json:"state"`
-	// StartedAt is when the step's first attempt (of this generation)
-	// started; CompletedAt when it completed or failed for good.
+	// StartedAt is when the step's first attempt (of this round) started;
+	// CompletedAt when it completed or failed for good.
 	StartedAt   time.Time `json:"startedAt,omitzero"`
 	CompletedAt time.Time `json:"completedAt,omitzero"`
-	// Attempts counts the attempts started since the run was created or
-	// last retried.
-	Attempts int `json:"attempts"`
+	// Attempts counts the attempts started in this round, those cut short
+	// by an interruption included; Interruptions counts those (see
+	// WithMaxInterruptions).
+	Attempts      int `json:"attempts"`
+	Interruptions int `json:"interruptions"`
 	// Result is the step's result, once it completed.
 	Result json.RawMessage `json:"result,omitempty"`
 	// Error is the last attempt's error; for a skipped or cancelled step,
@@ -101,8 +133,33 @@ type StepStatus struct {
 	Error string `json:"error,omitempty"`
 	// NextAttemptAt is when a step waiting to be retried starts again.
 	NextAttemptAt time.Time `json:"nextAttemptAt,omitzero"`
+	// Kind is what the step does: "handler", "http", "workflow", "sleep"
+	// or "waitForEvent".
+	Kind string `json:"kind"`
+	// Items counts a map step's items.
+	Items *ItemCounts `json:"items,omitempty"`
+	// Event is what a waiting waitForEvent step waits for.
+	Event *EventWait `json:"event,omitempty"`
+	// Until is when a waiting sleep step ends.
+	Until time.Time `json:"until,omitzero"`
+	// Run is the id of the child run of a workflow step (not a map).
+	Run string `json:"run,omitempty"`
 	// Compensation describes the step's compensation in a saga.
 	Compensation *CompensationStatus `json:"compensation,omitempty"`
+}
+
+// ItemCounts counts the items of a map step.
+type ItemCounts struct {
+	Total     int `json:"total"`
+	Completed int `json:"completed"`
+	Failed    int `json:"failed"`
+	Running   int `json:"running"`
+}
+
+// EventWait is the event a step waits for.
+type EventWait struct {
+	Name string `json:"name"`
+	Key  string `json:"key"`
 }
 
 // CompensationStatus is the state of a step's compensation.
@@ -119,240 +176,205 @@ type CompensationStatus struct {
 	Error string `json:"error,omitempty"`
 }
 
-// newStatus is the status of a run just created: nothing has started.
-// steps is pendingSteps(w).
-func newStatus(r *store.Run, w *Workflow, steps []StepStatus) *Status {
-	return &Status{
-		ID: r.ID, State: StatePending, StartedAt: r.StartedAt, Context: w.Context,
-		CompletedSteps: []string{}, FailedSteps: []string{}, CompensatedSteps: []string{},
-		Results: map[string]json.RawMessage{}, Steps: steps,
-	}
-}
-
-// pendingSteps is the status of every step of w before any has started.
-func pendingSteps(w *Workflow) []StepStatus {
-	steps := make([]StepStatus, len(w.Steps))
-	for i := range w.Steps {
-		steps[i] = StepStatus{ID: w.Steps[i].ID, State: StatePending}
-	}
-	return steps
-}
-
-// statusOf reads a run's status through tx, without copying its steps when
-// the store can show them in place.
-func statusOf(tx store.Tx, r *store.Run, wfContext json.RawMessage) (*Status, error) {
-	if rg, ok := tx.(store.StepRanger); ok {
-		var err error
-		st := buildStatusFrom(r, wfContext, r.Total, func(yield func(*store.Step) bool) {
-			err = rg.RangeSteps(r.ID, yield)
-		})
-		return st, err
+// statusOf reads a run's status through tx.
+func (e *Engine) statusOf(tx store.Tx, r *store.Run) (*Status, error) {
+	ri, err := e.runs.load(tx, r.ID)
+	if err != nil {
+		return nil, err
 	}
 	steps, err := tx.Steps(r.ID)
 	if err != nil {
 		return nil, err
 	}
-	return buildStatus(r, wfContext, steps), nil
-}
-
-// buildStatus makes a Status from a run's records.
-func buildStatus(r *store.Run, wfContext json.RawMessage, steps []store.Step) *Status {
-	return buildStatusFrom(r, wfContext, len(steps), func(yield func(*store.Step) bool) {
-		for i := range steps {
-			if !yield(&steps[i]) {
-				return
-			}
-		}
-	})
-}
-
-// buildStatusFrom makes a Status from a run's records, the steps coming from
-// each (about n of them), which may hand out one variable every time.
-func buildStatusFrom(r *store.Run, wfContext json.RawMessage, n int, each func(yield func(*store.Step) bool)) *Status {
-	b := &statusBuilder{s: &Status{
-		ID: r.ID, StartedAt: r.StartedAt, CompletedAt: r.CompletedAt, Context: wfContext, Error: r.Error,
-		Phase: string(r.Phase), Generation: r.Generation,
-		CompletedSteps: []string{}, FailedSteps: []string{}, CompensatedSteps: []string{},
-		Results: make(map[string]json.RawMessage, int(r.Seq)), Steps: make([]StepStatus, 0, n),
-	}}
-	if len(b.s.Context) == 0 {
-		b.s.Context = json.RawMessage(`{}`)
-	}
-	b.completed = make([]seqID, 0, max(0, min(r.Seq, int64(n))))
-	if r.Seq < parallelResults {
-		each(b.add)
-		return b.finish(r)
-	}
-	// Many results: another goroutine puts them in the map (a third of
-	// the work, in cache misses on a large map) while the steps are read,
-	// a chunk at a time.
-	b.chunks = make(chan []StepStatus, 4)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		m := b.s.Results
-		for chunk := range b.chunks {
-			for i := range chunk {
-				if ss := &chunk[i]; ss.Result != nil {
-					m[ss.ID] = ss.Result
+	var mapItems map[int][]store.Step
+	if ri.wf.Saga {
+		// A map step's compensation is its items': read them.
+		for _, st := range steps {
+			if st.Items > 0 && st.Comp == store.CompNone && st.State == store.StepCompleted {
+				if mapItems == nil {
+					mapItems = map[int][]store.Step{}
+				}
+				if mapItems[st.Index], err = tx.Items(r.ID, st.Index); err != nil {
+					return nil, err
 				}
 			}
 		}
-	}()
-	func() {
-		defer func() { close(b.chunks); <-done }() // even if each panics
-		each(b.add)
-		b.chunks <- b.s.Steps[b.sent:]
-	}()
-	return b.finish(r)
-}
-
-// parallelResults is the number of results from which a status is built
-// by two goroutines (a variable for the test that compares the two ways).
-var parallelResults int64 = 4096
-
-// resultsChunk is how many steps a status builder hands to the goroutine
-// that fills its Results at a time.
-const resultsChunk = 1024
-
-// seqID is a step by its completion number.
-type seqID struct {
-	seq int64
-	id  string
-}
-
-// statusBuilder makes a Status one step record at a time. (One value
-// rather than the locals of a loop over each, which would each be moved to
-// the heap.)
-type statusBuilder struct {
-	s           *Status
-	started     bool
-	curID       string
-	curAt       time.Time
-	completed   []seqID
-	compensated []seqID
-	null        json.RawMessage
-	// chunks, when set, takes the steps whose results another goroutine
-	// puts in Results: add then leaves Results alone. sent counts the
-	// steps handed over.
-	chunks chan []StepStatus
-	sent   int
-}
-
-// add adds one step; st may be a variable handed out again for the next
-// step, so only copies of it are kept.
-func (b *statusBuilder) add(st *store.Step) bool {
-	s := b.s
-	ss := StepStatus{ID: st.ID, StartedAt: st.StartedAt, CompletedAt: st.CompletedAt, Attempts: st.Attempts, Error: st.Error}
-	if !st.StartedAt.IsZero() {
-		b.started = true
 	}
-	switch st.State {
-	case store.StepPending:
-		ss.State = StatePending
-	case store.StepReady:
-		ss.State = StatePending
-		if st.Attempts > 0 {
-			ss.NextAttemptAt = st.DueAt
+	return buildStatus(r, ri, steps, mapItems), nil
+}
+
+// buildStatus makes a Status from a run's records.
+func buildStatus(r *store.Run, ri *runInfo, steps []store.Step, mapItems map[int][]store.Step) *Status {
+	s := &Status{
+		ID: r.ID, StartedAt: r.StartedAt, CompletedAt: r.CompletedAt, Context: ri.wf.Context, Error: r.Error,
+		Cause: Cause(r.Cause), Phase: string(r.Phase), Generation: r.Generation, Parent: r.Parent,
+		CompletedSteps: []string{}, FailedSteps: []string{}, CompensatedSteps: []string{},
+		Results: map[string]json.RawMessage{}, Steps: make([]StepStatus, 0, len(steps)),
+	}
+	if r.State == store.RunCompleted {
+		s.Cause = ""
+	}
+	type seqID struct {
+		seq int64
+		id  string
+	}
+	var completed, compensated []seqID
+	var curAt time.Time
+	for i := range steps {
+		st := &steps[i]
+		sp := &ri.plan.Steps[st.Index]
+		ss := StepStatus{ID: st.ID, StartedAt: st.StartedAt, CompletedAt: st.CompletedAt, Attempts: st.Attempts,
+			Interruptions: st.Interruptions, Error: st.Error, Kind: kindName(sp)}
+		if sp.Map != nil && (st.Items > 0 || st.State == store.StepWaiting) {
+			ss.Items = &ItemCounts{Total: st.Items, Completed: st.ItemsDone, Failed: st.ItemsFailed, Running: st.ItemsRunning}
 		}
-	case store.StepRunning:
-		ss.State = StateRunning
-		if b.curID == "" || st.AttemptAt.After(b.curAt) {
-			b.curID, b.curAt = st.ID, st.AttemptAt
+		if sp.Kind == flow.Child && sp.Map == nil && !st.StartedAt.IsZero() {
+			ss.Run = flow.ChildID(r.ID, st.ID, 0)
 		}
-	case store.StepCompleted:
-		ss.State = StateCompleted
-		ss.Result = st.Result
-		if ss.Result == nil {
-			if b.null == nil {
-				b.null = json.RawMessage("null")
+		switch st.State {
+		case store.StepPending:
+			ss.State = StatePending
+		case store.StepReady:
+			ss.State = StatePending
+			if st.Attempts > 0 {
+				ss.NextAttemptAt = st.DueAt
 			}
-			ss.Result = b.null // one per Status, for every step that returned nothing
-		}
-		if b.chunks == nil {
+		case store.StepRunning:
+			ss.State = StateRunning
+			if s.CurrentStep == "" || st.AttemptAt.After(curAt) {
+				s.CurrentStep, curAt = st.ID, st.AttemptAt
+			}
+		case store.StepWaiting:
+			ss.State = StateRunning
+			switch sp.Kind {
+			case flow.Sleep:
+				ss.State = StateWaiting
+				var until struct {
+					T time.Time `json:"sleptUntil"`
+				}
+				if json.Unmarshal(st.Input, &until) == nil {
+					ss.Until = until.T
+				}
+			case flow.Event:
+				ss.State = StateWaiting
+				ss.Event = &EventWait{Name: st.Event, Key: st.EventKey}
+			}
+			if sp.Map != nil {
+				ss.State = StateRunning
+			}
+		case store.StepCompleted:
+			ss.State = StateCompleted
+			ss.Result = st.Result
+			if ss.Result == nil {
+				ss.Result = json.RawMessage("null")
+			}
 			s.Results[st.ID] = ss.Result
+			completed = append(completed, seqID{st.Seq, st.ID})
+		case store.StepFailed:
+			ss.State = StateFailed
+			s.FailedSteps = append(s.FailedSteps, st.ID)
+		case store.StepSkipped:
+			ss.State = StateSkipped
+		case store.StepCancelled:
+			ss.State = StateCancelled
 		}
-		b.completed = append(b.completed, seqID{st.Seq, st.ID})
-	case store.StepFailed:
-		ss.State = StateFailed
-		s.FailedSteps = append(s.FailedSteps, st.ID)
-	case store.StepSkipped:
-		ss.State = StateSkipped
-	case store.StepCancelled:
-		ss.State = StateCancelled
-	}
-	if st.Comp != store.CompNone {
-		cs := &CompensationStatus{State: string(st.Comp), Attempts: st.CompAttempts,
-			StartedAt: st.CompStartedAt, CompletedAt: st.CompEndedAt, Error: st.CompError}
-		switch st.Comp {
-		case store.CompReady:
-			cs.State = "pending"
-		case store.CompRunning:
-			cs.State = "running"
-			if b.curID == "" || st.AttemptAt.After(b.curAt) {
-				b.curID, b.curAt = st.ID, st.AttemptAt
+		comp := compOf(st, mapItems[st.Index])
+		if comp != nil {
+			switch comp.State {
+			case "running":
+				if s.CurrentStep == "" || st.AttemptAt.After(curAt) {
+					s.CurrentStep, curAt = st.ID, st.AttemptAt
+				}
+			case string(store.CompDone):
+				ss.State = StateCompensated
+				compensated = append(compensated, seqID{st.Seq, st.ID})
+			case string(store.CompFailed):
+				ss.State = StateCompensationFailed
 			}
-		case store.CompDone:
-			ss.State = StateCompensated
-			b.compensated = append(b.compensated, seqID{st.Seq, st.ID})
-		case store.CompFailed:
-			ss.State = StateCompensationFailed
+			ss.Compensation = comp
 		}
-		ss.Compensation = cs
+		s.Steps = append(s.Steps, ss)
 	}
-	s.Steps = append(s.Steps, ss)
-	if b.chunks != nil && len(s.Steps)-b.sent == resultsChunk {
-		// The chunk is not written again (a later append that grows
-		// s.Steps copies it), so the other goroutine may read it.
-		b.chunks <- s.Steps[b.sent:len(s.Steps):len(s.Steps)]
-		b.sent = len(s.Steps)
-	}
-	return true
-}
-
-// finish orders the completed and compensated steps and sets the run's
-// state.
-func (b *statusBuilder) finish(r *store.Run) *Status {
-	s, completed, compensated := b.s, b.completed, b.compensated
-	// Completions are numbered 1..r.Seq without gaps: place each by its
-	// number rather than sort.
-	if int64(len(completed)) == r.Seq && len(completed) > 0 {
-		byseq := make([]string, len(completed))
-		for _, c := range completed {
-			if c.seq < 1 || c.seq > r.Seq || byseq[c.seq-1] != "" {
-				byseq = nil
-				break
-			}
-			byseq[c.seq-1] = c.id
-		}
-		if byseq != nil {
-			s.CompletedSteps = byseq
-		}
-	}
-	if len(s.CompletedSteps) != len(completed) {
-		slices.SortFunc(completed, func(a, b seqID) int { return cmp.Compare(a.seq, b.seq) })
-		for _, c := range completed {
-			s.CompletedSteps = append(s.CompletedSteps, c.id)
-		}
+	slices.SortFunc(completed, func(a, b seqID) int { return cmp.Compare(a.seq, b.seq) })
+	for _, c := range completed {
+		s.CompletedSteps = append(s.CompletedSteps, c.id)
 	}
 	// Compensations run in reverse order of completion.
 	slices.SortFunc(compensated, func(a, b seqID) int { return cmp.Compare(b.seq, a.seq) })
 	for _, c := range compensated {
 		s.CompensatedSteps = append(s.CompensatedSteps, c.id)
 	}
-	s.CurrentStep = b.curID
 	switch r.State {
-	case store.RunCompleted:
-		s.State = StateCompleted
-	case store.RunFailed:
-		s.State = StateFailed
-	case store.RunCancelled:
-		s.State = StateCancelled
-	default:
+	case store.RunPending:
+		s.State = StatePending
+	case store.RunRunning:
 		s.State = StateRunning
-		if !b.started && r.Phase == store.PhaseActive && r.Generation == 0 {
-			s.State = StatePending
-		}
+	default:
+		s.State = State(r.State)
 	}
 	return s
+}
+
+// compOf is the compensation status of a step, or of a map step's items
+// taken together.
+func compOf(st *store.Step, items []store.Step) *CompensationStatus {
+	if st.Items == 0 || st.Comp != store.CompNone {
+		return compStatus(st)
+	}
+	// A map step: compensated when every item that completed is.
+	var out *CompensationStatus
+	for i := range items {
+		c := compStatus(&items[i])
+		if c == nil {
+			continue
+		}
+		if out == nil {
+			out = &CompensationStatus{State: string(store.CompDone)}
+		}
+		out.Attempts += c.Attempts
+		if out.StartedAt.IsZero() || c.StartedAt.Before(out.StartedAt) {
+			out.StartedAt = c.StartedAt
+		}
+		if c.CompletedAt.After(out.CompletedAt) {
+			out.CompletedAt = c.CompletedAt
+		}
+		switch {
+		case c.State == string(store.CompFailed):
+			out.State, out.Error = c.State, c.Error
+		case out.State == string(store.CompFailed):
+		case c.State != string(store.CompDone):
+			out.State = c.State
+		}
+	}
+	return out
+}
+
+func compStatus(st *store.Step) *CompensationStatus {
+	if st.Comp == store.CompNone {
+		return nil
+	}
+	cs := &CompensationStatus{State: string(st.Comp), Attempts: st.CompAttempts,
+		StartedAt: st.CompStartedAt, CompletedAt: st.CompEndedAt, Error: st.CompError}
+	switch st.Comp {
+	case store.CompReady:
+		cs.State = "pending"
+	case store.CompRunning, store.CompWaiting:
+		cs.State = "running"
+	}
+	return cs
+}
+
+// kindName names what a step does, as StepStatus.Kind says it.
+func kindName(sp *flow.StepPlan) string {
+	switch {
+	case sp.Kind == flow.Sleep:
+		return "sleep"
+	case sp.Kind == flow.Event:
+		return "waitForEvent"
+	case sp.Kind == flow.Child:
+		return "workflow"
+	case sp.Handler != "":
+		return "handler"
+	}
+	return "http"
 }

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -234,10 +235,12 @@ func stripURLError(err error) error {
 	return err
 }
 
-// redact returns raw without userinfo, for messages: a URL that parses loses
-// its userinfo; in one that does not, whatever precedes an '@' in the
-// authority becomes "xxxxx".
-func redact(raw string) string {
+// Redact returns a URL fit to show or store in an error, a log line or a
+// status: its userinfo (user and password) is dropped and the value of each
+// query parameter becomes "REDACTED", since URLs often carry API keys there.
+// A URL that does not parse has whatever precedes an '@' in its authority,
+// and everything after a '?', replaced.
+func Redact(raw string) string {
 	if u, err := url.Parse(raw); err == nil && u.Opaque == "" {
 		return redactURL(u)
 	}
@@ -250,17 +253,39 @@ func redact(raw string) string {
 		end = start + j
 	}
 	if at := strings.LastIndex(raw[start:end], "@"); at >= 0 {
-		return raw[:start] + "xxxxx" + raw[start+at:]
+		raw = raw[:start] + "xxxxx" + raw[start+at:]
+	}
+	if q := strings.IndexByte(raw, '?'); q >= 0 {
+		raw = raw[:q+1] + "REDACTED"
 	}
 	return raw
 }
 
+func redact(raw string) string { return Redact(raw) }
+
 func redactURL(u *url.URL) string {
-	if u.User == nil {
+	if u.User == nil && u.RawQuery == "" {
 		return u.String()
 	}
 	ru := *u
 	ru.User = nil
+	if ru.RawQuery != "" {
+		q := ru.Query()
+		keys := make([]string, 0, len(q))
+		for k := range q {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		var b strings.Builder
+		for i, k := range keys {
+			if i > 0 {
+				b.WriteByte('&')
+			}
+			b.WriteString(url.QueryEscape(k))
+			b.WriteString("=REDACTED")
+		}
+		ru.RawQuery = b.String()
+	}
 	return ru.String()
 }
 

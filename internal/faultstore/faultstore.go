@@ -40,12 +40,6 @@ func (f *Store) Exclusive() bool {
 	return ok && ex.Exclusive()
 }
 
-// Serial passes through the wrapped store's answer.
-func (f *Store) Serial() bool {
-	se, ok := f.Store.(store.Serial)
-	return ok && se.Serial()
-}
-
 // FailCommits makes the next n Updates fail after their function ran, as a
 // commit that fails does: nothing they wrote is kept.
 func (f *Store) FailCommits(n int) {

@@ -21,7 +21,6 @@
 package bolt
 
 import (
-	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -29,7 +28,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,7 +80,10 @@ var ErrLocked = errors.New("the file is in use by another process (or by another
 //   - 1: as 2, and a bucket "stepdue" kept each due step's due time by step
 //     key, a copy of what the step's record holds.
 //   - 2: a step's due time is read from its record.
-const schemaVersion = 2
+//   - 3: map items, events, schedules, concurrency slots and the index of
+//     steps waiting for an event have buckets of their own; an attempt's key
+//     has the item after the step; records have more fields at their end.
+const schemaVersion = 3
 
 var (
 	bMeta      = []byte("meta")
@@ -94,7 +95,13 @@ var (
 	bAttempts  = []byte("attempts")
 	bHooks     = []byte("hooks")
 	bHookDue   = []byte("hookdue")
-	allBuckets = [][]byte{bMeta, bRuns, bCreated, bSpecs, bSteps, bDue, bAttempts, bHooks, bHookDue}
+	bItems     = []byte("items")
+	bWaiting   = []byte("waiting")
+	bEvents    = []byte("events")
+	bSchedules = []byte("schedules")
+	bSlots     = []byte("slots")
+	allBuckets = [][]byte{bMeta, bRuns, bCreated, bSpecs, bSteps, bDue, bAttempts, bHooks, bHookDue,
+		bItems, bWaiting, bEvents, bSchedules, bSlots}
 	keyVersion = []byte("version")
 )
 
@@ -223,6 +230,33 @@ func migrate(tx *bbolt.Tx, from uint64) error {
 		// The due times of steps are in the steps' records.
 		if err := tx.DeleteBucket([]byte("stepdue")); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 			return err
+		}
+	}
+	if from < 3 {
+		for _, b := range [][]byte{bItems, bWaiting, bEvents, bSchedules, bSlots} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		// Attempt keys gain the item (0) after the step.
+		atts := tx.Bucket(bAttempts)
+		type kv struct{ k, v []byte }
+		var all []kv
+		c := atts.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			all = append(all, kv{append([]byte(nil), k...), append([]byte(nil), v...)})
+		}
+		for _, e := range all {
+			a, err := decodeAttempt(e.v)
+			if err != nil {
+				return err
+			}
+			if err := atts.Delete(e.k); err != nil {
+				return err
+			}
+			if err := atts.Put(attemptKey(&a), encodeAttempt(&a)); err != nil {
+				return err
+			}
 		}
 	}
 	var v [8]byte
@@ -356,57 +390,69 @@ func (s *Store) Close() error {
 
 // tx implements store.Tx over a bbolt transaction.
 type tx struct {
-	b                                                          *bbolt.Tx
-	write                                                      bool
-	runs, created, specs, steps, due, attempts, hooks, hookDue *bbolt.Bucket
+	b     *bbolt.Tx
+	write bool
+	runs, created, specs, steps, items, due, attempts, hooks, hookDue,
+	waiting, events, schedules, slots *bbolt.Bucket
 	// known is the last run this transaction found or wrote, so that the
 	// steps of one run put one after another check it exists once;
 	// knownCreated is its creation time, so that putting it back need not
 	// read it again to keep the index by creation time.
 	known        string
 	knownCreated time.Time
-	// dues holds the due times of the steps this transaction read or
-	// wrote last, so that putting a step back need not read its record
-	// again to find the entry of the index by due time it replaces.
-	dues [8]dueMemo
-	next int // the entry of dues to fill next
+	// memo holds what the indexes know of the records this transaction
+	// read or wrote last (their due time, their event), so that putting a
+	// record back need not read it again to find the index entries it
+	// replaces.
+	memo [8]recordMemo
+	next int // the entry of memo to fill next
 }
 
-// dueMemo is a step's due time as its stored record has it.
-type dueMemo struct {
-	run   string
-	index int
-	due   time.Time
+// recordMemo is what the indexes hold of a step or item as stored.
+type recordMemo struct {
+	run         string
+	index, item int
+	due         time.Time
+	wait        string // its key in the waiting index, or ""
 }
 
-// rememberDue notes the due time of a step as stored.
-func (t *tx) rememberDue(run string, index int, due time.Time) {
-	for i := range t.dues {
-		if m := &t.dues[i]; m.run == run && m.index == index {
-			m.due = due
+func (t *tx) remember(st *store.Step) {
+	m := recordMemo{st.RunID, st.Index, st.Item, st.DueAt, waitKey(st)}
+	for i := range t.memo {
+		if p := &t.memo[i]; p.run == st.RunID && p.index == st.Index && p.item == st.Item {
+			*p = m
 			return
 		}
 	}
-	t.dues[t.next] = dueMemo{run, index, due}
-	t.next = (t.next + 1) % len(t.dues)
+	t.memo[t.next] = m
+	t.next = (t.next + 1) % len(t.memo)
 }
 
-// storedDue returns the due time of the stored record of the step at key k,
-// and whether there is a record.
-func (t *tx) storedDue(run string, index int, k []byte) (time.Time, bool, error) {
-	if run != "" {
-		for i := range t.dues {
-			if m := &t.dues[i]; m.run == run && m.index == index {
-				return m.due, true, nil
-			}
+// stored returns what the indexes hold of the record at key k, and whether
+// there is a record.
+func (t *tx) stored(st *store.Step, k []byte) (recordMemo, bool, error) {
+	for i := range t.memo {
+		if m := &t.memo[i]; m.run == st.RunID && m.index == st.Index && m.item == st.Item && m.run != "" {
+			return *m, true, nil
 		}
 	}
-	data := t.steps.Get(k)
+	data := t.bucketOf(st.Item).Get(k)
 	if data == nil {
-		return time.Time{}, false, nil
+		return recordMemo{}, false, nil
 	}
-	due, err := wrapDecode(decodeStepDue(data))
-	return due, true, err
+	old, err := wrapDecode(decodeStep(data))
+	if err != nil {
+		return recordMemo{}, false, err
+	}
+	return recordMemo{old.RunID, old.Index, old.Item, old.DueAt, waitKey(&old)}, true, nil
+}
+
+// waitKey is a record's key in the waiting index, or "".
+func waitKey(st *store.Step) string {
+	if st.State != store.StepWaiting || st.Event == "" {
+		return ""
+	}
+	return eventPrefix(st.Event, st.EventKey)
 }
 
 // exists reports whether a run is stored.
@@ -424,16 +470,19 @@ func (t *tx) exists(runID string) bool {
 func newTx(b *bbolt.Tx, write bool) *tx {
 	return &tx{b: b, write: write,
 		runs: b.Bucket(bRuns), created: b.Bucket(bCreated), specs: b.Bucket(bSpecs), steps: b.Bucket(bSteps),
-		due: b.Bucket(bDue), attempts: b.Bucket(bAttempts), hooks: b.Bucket(bHooks),
-		hookDue: b.Bucket(bHookDue)}
+		items: b.Bucket(bItems), due: b.Bucket(bDue), attempts: b.Bucket(bAttempts), hooks: b.Bucket(bHooks),
+		hookDue: b.Bucket(bHookDue), waiting: b.Bucket(bWaiting), events: b.Bucket(bEvents),
+		schedules: b.Bucket(bSchedules), slots: b.Bucket(bSlots)}
 }
 
 var _ store.Exclusive = (*Store)(nil)
 
 // Keys. A run's records share the prefix runKey(id): a two-byte length and
-// the id, so that no id is a prefix of another's key. The index of runs by
-// creation time is keyed by the time and the bare id, so that runs created at
-// the same instant sort by id.
+// the id, so that no id is a prefix of another's key. A step's key adds its
+// index; an item's (in a bucket of its own) adds the item too. The index of
+// runs by creation time is keyed by the time and the bare id, so that runs
+// created at the same instant sort by id. The due index is keyed by the due
+// time and the key of the step or item: their lengths tell them apart.
 
 func runKey(id string) []byte {
 	k := make([]byte, 2+len(id), 2+len(id)+16)
@@ -442,8 +491,25 @@ func runKey(id string) []byte {
 	return k
 }
 
-func stepKey(runID string, index int) []byte {
-	return binary.BigEndian.AppendUint32(runKey(runID), uint32(index))
+// recordKey is the key of a step (item 0) or of an item.
+func recordKey(runID string, index, item int) []byte {
+	k := binary.BigEndian.AppendUint32(runKey(runID), uint32(index))
+	if item > 0 {
+		k = binary.BigEndian.AppendUint32(k, uint32(item))
+	}
+	return k
+}
+
+// isItemKey tells an item's key from a step's.
+func isItemKey(k []byte) bool {
+	return len(k) >= 2 && len(k) == 2+int(binary.BigEndian.Uint16(k))+8
+}
+
+func (t *tx) bucketOf(item int) *bbolt.Bucket {
+	if item > 0 {
+		return t.items
+	}
+	return t.steps
 }
 
 func timeKey(t time.Time, rest []byte) []byte {
@@ -456,27 +522,13 @@ func keyTime(k []byte) time.Time {
 	return time.Unix(0, int64(binary.BigEndian.Uint64(k)^(1<<63))).UTC()
 }
 
-// parseStepKey splits the key of a step into run id and index.
-func parseStepKey(k []byte) (string, int, bool) {
-	if len(k) < 2 {
-		return "", 0, false
-	}
-	n := int(binary.BigEndian.Uint16(k))
-	if len(k) != 2+n+4 {
-		return "", 0, false
-	}
-	return string(k[2 : 2+n]), int(binary.BigEndian.Uint32(k[2+n:])), true
-}
-
-func parseHookKey(k []byte) (string, string, bool) {
-	if len(k) < 2 {
-		return "", "", false
-	}
-	n := int(binary.BigEndian.Uint16(k))
-	if len(k) < 2+n {
-		return "", "", false
-	}
-	return string(k[2 : 2+n]), string(k[2+n:]), true
+// eventPrefix is the prefix of the keys of an event name and key, in the
+// events bucket and the waiting index.
+func eventPrefix(name, key string) string {
+	b := binary.BigEndian.AppendUint16(nil, uint16(len(name)))
+	b = append(b, name...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(key)))
+	return string(append(b, key...))
 }
 
 // wrapDecode names the store in a decoding error.
@@ -536,8 +588,6 @@ func (t *tx) Runs(q store.RunQuery) ([]store.Run, error) {
 		k, _ = c.Seek(seek)
 		if k == nil {
 			k, _ = c.Last()
-		} else {
-			k, _ = c.Prev()
 		}
 		// Seek lands on the cursor's own key or the first after it;
 		// both are excluded.
@@ -559,10 +609,11 @@ func (t *tx) Runs(q store.RunQuery) ([]store.Run, error) {
 		if err != nil {
 			return nil, err
 		}
-		if q.State != "" && r.State != q.State {
-			continue
-		}
-		if q.IDContains != "" && !strings.Contains(r.ID, q.IDContains) {
+		switch {
+		case q.State != "" && r.State != q.State,
+			q.IDContains != "" && !strings.Contains(r.ID, q.IDContains),
+			q.Parent != "" && r.Parent != q.Parent,
+			!q.EndedBefore.IsZero() && (!r.State.Final() || !r.CompletedAt.Before(q.EndedBefore)):
 			continue
 		}
 		out = append(out, r)
@@ -617,14 +668,26 @@ func (t *tx) DeleteRun(id string) error {
 	if err := t.specs.Delete(k); err != nil {
 		return err
 	}
-	t.dues = [len(t.dues)]dueMemo{}
-	if err := deletePrefix(t.steps, k, func(sk, v []byte) error {
-		due, err := wrapDecode(decodeStepDue(v))
-		if err != nil || due.IsZero() {
+	t.memo = [len(t.memo)]recordMemo{}
+	unindex := func(sk, v []byte) error {
+		st, err := wrapDecode(decodeStep(v))
+		if err != nil {
 			return err
 		}
-		return t.due.Delete(timeKey(due, sk))
-	}); err != nil {
+		if !st.DueAt.IsZero() {
+			if err := t.due.Delete(timeKey(st.DueAt, sk)); err != nil {
+				return err
+			}
+		}
+		if w := waitKey(&st); w != "" {
+			return t.waiting.Delete(append([]byte(w), sk...))
+		}
+		return nil
+	}
+	if err := deletePrefix(t.steps, k, unindex); err != nil {
+		return err
+	}
+	if err := deletePrefix(t.items, k, unindex); err != nil {
 		return err
 	}
 	if err := deletePrefix(t.attempts, k, nil); err != nil {
@@ -661,14 +724,14 @@ func (t *tx) PutSpec(runID string, spec json.RawMessage) error {
 	return t.specs.Put(k, spec)
 }
 
-func (t *tx) Step(runID string, index int) (store.Step, error) {
-	data := t.steps.Get(stepKey(runID, index))
+func (t *tx) Step(runID string, index, item int) (store.Step, error) {
+	data := t.bucketOf(item).Get(recordKey(runID, index, item))
 	if data == nil {
 		return store.Step{}, store.ErrNotFound
 	}
 	st, err := wrapDecode(decodeStep(data))
 	if err == nil && t.write {
-		t.rememberDue(runID, index, st.DueAt)
+		t.remember(&st)
 	}
 	return st, err
 }
@@ -677,17 +740,17 @@ func (t *tx) PutStep(st store.Step) error {
 	if !t.write {
 		return store.ErrReadOnly
 	}
-	if st.Index < 0 || !t.exists(st.RunID) {
+	if st.Index < 0 || st.Item < 0 || !t.exists(st.RunID) {
 		return store.ErrNotFound
 	}
-	k := stepKey(st.RunID, st.Index)
-	old, found, err := t.storedDue(st.RunID, st.Index, k)
+	k := recordKey(st.RunID, st.Index, st.Item)
+	old, found, err := t.stored(&st, k)
 	if err != nil {
 		return err
 	}
-	if old.IsZero() != st.DueAt.IsZero() || (!old.IsZero() && old.UnixNano() != st.DueAt.UnixNano()) {
-		if found && !old.IsZero() {
-			if err := t.due.Delete(timeKey(old, k)); err != nil {
+	if old.due.IsZero() != st.DueAt.IsZero() || (!old.due.IsZero() && old.due.UnixNano() != st.DueAt.UnixNano()) {
+		if found && !old.due.IsZero() {
+			if err := t.due.Delete(timeKey(old.due, k)); err != nil {
 				return err
 			}
 		}
@@ -697,51 +760,55 @@ func (t *tx) PutStep(st store.Step) error {
 			}
 		}
 	}
-	t.rememberDue(st.RunID, st.Index, st.DueAt)
-	return t.steps.Put(k, encodeStep(&st))
+	if w := waitKey(&st); w != old.wait {
+		if found && old.wait != "" {
+			if err := t.waiting.Delete(append([]byte(old.wait), k...)); err != nil {
+				return err
+			}
+		}
+		if w != "" {
+			if err := t.waiting.Put(append([]byte(w), k...), nil); err != nil {
+				return err
+			}
+		}
+	}
+	t.remember(&st)
+	return t.bucketOf(st.Item).Put(k, encodeStep(&st))
 }
 
 func (t *tx) Steps(runID string) ([]store.Step, error) {
-	out := []store.Step{}
-	if err := t.RangeSteps(runID, func(st *store.Step) bool { out = append(out, *st); return true }); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return t.scan(t.steps, runKey(runID))
 }
 
-// RangeSteps implements store.StepRanger: fn sees each step decoded in
-// turn into one variable, so that a run's status is built without a slice
-// of all its steps.
-func (t *tx) RangeSteps(runID string, fn func(*store.Step) bool) error {
-	prefix := runKey(runID)
-	c := t.steps.Cursor()
+func (t *tx) Items(runID string, index int) ([]store.Step, error) {
+	return t.scan(t.items, recordKey(runID, index, 0))
+}
+
+func (t *tx) scan(b *bbolt.Bucket, prefix []byte) ([]store.Step, error) {
+	out := []store.Step{}
+	c := b.Cursor()
 	for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
 		st, err := wrapDecode(decodeStep(v))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if !fn(&st) {
-			return nil
-		}
+		out = append(out, st)
 	}
-	return nil
+	return out, nil
 }
 
-var _ store.StepRanger = (*tx)(nil)
-
-func (t *tx) CompletedAfter(runID string, seq int64) ([]store.Step, error) {
-	steps, err := t.Steps(runID)
-	if err != nil {
-		return nil, err
+// record reads the step or item at key k.
+func (t *tx) record(k []byte) (store.Step, bool, error) {
+	b := t.steps
+	if isItemKey(k) {
+		b = t.items
 	}
-	out := steps[:0]
-	for _, st := range steps {
-		if st.Seq > seq {
-			out = append(out, st)
-		}
+	data := b.Get(k)
+	if data == nil {
+		return store.Step{}, false, nil
 	}
-	sortBySeq(out)
-	return out, nil
+	st, err := wrapDecode(decodeStep(data))
+	return st, err == nil, err
 }
 
 func (t *tx) DueSteps(now time.Time, max int) ([]store.Step, error) {
@@ -754,15 +821,13 @@ func (t *tx) DueSteps(now time.Time, max int) ([]store.Step, error) {
 		if len(k) < 8 || keyTime(k).After(now) {
 			break
 		}
-		data := t.steps.Get(k[8:])
-		if data == nil {
-			continue
-		}
-		st, err := wrapDecode(decodeStep(data))
+		st, ok, err := t.record(k[8:])
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, st)
+		if ok {
+			out = append(out, st)
+		}
 	}
 	return out, nil
 }
@@ -779,8 +844,24 @@ func (t *tx) NextDue() (time.Time, error) {
 	return next, nil
 }
 
+func (t *tx) Waiting(event, key string) ([]store.Step, error) {
+	out := []store.Step{}
+	prefix := []byte(eventPrefix(event, key))
+	c := t.waiting.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+		st, ok, err := t.record(k[len(prefix):])
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, st)
+		}
+	}
+	return out, nil
+}
+
 func attemptKey(a *store.Attempt) []byte {
-	k := stepKey(a.RunID, a.Index)
+	k := binary.BigEndian.AppendUint32(recordKey(a.RunID, a.Index, 0), uint32(a.Item))
 	comp := byte(0)
 	if a.Compensation {
 		comp = 1
@@ -794,7 +875,7 @@ func (t *tx) PutAttempt(a store.Attempt) error {
 	if !t.write {
 		return store.ErrReadOnly
 	}
-	if t.steps.Get(stepKey(a.RunID, a.Index)) == nil {
+	if !t.exists(a.RunID) {
 		return store.ErrNotFound
 	}
 	return t.attempts.Put(attemptKey(&a), encodeAttempt(&a))
@@ -804,7 +885,7 @@ func (t *tx) Attempts(runID string, index int) ([]store.Attempt, error) {
 	out := []store.Attempt{}
 	prefix := runKey(runID)
 	if index >= 0 {
-		prefix = stepKey(runID, index)
+		prefix = recordKey(runID, index, 0)
 	}
 	c := t.attempts.Cursor()
 	for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
@@ -879,6 +960,127 @@ func (t *tx) DueWebhooks(now time.Time, max int) ([]store.Webhook, error) {
 	return out, nil
 }
 
-func sortBySeq(steps []store.Step) {
-	slices.SortFunc(steps, func(a, b store.Step) int { return cmp.Compare(a.Seq, b.Seq) })
+// Events are keyed by name and key (eventPrefix), then the time they were
+// sent and their id, so that Events reads one range in order; the records
+// are JSON, as are those of schedules and slots, which are written rarely.
+
+func eventKey(ev *store.Event) []byte {
+	k := append([]byte(eventPrefix(ev.Name, ev.Key)), timeKey(ev.SentAt, nil)...)
+	return append(k, ev.ID...)
+}
+
+func (t *tx) PutEvent(ev store.Event) error {
+	if !t.write {
+		return store.ErrReadOnly
+	}
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	return t.events.Put(eventKey(&ev), data)
+}
+
+func (t *tx) Events(name, key string, since time.Time) ([]store.Event, error) {
+	out := []store.Event{}
+	prefix := []byte(eventPrefix(name, key))
+	c := t.events.Cursor()
+	for k, v := c.Seek(append(append([]byte(nil), prefix...), timeKey(since, nil)...)); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
+		var ev store.Event
+		if err := json.Unmarshal(v, &ev); err != nil {
+			return nil, fmt.Errorf("bolt: decoding an event: %w", err)
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+func (t *tx) DeleteEvents(before time.Time, max int) (int, error) {
+	if !t.write {
+		return 0, store.ErrReadOnly
+	}
+	var keys [][]byte
+	c := t.events.Cursor()
+	for k, v := c.First(); k != nil && len(keys) < max; k, v = c.Next() {
+		var ev store.Event
+		if err := json.Unmarshal(v, &ev); err != nil {
+			return 0, fmt.Errorf("bolt: decoding an event: %w", err)
+		}
+		if ev.SentAt.Before(before) {
+			keys = append(keys, append([]byte(nil), k...))
+		}
+	}
+	for _, k := range keys {
+		if err := t.events.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(keys), nil
+}
+
+func (t *tx) Schedule(id string) (store.Schedule, error) {
+	var s store.Schedule
+	data := t.schedules.Get([]byte(id))
+	if data == nil {
+		return s, store.ErrNotFound
+	}
+	err := json.Unmarshal(data, &s)
+	return s, err
+}
+
+func (t *tx) PutSchedule(s store.Schedule) error {
+	if !t.write {
+		return store.ErrReadOnly
+	}
+	data, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	return t.schedules.Put([]byte(s.ID), data)
+}
+
+func (t *tx) DeleteSchedule(id string) error {
+	if !t.write {
+		return store.ErrReadOnly
+	}
+	if t.schedules.Get([]byte(id)) == nil {
+		return store.ErrNotFound
+	}
+	return t.schedules.Delete([]byte(id))
+}
+
+func (t *tx) Schedules() ([]store.Schedule, error) {
+	out := []store.Schedule{}
+	err := t.schedules.ForEach(func(_, v []byte) error {
+		var s store.Schedule
+		if err := json.Unmarshal(v, &s); err != nil {
+			return err
+		}
+		out = append(out, s)
+		return nil
+	})
+	return out, err
+}
+
+func (t *tx) Slots(key string) (store.Slots, error) {
+	var s store.Slots
+	data := t.slots.Get([]byte(key))
+	if data == nil {
+		return s, store.ErrNotFound
+	}
+	err := json.Unmarshal(data, &s)
+	return s, err
+}
+
+func (t *tx) PutSlots(s store.Slots) error {
+	if !t.write {
+		return store.ErrReadOnly
+	}
+	if len(s.Holders) == 0 && len(s.Queue) == 0 {
+		return t.slots.Delete([]byte(s.Key))
+	}
+	data, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	return t.slots.Put([]byte(s.Key), data)
 }

@@ -161,6 +161,11 @@ func (d *dec) ints() []int {
 	return v
 }
 
+// more reports whether the record has bytes left: fields added by later
+// versions come at the end of a record, and a record written before them
+// has none.
+func (d *dec) more() bool { return d.err == nil && len(d.b) > 0 }
+
 func encodeRun(r *store.Run) []byte {
 	e := enc{b: make([]byte, 0, 128+len(r.ID)+len(r.Error))}
 	e.b = append(e.b, fmtRun)
@@ -182,7 +187,23 @@ func encodeRun(r *store.Run) []byte {
 	e.int(r.Seq)
 	e.int(int64(r.Serial))
 	e.ints(r.SerialQueue)
-	e.ints(r.CompQueue)
+	idx, items := make([]int, len(r.CompQueue)), make([]int, len(r.CompQueue))
+	for i, ref := range r.CompQueue {
+		idx[i], items[i] = ref.Index, ref.Item
+	}
+	if r.CompQueue == nil {
+		idx, items = nil, nil
+	}
+	e.ints(idx)
+	// Schema 3.
+	e.ints(items)
+	e.str(string(r.Cause))
+	e.str(r.Parent)
+	e.int(int64(r.ParentIndex))
+	e.int(int64(r.ParentItem))
+	e.str(r.ConcurrencyKey)
+	e.int(int64(r.Limit))
+	e.str(r.Trace)
 	return e.b
 }
 
@@ -214,7 +235,27 @@ func decodeRun(data []byte) (store.Run, error) {
 	r.Seq = d.int()
 	r.Serial = int(d.int())
 	r.SerialQueue = d.ints()
-	r.CompQueue = d.ints()
+	idx := d.ints()
+	var items []int
+	if d.more() {
+		items = d.ints()
+		r.Cause = store.Cause(d.str())
+		r.Parent = d.str()
+		r.ParentIndex = int(d.int())
+		r.ParentItem = int(d.int())
+		r.ConcurrencyKey = d.str()
+		r.Limit = int(d.int())
+		r.Trace = d.str()
+	}
+	if idx != nil {
+		r.CompQueue = make([]store.Ref, len(idx))
+		for i := range idx {
+			r.CompQueue[i].Index = idx[i]
+			if i < len(items) {
+				r.CompQueue[i].Item = items[i]
+			}
+		}
+	}
 	return r, d.err
 }
 
@@ -242,6 +283,18 @@ func encodeStep(s *store.Step) []byte {
 	e.str(s.CompError)
 	e.time(s.CompStartedAt)
 	e.time(s.CompEndedAt)
+	// Schema 3.
+	e.int(int64(s.Item))
+	e.int(int64(s.Interruptions))
+	e.raw(s.Input)
+	e.int(int64(s.CompInterruptions))
+	e.str(s.Event)
+	e.str(s.EventKey)
+	e.int(int64(s.Items))
+	e.int(int64(s.ItemsDone))
+	e.int(int64(s.ItemsFailed))
+	e.int(int64(s.ItemsRunning))
+	e.int(int64(s.ItemsNext))
 	return e.b
 }
 
@@ -294,6 +347,19 @@ func decodeStep(data []byte) (store.Step, error) {
 	s.CompError = d.str()
 	s.CompStartedAt = d.time()
 	s.CompEndedAt = d.time()
+	if d.more() {
+		s.Item = int(d.int())
+		s.Interruptions = int(d.int())
+		s.Input = d.raw()
+		s.CompInterruptions = int(d.int())
+		s.Event = d.str()
+		s.EventKey = d.str()
+		s.Items = int(d.int())
+		s.ItemsDone = int(d.int())
+		s.ItemsFailed = int(d.int())
+		s.ItemsRunning = int(d.int())
+		s.ItemsNext = int(d.int())
+	}
 	return s, d.err
 }
 
@@ -320,6 +386,9 @@ func encodeAttempt(a *store.Attempt) []byte {
 		e.str(l.Attrs)
 	}
 	e.bool(a.LogsCut)
+	// Schema 3.
+	e.int(int64(a.Item))
+	e.bool(a.Interrupted)
 	return e.b
 }
 
@@ -354,6 +423,10 @@ func decodeAttempt(data []byte) (store.Attempt, error) {
 		d.fail()
 	}
 	a.LogsCut = d.bool()
+	if d.more() {
+		a.Item = int(d.int())
+		a.Interrupted = d.bool()
+	}
 	return a, d.err
 }
 

@@ -1,0 +1,79 @@
+package dagflow
+
+import (
+	"context"
+	"errors"
+
+	"github.com/dagflow/dagflow/internal/flow"
+)
+
+// The calls of the Hooks given with WithHooks (the otel module's traces and
+// metrics).
+
+func (e *Engine) hookRunCreated(ctx context.Context, runID string) string {
+	trace := ""
+	for _, h := range e.cfg.hooks {
+		if h.RunCreated != nil {
+			if t := h.RunCreated(ctx, runID); t != "" {
+				trace = t
+			}
+		}
+	}
+	return trace
+}
+
+func (e *Engine) attemptInfo(t *task) AttemptInfo {
+	kind := "http"
+	if t.c.Plan.Steps[t.c.Index].Handler != "" {
+		kind = "handler"
+	}
+	return AttemptInfo{WorkflowID: t.c.RunID, StepID: t.c.StepID, Kind: kind, Attempt: t.c.Attempt, Item: t.c.Item - 1,
+		Compensation: t.c.Comp, StartedAt: t.c.StartedAt, Trace: t.c.Trace}
+}
+
+// hookStarted calls AttemptStarted; the context it returns is the handler's.
+func (e *Engine) hookStarted(ctx context.Context, t *task) context.Context {
+	if len(e.cfg.hooks) == 0 {
+		return ctx
+	}
+	a := e.attemptInfo(t)
+	for _, h := range e.cfg.hooks {
+		if h.AttemptStarted != nil {
+			ctx = h.AttemptStarted(ctx, a)
+		}
+	}
+	t.hctx = ctx
+	return ctx
+}
+
+func (e *Engine) hookEnded(t *task, o *flow.Outcome) {
+	if len(e.cfg.hooks) == 0 {
+		return
+	}
+	var err error
+	if o.Err != "" {
+		err = errors.New(o.Err)
+	}
+	a := e.attemptInfo(t)
+	for _, h := range e.cfg.hooks {
+		if h.AttemptEnded != nil {
+			h.AttemptEnded(t.hctx, a, err)
+		}
+	}
+}
+
+func (e *Engine) hookRunEnded(runID string, s State) {
+	for _, h := range e.cfg.hooks {
+		if h.RunEnded != nil {
+			h.RunEnded(runID, s)
+		}
+	}
+}
+
+func (e *Engine) hookBacklog(n int) {
+	for _, h := range e.cfg.hooks {
+		if h.Backlog != nil {
+			h.Backlog(n)
+		}
+	}
+}

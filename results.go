@@ -1,0 +1,198 @@
+package dagflow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/dagflow/dagflow/internal/flow"
+	"github.com/dagflow/dagflow/store"
+)
+
+// runCache keeps what the engine knows of the runs it works on: each run's
+// workflow and compiled plan (read from its spec once), the results its steps
+// have shown to later steps, and the context its attempts run under (which
+// Cancel cancels). A run leaves the cache when it ends.
+type runCache struct {
+	mu   sync.Mutex
+	runs map[string]*runInfo
+}
+
+// runInfo is one run in the cache.
+type runInfo struct {
+	id   string
+	wf   *Workflow // normalized
+	plan *flow.Plan
+
+	indexOnce sync.Once
+	byID      map[string]int
+
+	mu      sync.Mutex
+	gen     int                  // of the results
+	results map[int]storedResult // of the steps read so far
+	ctx     context.Context      // the parent of its attempts' contexts
+	cancel  context.CancelCauseFunc
+}
+
+// storedResult is a completed step's result and completion number.
+type storedResult struct {
+	raw json.RawMessage
+	seq int64
+}
+
+func (c *runCache) init() { c.runs = map[string]*runInfo{} }
+
+// load returns a run's entry, reading its spec through tx when it is not
+// cached.
+func (c *runCache) load(tx store.Tx, runID string) (*runInfo, error) {
+	c.mu.Lock()
+	ri := c.runs[runID]
+	c.mu.Unlock()
+	if ri != nil {
+		return ri, nil
+	}
+	spec, err := tx.Spec(runID)
+	if err != nil {
+		return nil, fmt.Errorf("run %q: reading its spec: %w", runID, err)
+	}
+	w, err := decodeSpec(spec)
+	if err != nil {
+		return nil, fmt.Errorf("run %q: decoding its spec: %w", runID, err)
+	}
+	c.put(runID, &w, nil)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.runs[runID], nil
+}
+
+// put compiles a normalized workflow and caches it as run id's, unless the
+// run is cached already; it returns the plan cached.
+func (c *runCache) put(id string, w *Workflow, g *depGraph) *flow.Plan {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ri := c.runs[id]; ri != nil {
+		return ri.plan
+	}
+	ri := &runInfo{id: id, wf: w, plan: compile(w, g)}
+	c.runs[id] = ri
+	return ri.plan
+}
+
+// get returns a cached run, or nil.
+func (c *runCache) get(id string) *runInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.runs[id]
+}
+
+// forget drops a run (it ended, or was deleted), cancelling what its
+// attempts still run under.
+func (c *runCache) forget(id string) {
+	c.mu.Lock()
+	ri := c.runs[id]
+	delete(c.runs, id)
+	c.mu.Unlock()
+	if ri != nil {
+		ri.mu.Lock()
+		if ri.cancel != nil {
+			ri.cancel(errRunEnded)
+		}
+		ri.mu.Unlock()
+	}
+}
+
+// redriven drops what the cache knows of a run's results and gives its
+// attempts a context that is not cancelled: the run runs again.
+func (c *runCache) redriven(id string) {
+	if ri := c.get(id); ri != nil {
+		ri.mu.Lock()
+		ri.results, ri.ctx, ri.cancel = nil, nil, nil
+		ri.mu.Unlock()
+	}
+}
+
+func (c *runCache) clear() {
+	c.mu.Lock()
+	runs := c.runs
+	c.runs = map[string]*runInfo{}
+	c.mu.Unlock()
+	for id := range runs {
+		c.forget(id)
+		_ = id
+	}
+}
+
+// errRunEnded ends the contexts of attempts of a run that ended.
+var errRunEnded = errors.New("dagflow: the run ended")
+
+// attemptParent returns the context a run's attempts run under.
+func (ri *runInfo) attemptParent(engine context.Context) context.Context {
+	ri.mu.Lock()
+	defer ri.mu.Unlock()
+	if ri.ctx == nil {
+		ri.ctx, ri.cancel = context.WithCancelCause(engine)
+	}
+	return ri.ctx
+}
+
+// stop cancels the attempts of a run that was cancelled or timed out; cause
+// is what context.Cause says to its handlers.
+func (ri *runInfo) stop(cause error) {
+	ri.mu.Lock()
+	defer ri.mu.Unlock()
+	if ri.cancel != nil {
+		ri.cancel(cause)
+	}
+}
+
+// result returns step i's result as the engine knows it in generation gen,
+// reading it from the store when it does not.
+func (e *Engine) result(ri *runInfo, gen, i int) (storedResult, bool) {
+	ri.mu.Lock()
+	if ri.gen != gen {
+		ri.gen, ri.results = gen, nil
+	}
+	r, ok := ri.results[i]
+	ri.mu.Unlock()
+	if ok {
+		return r, r.seq > 0
+	}
+	var st store.Step
+	err := e.store.View(e.bgCtx, func(tx store.Tx) error {
+		var err error
+		st, err = tx.Step(ri.id, i, 0)
+		return err
+	})
+	if err != nil || st.State != store.StepCompleted {
+		return storedResult{}, false
+	}
+	r = storedResult{raw: st.Result, seq: st.Seq}
+	if r.raw == nil {
+		r.raw = json.RawMessage("null")
+	}
+	ri.mu.Lock()
+	if ri.gen == gen {
+		if ri.results == nil {
+			ri.results = map[int]storedResult{}
+		}
+		ri.results[i] = r
+	}
+	ri.mu.Unlock()
+	return r, true
+}
+
+// index returns the index of the step with the given id, or -1.
+func (ri *runInfo) index(id string) int {
+	ri.indexOnce.Do(func() {
+		ri.byID = make(map[string]int, len(ri.plan.Steps))
+		for i := range ri.plan.Steps {
+			ri.byID[ri.plan.Steps[i].ID] = i
+		}
+	})
+	if i, ok := ri.byID[id]; ok {
+		return i
+	}
+	return -1
+}

@@ -1,0 +1,71 @@
+package dagflow
+
+import (
+	"time"
+
+	"github.com/dagflow/dagflow/store"
+)
+
+// Keeping a store small: events older than WithEventRetention, and (with
+// WithRetention) runs that ended longer ago than that, are deleted in the
+// background, a batch at a time, by the scheduler's loop.
+
+// pruneBatch is how many runs or events one transaction of prune deletes.
+const pruneBatch = 100
+
+// prune deletes a batch of old events and runs, and returns when it should
+// run next.
+func (e *Engine) prune() time.Time {
+	now := e.now()
+	every := time.Minute
+	if r := e.cfg.retention; r > 0 && r/10 < every {
+		every = max(r/10, 10*time.Millisecond)
+	}
+	full := false
+	err := e.store.Update(e.ctx, func(tx store.Tx) error {
+		n, err := tx.DeleteEvents(now.Add(-e.cfg.eventRetention), pruneBatch)
+		full = n == pruneBatch
+		return err
+	})
+	if err == nil && e.cfg.retention > 0 {
+		var deleted []string
+		err = e.store.Update(e.ctx, func(tx store.Tx) error {
+			deleted = deleted[:0]
+			runs, err := tx.Runs(store.RunQuery{EndedBefore: now.Add(-e.cfg.retention), Limit: pruneBatch})
+			if err != nil {
+				return err
+			}
+			for _, r := range runs {
+				if r.Parent != "" {
+					continue // goes with its parent
+				}
+				if err := deleteRun(tx, r.ID); err != nil {
+					return err
+				}
+				deleted = append(deleted, r.ID)
+			}
+			full = full || len(runs) == pruneBatch
+			return nil
+		})
+		for _, id := range deleted {
+			e.runs.forget(id)
+			e.notify(store.Change{Kind: store.ChangeRun, RunID: id})
+		}
+		if len(deleted) > 0 {
+			e.log.Debug("dagflow: deleted runs past their retention", "runs", len(deleted))
+		}
+	}
+	if err != nil && e.ctx.Err() == nil {
+		e.log.Warn("dagflow: deleting old runs and events", "error", err)
+	}
+	if full {
+		return now // more to delete: soon
+	}
+	return now.Add(every)
+}
+
+// Retention returns how long the engine keeps runs that ended (zero: until
+// Delete) and sent events.
+func (e *Engine) Retention() (runs, events time.Duration) {
+	return e.cfg.retention, e.cfg.eventRetention
+}

@@ -1,0 +1,316 @@
+package dagflow
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dagflow/dagflow/internal/flow"
+	"github.com/dagflow/dagflow/store"
+)
+
+// The scheduler is the engine's one loop that looks for work: whenever it is
+// told work may be due (a run created, retried or cancelled, a step made
+// ready by another engine, a handler registered, a worker slot freed while
+// work waited) and when the next due time comes, it runs one transaction that
+// claims due steps for the free worker slots, acts on timers (sleeps that
+// ended, waits that timed out, leases that ran out), and takes due webhooks
+// to deliver; schedules' ticks and the pruning of old events and runs ride
+// on the same loop. The loop's goroutine owns the count of free worker
+// slots: workers give theirs back through a channel.
+type scheduler struct {
+	e     *Engine
+	wake  chan struct{} // something may be due now
+	freed chan int      // worker slots given back
+	free  int           // owned by loop
+	more  bool          // owned by loop: work may be due now
+	busy  atomic.Int64  // workers under way, for Shutdown
+
+	tmu     sync.Mutex
+	timer   Timer
+	timerAt time.Time
+
+	hooks   sync.WaitGroup // webhook deliveries under way
+	hookSem chan struct{}  // bounds them
+
+	// Owned by loop: when schedules and pruning are next due.
+	nextTick     time.Time
+	ticksRead    bool
+	nextPrune    time.Time
+	schedChanged atomic.Bool // schedules changed: read them again
+}
+
+// maxHooks bounds the webhook deliveries under way at once.
+const maxHooks = 16
+
+func newScheduler(e *Engine) *scheduler {
+	return &scheduler{e: e, wake: make(chan struct{}, 1), freed: make(chan int, e.cfg.concurrency+1),
+		free: e.cfg.concurrency, hookSem: make(chan struct{}, maxHooks)}
+}
+
+// poke tells the loop that work may be due now.
+func (s *scheduler) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// release gives a worker's slot back to the loop.
+func (s *scheduler) release(n int) {
+	s.busy.Add(-1)
+	s.freed <- n
+}
+
+// submit hands a claimed task to a worker; the task holds a slot.
+func (s *scheduler) submit(t *task) {
+	s.busy.Add(1)
+	s.e.workers.Go(func() error {
+		s.e.work(t)
+		return nil
+	})
+}
+
+// wait waits for the webhook deliveries under way.
+func (s *scheduler) wait() { s.hooks.Wait() }
+
+// drain waits until no attempt is under way (for Shutdown), or ctx ends.
+func (s *scheduler) drain(ctx context.Context) error {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for s.busy.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+// setTimer makes the loop look again at t, unless it will earlier anyway.
+func (s *scheduler) setTimer(t time.Time) {
+	s.tmu.Lock()
+	defer s.tmu.Unlock()
+	if s.timer != nil && s.timerAt.After(s.e.now()) && !s.timerAt.After(t) {
+		return // an earlier timer is pending
+	}
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	d := max(t.Sub(s.e.now()), 0)
+	s.timerAt = t
+	s.timer = s.e.cfg.clock.AfterFunc(d, s.poke)
+}
+
+func (s *scheduler) loop() {
+	defer func() {
+		s.tmu.Lock()
+		if s.timer != nil {
+			s.timer.Stop()
+		}
+		s.tmu.Unlock()
+	}()
+	for {
+		select {
+		case <-s.e.ctx.Done():
+			return
+		case <-s.wake:
+			s.more = true
+		case n := <-s.freed:
+			s.free += n
+		}
+		for drained := false; !drained; {
+			select {
+			case n := <-s.freed:
+				s.free += n
+			default:
+				drained = true
+			}
+		}
+		if s.more {
+			s.pass()
+		}
+	}
+}
+
+// pass claims due work for as long as there is some and slots to run it.
+func (s *scheduler) pass() {
+	e := s.e
+	for e.ctx.Err() == nil {
+		n := s.free
+		if e.draining.Load() {
+			n = 0
+		}
+		tasks, hooks, next, err := s.claim(n)
+		if err != nil {
+			if e.ctx.Err() == nil {
+				e.log.Error("dagflow: claiming due work", "error", err)
+				s.setTimer(e.now().Add(time.Second))
+			}
+			s.more = false
+			return
+		}
+		s.free -= len(tasks)
+		for _, t := range tasks {
+			s.submit(t)
+		}
+		for _, h := range hooks {
+			s.deliver(h)
+		}
+		if n > 0 && len(tasks) == n || len(hooks) > 0 && len(s.hookSem) < maxHooks {
+			continue // there may be more
+		}
+		s.more = false
+		now := e.now()
+		switch {
+		case !next.IsZero() && !next.After(now) && s.free == 0:
+			s.more = true // due now: claimed when a slot frees up
+			return
+		case !next.IsZero() && !next.After(now):
+			// Due now, a slot free, yet nothing claimed: another engine
+			// holds it, or a webhook waits for a delivery slot. Look again
+			// shortly rather than spin.
+			next = now.Add(10 * time.Millisecond)
+		}
+		if !s.nextTick.IsZero() && (next.IsZero() || s.nextTick.Before(next)) {
+			next = s.nextTick
+		}
+		if !s.nextPrune.IsZero() && (next.IsZero() || s.nextPrune.Before(next)) {
+			next = s.nextPrune
+		}
+		if e.lease > 0 && (next.IsZero() || next.Sub(now) > e.cfg.poll) {
+			next = now.Add(e.cfg.poll) // the slow fallback on a shared store
+		}
+		if !next.IsZero() {
+			s.setTimer(next)
+		}
+		return
+	}
+}
+
+// claim runs the transaction of a pass: due steps for up to n slots, due
+// timers, due webhooks for the free delivery slots, and the schedules' and
+// pruning's work when due. It returns the earliest time anything is due.
+func (s *scheduler) claim(n int) ([]*task, []store.Webhook, time.Time, error) {
+	e := s.e
+	var eff flow.Effects
+	var hooks []store.Webhook
+	var next time.Time
+	tickDue := s.schedChanged.Swap(false) || !s.ticksRead || !s.nextTick.IsZero() && !s.nextTick.After(e.now())
+	pruneDue := !s.nextPrune.After(e.now())
+	var tick time.Time
+	err := e.store.Update(e.ctx, func(tx store.Tx) error {
+		now := e.now()
+		x := flow.Begin(tx, e.env(), now, &eff)
+		if err := x.Claim(n); err != nil {
+			return err
+		}
+		var err error
+		if hooks, err = e.claimWebhooks(tx, now, maxHooks-len(s.hookSem)); err != nil {
+			return err
+		}
+		if tickDue {
+			if tick, err = e.tickSchedules(tx, x, now); err != nil {
+				return err
+			}
+		}
+		if err := x.Flush(); err != nil {
+			return err
+		}
+		next, err = tx.NextDue()
+		return err
+	})
+	if err != nil {
+		return nil, nil, time.Time{}, err
+	}
+	if tickDue {
+		s.ticksRead, s.nextTick = true, tick
+	}
+	if pruneDue {
+		s.nextPrune = e.prune()
+	}
+	return e.apply(&eff), hooks, next, nil
+}
+
+// schedulesChanged makes the loop read the schedules again.
+func (s *scheduler) schedulesChanged() {
+	s.schedChanged.Store(true)
+	s.poke()
+}
+
+// deliver sends a webhook on a goroutine of its own.
+func (s *scheduler) deliver(w store.Webhook) {
+	s.hookSem <- struct{}{}
+	s.hooks.Add(1)
+	go func() {
+		defer func() {
+			<-s.hookSem
+			s.hooks.Done()
+			s.poke() // a delivery slot is free
+		}()
+		s.e.deliver(w)
+	}()
+}
+
+// apply acts on the effects of a committed transaction and returns the
+// tasks it claimed.
+func (e *Engine) apply(eff *flow.Effects) []*task {
+	for _, id := range eff.Redriven {
+		e.runs.redriven(id)
+		e.notify(store.Change{Kind: store.ChangeRun, RunID: id})
+	}
+	for _, st := range eff.Stopped {
+		if st.Cancel {
+			if ri := e.runs.get(st.RunID); ri != nil {
+				ri.stop(fmt.Errorf("dagflow: run %q stopped: %s", st.RunID, st.Reason))
+			}
+		}
+		e.notify(store.Change{Kind: store.ChangeRun, RunID: st.RunID})
+	}
+	for _, f := range eff.Finished {
+		e.runs.forget(f.RunID)
+		e.waits.wake(f.RunID)
+		e.notify(store.Change{Kind: store.ChangeRun, RunID: f.RunID})
+		e.hookRunEnded(f.RunID, State(f.State))
+		if f.State != store.RunCompleted {
+			e.log.Info("dagflow: run ended", "run", f.RunID, "state", f.State, "error", f.Error)
+		} else {
+			e.log.Debug("dagflow: run completed", "run", f.RunID)
+		}
+	}
+	if len(eff.Parked) > 0 {
+		e.park(eff.Parked)
+	}
+	if eff.Due || eff.Hooks {
+		e.notify(store.Change{Kind: store.ChangeDue})
+		e.sched.poke()
+	}
+	if !eff.NextDue.IsZero() {
+		e.sched.setTimer(eff.NextDue)
+	}
+	tasks := make([]*task, 0, len(eff.Claimed))
+	for i := range eff.Claimed {
+		c := &eff.Claimed[i]
+		ri := e.runs.get(c.RunID)
+		if ri == nil {
+			// Dropped from the cache since the claim: read it again.
+			err := e.store.View(e.bgCtx, func(tx store.Tx) error {
+				var err error
+				ri, err = e.runs.load(tx, c.RunID)
+				return err
+			})
+			if err != nil {
+				e.log.Error("dagflow: reading a claimed step's run", "run", c.RunID, "error", err)
+				ri = &runInfo{id: c.RunID, wf: &Workflow{Context: json0}, plan: c.Plan}
+			}
+		}
+		tasks = append(tasks, &task{c: *c, ri: ri})
+	}
+	return tasks
+}
+
+// json0 is an empty JSON object.
+var json0 = []byte("{}")
