@@ -99,12 +99,13 @@ func checkURL(raw string, e *engineCheck) string {
 		return "is blank"
 	case len(raw) > maxURLLen:
 		return fmt.Sprintf("is %d bytes long; the limit is %d", len(raw), maxURLLen)
-	case strings.TrimSpace(raw) != raw:
-		return fmt.Sprintf("%s has leading or trailing white space", quote(redactURL(raw)))
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return fmt.Sprintf("is not a valid URL: %v", unwrapURLError(err))
+	}
+	if strings.TrimSpace(raw) != raw {
+		return fmt.Sprintf("%s has leading or trailing white space", quote(redactURL(raw)))
 	}
 	if u.IsAbs() {
 		if u.Scheme != "http" && u.Scheme != "https" {
@@ -292,6 +293,7 @@ func (v *validator) workflow(w *Workflow, prefix string, depth int) *depGraph {
 		s := &w.Steps[i]
 		first[i] = int32(len(edges))
 		sat := func(field string) string { return at("steps[" + strconv.Itoa(i) + "]" + field) }
+		v.stepKind(s, sat)
 		for j, d := range s.DependsOn {
 			dpath := func() string { return sat(".dependsOn[" + strconv.Itoa(j) + "]") }
 			k, ok := index[d]
@@ -397,15 +399,15 @@ func dependsOn(g *depGraph, i, k int) bool {
 	return false
 }
 
-// step checks the fields of one step other than its id and dependencies.
-func (v *validator) step(w *Workflow, s *Step, at func(string) string, depth int, usePath func(field, raw string)) {
+// stepKind checks what a step does: one kind of work, and its url or
+// handler.
+func (v *validator) stepKind(s *Step, at func(string) string) {
 	kinds := 0
 	for _, set := range []bool{s.URL != "", s.Handler != "", s.Workflow != nil, s.Sleep != nil, s.WaitForEvent != nil} {
 		if set {
 			kinds++
 		}
 	}
-	task := s.URL != "" || s.Handler != ""
 	switch {
 	case kinds == 0:
 		v.add(at(""), "needs a url (an HTTP job handler), a handler (a Go handler registered on the engine), a workflow, a sleep or a waitForEvent")
@@ -431,6 +433,18 @@ func (v *validator) step(w *Workflow, s *Step, at func(string) string, depth int
 			v.add(at(".handler"), "no handler named %s is registered on the engine (register it with Engine.Handle)", quote(s.Handler))
 		}
 	}
+}
+
+// step checks the fields of one step other than its id, kind and
+// dependencies.
+func (v *validator) step(w *Workflow, s *Step, at func(string) string, depth int, usePath func(field, raw string)) {
+	kinds := 0
+	for _, set := range []bool{s.URL != "", s.Handler != "", s.Workflow != nil, s.Sleep != nil, s.WaitForEvent != nil} {
+		if set {
+			kinds++
+		}
+	}
+	task := s.URL != "" || s.Handler != ""
 	what := "a sleep step"
 	switch {
 	case s.WaitForEvent != nil:

@@ -3,7 +3,6 @@ package dagflow
 import (
 	"bytes"
 	"encoding/json"
-	"math/big"
 	"slices"
 	"strconv"
 	"strings"
@@ -166,14 +165,6 @@ func canonicalNumber(n string) string {
 		out = "-" + out
 	}
 	return out
-}
-
-// sameNumber reports whether two JSON numbers have the same value (for
-// tests of canonicalNumber).
-func sameNumber(a, b string) bool {
-	ra, oka := new(big.Rat).SetString(a)
-	rb, okb := new(big.Rat).SetString(b)
-	return oka && okb && ra.Cmp(rb) == 0
 }
 
 // redactURL is a URL fit to show: see httpstep.Redact.
