@@ -15,7 +15,7 @@ import (
 	"github.com/goccy/go-graphviz"
 
 	"github.com/dagflow/dagflow"
-	"github.com/dagflow/dagflow/internal/gvcache"
+	"github.com/dagflow/dagflow/console/internal/gvcache"
 )
 
 // go-graphviz has set itself up (with its cache in a directory of the

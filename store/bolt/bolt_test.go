@@ -68,7 +68,7 @@ func TestReadsJSONRecords(t *testing.T) {
 		if err != nil || !r.CreatedAt.Equal(at) || r.State != store.RunCompleted {
 			t.Errorf("run = %+v, %v", r, err)
 		}
-		st, err := tx.Step("old", 0)
+		st, err := tx.Step("old", 0, 0)
 		if err != nil || string(st.Result) != `{"x":1}` || !st.CompletedAt.Equal(at) {
 			t.Errorf("step = %+v, %v", st, err)
 		}
@@ -168,8 +168,8 @@ func TestMigratesSchema1(t *testing.T) {
 	}
 	defer db.Close()
 	db.View(func(tx *bbolt.Tx) error {
-		if v := tx.Bucket([]byte("meta")).Get([]byte("version")); binary.BigEndian.Uint64(v) != 2 {
-			t.Errorf("schema after migration = %v, want 2", v)
+		if v := tx.Bucket([]byte("meta")).Get([]byte("version")); binary.BigEndian.Uint64(v) != 3 {
+			t.Errorf("schema after migration = %v, want 3", v)
 		}
 		if tx.Bucket([]byte("stepdue")) != nil {
 			t.Error("the bucket stepdue is still there")
@@ -246,5 +246,60 @@ func TestReadOnly(t *testing.T) {
 	db.Close()
 	if _, err := bolt.Open(other, bolt.Options{ReadOnly: true}); err == nil || !strings.Contains(err.Error(), "not a dagflow database") {
 		t.Errorf("a bbolt file of another program: %v", err)
+	}
+}
+
+// TestMigratesSchema2 opens a file written by the dagflow before map items
+// (testdata/schema2.db, a finished run with a step that failed after two
+// attempts): its records read as they were, the attempts keep their place,
+// and the new buckets work.
+func TestMigratesSchema2(t *testing.T) {
+	ctx := context.Background()
+	data, err := os.ReadFile(filepath.Join("testdata", "schema2.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "old.db")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatalf("opening a schema 2 file: %v", err)
+	}
+	defer s.Close()
+	err = s.View(ctx, func(tx store.Tx) error {
+		r, err := tx.Run("v2")
+		if err != nil || r.State != store.RunFailed || r.Total != 2 || r.CompQueue != nil {
+			t.Errorf("run = %+v, %v", r, err)
+		}
+		st, err := tx.Step("v2", 0, 0)
+		if err != nil || string(st.Result) != `{"x":1}` || st.Item != 0 || st.Items != 0 {
+			t.Errorf("step = %+v, %v", st, err)
+		}
+		atts, err := tx.Attempts("v2", 1)
+		if err != nil || len(atts) != 2 || atts[0].Number != 1 || atts[1].Number != 2 || atts[0].Item != 0 {
+			t.Errorf("attempts = %+v, %v", atts, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.PutAttempt(store.Attempt{RunID: "v2", Index: 1, StepID: "b", Generation: 1, Number: 1}); err != nil {
+			return err
+		}
+		if err := tx.PutEvent(store.Event{Name: "e", Key: "k", ID: "1", SentAt: time.Now()}); err != nil {
+			return err
+		}
+		atts, err := tx.Attempts("v2", 1)
+		if err != nil || len(atts) != 3 || atts[2].Generation != 1 {
+			t.Errorf("attempts after a new one = %+v, %v", atts, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -39,7 +40,6 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"NotFound", testNotFound},
 		{"Spec", testSpec},
 		{"StepsInIndexOrder", testStepsOrder},
-		{"RangeSteps", testRangeSteps},
 		{"StepRoundTrip", testStepRoundTrip},
 		{"ErrorRollsBack", testRollback},
 		{"ViewIsReadOnly", testReadOnly},
@@ -50,13 +50,19 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"NextDue", testNextDue},
 		{"ClaimsAreExclusive", testClaimsExclusive},
 		{"Serializable", testSerializable},
-		{"CompletedAfter", testCompletedAfter},
 		{"Attempts", testAttempts},
 		{"Webhooks", testWebhooks},
 		{"RunsQuery", testRunsQuery},
 		{"DeleteRun", testDeleteRun},
 		{"LargeValues", testLargeValues},
 		{"ManySteps", testManySteps},
+		{"Items", testItems},
+		{"DueItems", testDueItems},
+		{"Waiting", testWaiting},
+		{"Events", testEvents},
+		{"Schedules", testSchedules},
+		{"Slots", testSlots},
+		{"RunsFilters", testRunsFilters},
 		{"Close", testClose},
 	}
 	for _, tc := range tests {
@@ -148,7 +154,9 @@ func testRunRoundTrip(t *testing.T, s store.Store) {
 		ID: "order-1", State: store.RunRunning, Phase: store.PhaseCompensating, Outcome: store.RunFailed,
 		Error: "step \"ship\" failed", CreatedAt: at(0), StartedAt: at(1), CompletedAt: at(2.5),
 		Deadline: at(86400), UpdatedAt: at(3), Generation: 2, Total: 5, Done: 3, Running: 1, Failed: 1,
-		Seq: 7, Serial: 4, SerialQueue: []int{1, 3}, CompQueue: []int{2, 0},
+		Seq: 7, Serial: 4, SerialQueue: []int{1, 3}, CompQueue: []store.Ref{{Index: 2}, {Index: 0, Item: 3}},
+		Cause: store.CauseFailed, Parent: "batch-7", ParentIndex: 2, ParentItem: 5, ConcurrencyKey: "customer-9", Limit: 2,
+		Trace: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 	}
 	update(t, s, func(tx store.Tx) error { return tx.PutRun(want) })
 	var got store.Run
@@ -171,7 +179,7 @@ func testNotFound(t *testing.T, s store.Store) {
 		if _, err := tx.Run("nope"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("Run(missing) = %v, want ErrNotFound", err)
 		}
-		if _, err := tx.Step("nope", 0); !errors.Is(err, store.ErrNotFound) {
+		if _, err := tx.Step("nope", 0, 0); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("Step(missing run) = %v, want ErrNotFound", err)
 		}
 		if _, err := tx.Spec("nope"); !errors.Is(err, store.ErrNotFound) {
@@ -181,7 +189,7 @@ func testNotFound(t *testing.T, s store.Store) {
 	})
 	putRun(t, s, "r", at(0), 2)
 	view(t, s, func(tx store.Tx) error {
-		if _, err := tx.Step("r", 2); !errors.Is(err, store.ErrNotFound) {
+		if _, err := tx.Step("r", 2, 0); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("Step(r, 2) of a 2-step run = %v, want ErrNotFound", err)
 		}
 		if _, err := tx.Spec("r"); !errors.Is(err, store.ErrNotFound) {
@@ -248,70 +256,6 @@ func testStepsOrder(t *testing.T, s store.Store) {
 	})
 }
 
-// testRangeSteps: a Tx that implements store.StepRanger shows the same
-// steps as Steps, in the same order, and stops when fn returns false, in a
-// read transaction and in a write transaction that changed a step.
-func testRangeSteps(t *testing.T, s store.Store) {
-	update(t, s, func(tx store.Tx) error {
-		if err := tx.PutRun(sampleRun("r", at(0))); err != nil {
-			return err
-		}
-		for _, i := range []int{3, 0, 12, 1} {
-			if err := tx.PutStep(sampleStep("r", i)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	putRun(t, s, "other", at(1), 2)
-	ranges := false
-	view(t, s, func(tx store.Tx) error { _, ranges = tx.(store.StepRanger); return nil })
-	if !ranges {
-		t.Skip("the store's Tx does not implement store.StepRanger")
-	}
-	check := func(tx store.Tx) error {
-		rg, ok := tx.(store.StepRanger)
-		if !ok {
-			return errors.New("a write transaction does not implement store.StepRanger, though a read transaction does")
-		}
-		want, err := tx.Steps("r")
-		if err != nil {
-			return err
-		}
-		var got []store.Step
-		if err := rg.RangeSteps("r", func(st *store.Step) bool {
-			got = append(got, *st)
-			return true
-		}); err != nil {
-			return err
-		}
-		if d := cmp.Diff(want, got, cmpopts.EquateEmpty()); d != "" {
-			t.Errorf("RangeSteps differs from Steps (-Steps +RangeSteps):\n%s", d)
-		}
-		calls := 0
-		if err := rg.RangeSteps("r", func(*store.Step) bool { calls++; return calls < 2 }); err != nil {
-			return err
-		}
-		if calls != 2 {
-			t.Errorf("RangeSteps went on after fn returned false: %d calls, want 2", calls)
-		}
-		calls = 0
-		if err := rg.RangeSteps("missing", func(*store.Step) bool { calls++; return true }); err != nil || calls != 0 {
-			t.Errorf("RangeSteps(missing) = %v with %d calls; want nil, none", err, calls)
-		}
-		return nil
-	}
-	view(t, s, check)
-	update(t, s, func(tx store.Tx) error {
-		st := sampleStep("r", 12)
-		st.State, st.Result = store.StepCompleted, json.RawMessage(`{"changed":true}`)
-		if err := tx.PutStep(st); err != nil {
-			return err
-		}
-		return check(tx)
-	})
-}
-
 func testStepRoundTrip(t *testing.T, s store.Store) {
 	putRun(t, s, "r", at(0), 1)
 	want := store.Step{
@@ -319,10 +263,12 @@ func testStepRoundTrip(t *testing.T, s store.Store) {
 		StartedAt: at(1), CompletedAt: at(2), Result: json.RawMessage(`{"amount":12.5,"ok":true}`),
 		Error: "previous attempt: 503", Seq: 9, Owner: "engine-a", Token: 42, LeaseUntil: at(30),
 		Comp: store.CompFailed, CompAttempts: 2, CompError: "refund: 500", CompStartedAt: at(5), CompEndedAt: at(6),
+		Interruptions: 1, CompInterruptions: 1, Input: json.RawMessage(`{"sku":"a-1"}`),
+		Items: 10, ItemsDone: 4, ItemsFailed: 1, ItemsRunning: 2, ItemsNext: 7,
 	}
 	update(t, s, func(tx store.Tx) error { return tx.PutStep(want) })
 	view(t, s, func(tx store.Tx) error {
-		got, err := tx.Step("r", 0)
+		got, err := tx.Step("r", 0, 0)
 		if err != nil {
 			return err
 		}
@@ -455,9 +401,18 @@ func dueStep(runID string, i int, due time.Time) store.Step {
 func ids(steps []store.Step) []string {
 	var out []string
 	for _, st := range steps {
-		out = append(out, fmt.Sprintf("%s/%d", st.RunID, st.Index))
+		if st.Item > 0 {
+			out = append(out, fmt.Sprintf("%s/%d#%d", st.RunID, st.Index, st.Item))
+		} else {
+			out = append(out, fmt.Sprintf("%s/%d", st.RunID, st.Index))
+		}
 	}
 	return out
+}
+
+func item(runID string, index, item int) store.Step {
+	return store.Step{RunID: runID, Index: index, Item: item, ID: fmt.Sprintf("s%d", index), State: store.StepPending,
+		Input: json.RawMessage(fmt.Sprint(item * 10))}
 }
 
 func testDueSteps(t *testing.T, s store.Store) {
@@ -599,7 +554,7 @@ func testDueMove(t *testing.T, s store.Store) {
 	})
 	// Move step 0 later, clear step 1, keep step 2.
 	update(t, s, func(tx store.Tx) error {
-		st, err := tx.Step("a", 0)
+		st, err := tx.Step("a", 0, 0)
 		if err != nil {
 			return err
 		}
@@ -607,7 +562,7 @@ func testDueMove(t *testing.T, s store.Store) {
 		if err := tx.PutStep(st); err != nil {
 			return err
 		}
-		st, err = tx.Step("a", 1)
+		st, err = tx.Step("a", 1, 0)
 		if err != nil {
 			return err
 		}
@@ -663,7 +618,7 @@ func testNextDue(t *testing.T, s store.Store) {
 	})
 	check(at(7))
 	update(t, s, func(tx store.Tx) error {
-		st, _ := tx.Step("a", 0)
+		st, _ := tx.Step("a", 0, 0)
 		st.DueAt = time.Time{}
 		return tx.PutStep(st)
 	})
@@ -756,7 +711,7 @@ func testSerializable(t *testing.T, s store.Store) {
 						return err
 					}
 					r.Done++
-					st, err := tx.Step("a", 0)
+					st, err := tx.Step("a", 0, 0)
 					if err != nil {
 						return err
 					}
@@ -780,41 +735,9 @@ func testSerializable(t *testing.T, s store.Store) {
 	}
 	view(t, s, func(tx store.Tx) error {
 		r, _ := tx.Run("a")
-		st, _ := tx.Step("a", 0)
+		st, _ := tx.Step("a", 0, 0)
 		if r.Done != workers*each || st.Attempts != workers*each {
 			t.Errorf("after %d increments: run.Done = %d, step.Attempts = %d", workers*each, r.Done, st.Attempts)
-		}
-		return nil
-	})
-}
-
-func testCompletedAfter(t *testing.T, s store.Store) {
-	putRun(t, s, "a", at(0), 5)
-	putRun(t, s, "b", at(0), 2)
-	update(t, s, func(tx store.Tx) error {
-		for i, seq := range map[int]int64{3: 1, 0: 2, 4: 3} {
-			st := sampleStep("a", i)
-			st.State, st.Seq, st.Result = store.StepCompleted, seq, json.RawMessage(fmt.Sprint(i))
-			if err := tx.PutStep(st); err != nil {
-				return err
-			}
-		}
-		st := sampleStep("b", 1)
-		st.State, st.Seq = store.StepCompleted, 5
-		return tx.PutStep(st)
-	})
-	view(t, s, func(tx store.Tx) error {
-		for _, tc := range []struct {
-			seq  int64
-			want []string
-		}{{0, []string{"a/3", "a/0", "a/4"}}, {1, []string{"a/0", "a/4"}}, {3, nil}} {
-			got, err := tx.CompletedAfter("a", tc.seq)
-			if err != nil {
-				return err
-			}
-			if d := cmp.Diff(tc.want, ids(got), cmpopts.EquateEmpty()); d != "" {
-				t.Errorf("CompletedAfter(a, %d) (-want +got):\n%s", tc.seq, d)
-			}
 		}
 		return nil
 	})
@@ -829,6 +752,7 @@ func testAttempts(t *testing.T, s store.Store) {
 	full.Owner, full.EndedAt, full.Error, full.StatusCode, full.Duration = "e1", at(2), "503 Service Unavailable", 503, 1500*time.Millisecond
 	full.Logs = []store.LogLine{{Time: at(1.5), Level: "INFO", Message: "charging", Attrs: "amount=12"}}
 	full.LogsCut = true
+	full.Interrupted = true
 	update(t, s, func(tx store.Tx) error {
 		for _, x := range []store.Attempt{a(2, false, 0, 1), a(1, true, 0, 1), a(1, false, 1, 1), a(1, false, 0, 2), full} {
 			if err := tx.PutAttempt(x); err != nil {
@@ -856,6 +780,31 @@ func testAttempts(t *testing.T, s store.Store) {
 		}
 		if len(all) != 5 || all[4].Index != 2 {
 			t.Errorf("Attempts(a, -1) = %d attempts, want 5 ending with step 2", len(all))
+		}
+		return nil
+	})
+	// Attempts of items come after the step's own, in item order.
+	it := func(item, n int) store.Attempt {
+		x := a(1, false, 0, n)
+		x.Item = item
+		return x
+	}
+	update(t, s, func(tx store.Tx) error {
+		for _, x := range []store.Attempt{it(2, 1), it(1, 2), it(1, 1)} {
+			if err := tx.PutAttempt(x); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	view(t, s, func(tx store.Tx) error {
+		got, err := tx.Attempts("a", 1)
+		if err != nil {
+			return err
+		}
+		want := []store.Attempt{full, ended, a(1, false, 1, 1), a(1, true, 0, 1), it(1, 1), it(1, 2), it(2, 1)}
+		if d := cmp.Diff(want, got, cmpOpts); d != "" {
+			t.Errorf("Attempts(a, 1) with items (-want +got):\n%s", d)
 		}
 		return nil
 	})
@@ -951,6 +900,7 @@ func testRunsQuery(t *testing.T, s store.Store) {
 		{"before same time", store.RunQuery{Before: &store.Cursor{CreatedAt: at(3), ID: "order-3"}}, []string{"invoice-1", "order-2", "order-1"}},
 		{"before and filters", store.RunQuery{Before: &store.Cursor{CreatedAt: at(3), ID: "invoice-1"}, State: store.RunFailed, Limit: 5}, []string{"order-2"}},
 		{"nothing", store.RunQuery{IDContains: "zzz"}, nil},
+		{"before the oldest", store.RunQuery{Before: &store.Cursor{CreatedAt: at(1), ID: "order-1"}}, nil},
 	}
 	for _, tc := range tests {
 		if d := cmp.Diff(tc.want, list(tc.q), cmpopts.EquateEmpty()); d != "" {
@@ -960,7 +910,10 @@ func testRunsQuery(t *testing.T, s store.Store) {
 	// Paging through everything two at a time visits each run once.
 	var seen []string
 	var cur *store.Cursor
-	for {
+	for pages := 0; ; pages++ {
+		if pages > len(runs) {
+			t.Fatalf("paging did not end after %d pages of 2 (does Runs ignore RunQuery.Before?): %v", pages, seen)
+		}
 		var page []store.Run
 		view(t, s, func(tx store.Tx) (err error) { page, err = tx.Runs(store.RunQuery{Before: cur, Limit: 2}); return })
 		if len(page) == 0 {
@@ -1035,7 +988,7 @@ func testLargeValues(t *testing.T, s store.Store) {
 	st.Result = big
 	update(t, s, func(tx store.Tx) error { return tx.PutStep(st) })
 	view(t, s, func(tx store.Tx) error {
-		got, err := tx.Step("a", 0)
+		got, err := tx.Step("a", 0, 0)
 		if err != nil || len(got.Result) != len(big) {
 			t.Errorf("2 MiB result came back with %d bytes, %v", len(got.Result), err)
 		}
@@ -1065,5 +1018,360 @@ func testClose(t *testing.T, s store.Store) {
 	}
 	if err := s.View(context.Background(), func(store.Tx) error { return nil }); !errors.Is(err, store.ErrClosed) {
 		t.Errorf("View after Close = %v, want ErrClosed", err)
+	}
+}
+
+// testItems: the items of a map step are records of their own, apart from
+// the steps: Steps does not list them, Items lists one step's in order.
+func testItems(t *testing.T, s store.Store) {
+	putRun(t, s, "a", at(0), 3)
+	update(t, s, func(tx store.Tx) error {
+		for _, x := range []store.Step{item("a", 1, 3), item("a", 1, 1), item("a", 1, 12), item("a", 2, 1)} {
+			if err := tx.PutStep(x); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	view(t, s, func(tx store.Tx) error {
+		steps, err := tx.Steps("a")
+		if err != nil || len(steps) != 3 {
+			t.Errorf("Steps with items stored = %v, %v; want the 3 steps", ids(steps), err)
+		}
+		items, err := tx.Items("a", 1)
+		if err != nil {
+			return err
+		}
+		if d := cmp.Diff([]string{"a/1#1", "a/1#3", "a/1#12"}, ids(items)); d != "" {
+			t.Errorf("Items(a, 1) (-want +got):\n%s", d)
+		}
+		got, err := tx.Step("a", 1, 3)
+		if err != nil || string(got.Input) != "30" {
+			t.Errorf("Step(a, 1, 3) = %+v, %v", got, err)
+		}
+		st, err := tx.Step("a", 1, 0)
+		if err != nil || st.Item != 0 || st.ID != "s1" {
+			t.Errorf("Step(a, 1, 0) = %+v, %v; want the step itself", st, err)
+		}
+		if _, err := tx.Step("a", 1, 2); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Step of a missing item = %v, want ErrNotFound", err)
+		}
+		if none, err := tx.Items("a", 0); err != nil || len(none) != 0 {
+			t.Errorf("Items of a step without = %v, %v", ids(none), err)
+		}
+		return nil
+	})
+	update(t, s, func(tx store.Tx) error { return tx.DeleteRun("a") })
+	view(t, s, func(tx store.Tx) error {
+		if items, _ := tx.Items("a", 1); len(items) != 0 {
+			t.Errorf("Items after DeleteRun = %v", ids(items))
+		}
+		return nil
+	})
+	err := s.Update(context.Background(), func(tx store.Tx) error { return tx.PutStep(item("gone", 0, 1)) })
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("PutStep of an item of a missing run = %v, want ErrNotFound", err)
+	}
+}
+
+// testDueItems: items are in the due index with the steps.
+func testDueItems(t *testing.T, s store.Store) {
+	putRun(t, s, "a", at(0), 2)
+	update(t, s, func(tx store.Tx) error {
+		for _, x := range []store.Step{dueStep("a", 0, at(3))} {
+			if err := tx.PutStep(x); err != nil {
+				return err
+			}
+		}
+		for i, due := range []float64{2, 4} {
+			it := item("a", 1, i+1)
+			it.State, it.DueAt = store.StepReady, at(due)
+			if err := tx.PutStep(it); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	view(t, s, func(tx store.Tx) error {
+		due, err := tx.DueSteps(at(10), 10)
+		if err != nil {
+			return err
+		}
+		if d := cmp.Diff([]string{"a/1#1", "a/0", "a/1#2"}, ids(due)); d != "" {
+			t.Errorf("DueSteps with items (-want +got):\n%s", d)
+		}
+		next, _ := tx.NextDue()
+		if !next.Equal(at(2)) {
+			t.Errorf("NextDue = %v, want the first item's %v", next, at(2))
+		}
+		return nil
+	})
+	update(t, s, func(tx store.Tx) error {
+		it, err := tx.Step("a", 1, 1)
+		if err != nil {
+			return err
+		}
+		it.DueAt, it.State = time.Time{}, store.StepRunning
+		return tx.PutStep(it)
+	})
+	view(t, s, func(tx store.Tx) error {
+		due, _ := tx.DueSteps(at(10), 10)
+		if d := cmp.Diff([]string{"a/0", "a/1#2"}, ids(due)); d != "" {
+			t.Errorf("DueSteps after claiming an item (-want +got):\n%s", d)
+		}
+		return nil
+	})
+	update(t, s, func(tx store.Tx) error { return tx.DeleteRun("a") })
+	view(t, s, func(tx store.Tx) error {
+		if due, _ := tx.DueSteps(at(10), 10); len(due) != 0 {
+			t.Errorf("DueSteps after DeleteRun = %v", ids(due))
+		}
+		return nil
+	})
+}
+
+// testWaiting: steps and items waiting for an event are found by its name
+// and key while they wait, and not once they stop waiting.
+func testWaiting(t *testing.T, s store.Store) {
+	putRun(t, s, "a", at(0), 3)
+	putRun(t, s, "b", at(0), 1)
+	wait := func(st store.Step, name, key string) store.Step {
+		st.State, st.Event, st.EventKey = store.StepWaiting, name, key
+		return st
+	}
+	update(t, s, func(tx store.Tx) error {
+		for _, x := range []store.Step{
+			wait(sampleStep("a", 0), "approved", "order-1"),
+			wait(sampleStep("a", 1), "approved", "order-2"),
+			wait(sampleStep("b", 0), "approved", "order-1"),
+			wait(item("a", 2, 1), "approved", "order-1"),
+			wait(sampleStep("a", 2), "paid", "order-1"),
+		} {
+			if err := tx.PutStep(x); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	waiting := func(name, key string) []string {
+		var out []store.Step
+		view(t, s, func(tx store.Tx) (err error) { out, err = tx.Waiting(name, key); return })
+		got := ids(out)
+		slices.Sort(got)
+		return got
+	}
+	if d := cmp.Diff([]string{"a/0", "a/2#1", "b/0"}, waiting("approved", "order-1")); d != "" {
+		t.Errorf("Waiting(approved, order-1) (-want +got):\n%s", d)
+	}
+	if got := waiting("approved", ""); len(got) != 0 {
+		t.Errorf("Waiting with an empty key = %v", got)
+	}
+	if got := waiting("approve", "order-1"); len(got) != 0 {
+		t.Errorf("Waiting for another name = %v", got)
+	}
+	// Completed: no longer waiting. Key changed: found under the new one.
+	update(t, s, func(tx store.Tx) error {
+		st, err := tx.Step("a", 0, 0)
+		if err != nil {
+			return err
+		}
+		st.State = store.StepCompleted
+		if err := tx.PutStep(st); err != nil {
+			return err
+		}
+		st, err = tx.Step("b", 0, 0)
+		if err != nil {
+			return err
+		}
+		st.EventKey = "order-3"
+		return tx.PutStep(st)
+	})
+	if d := cmp.Diff([]string{"a/2#1"}, waiting("approved", "order-1")); d != "" {
+		t.Errorf("Waiting after changes (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]string{"b/0"}, waiting("approved", "order-3")); d != "" {
+		t.Errorf("Waiting under the new key (-want +got):\n%s", d)
+	}
+	// A rolled-back change leaves the index as it was.
+	err := s.Update(context.Background(), func(tx store.Tx) error {
+		st, err := tx.Step("a", 1, 0)
+		if err != nil {
+			return err
+		}
+		st.State = store.StepCompleted
+		if err := tx.PutStep(st); err != nil {
+			return err
+		}
+		return errBoom
+	})
+	if !errors.Is(err, errBoom) {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"a/1"}, waiting("approved", "order-2")); d != "" {
+		t.Errorf("Waiting after a rollback (-want +got):\n%s", d)
+	}
+	update(t, s, func(tx store.Tx) error { return tx.DeleteRun("a") })
+	if got := waiting("approved", "order-1"); len(got) != 0 {
+		t.Errorf("Waiting after DeleteRun = %v", got)
+	}
+}
+
+// testEvents: events are kept by name and key, listed oldest first from a
+// time on, and deleted in batches by age.
+func testEvents(t *testing.T, s store.Store) {
+	ev := func(name, key, id string, sec float64) store.Event {
+		return store.Event{Name: name, Key: key, ID: id, Payload: json.RawMessage(`{"by":"` + id + `"}`), SentAt: at(sec)}
+	}
+	update(t, s, func(tx store.Tx) error {
+		for _, e := range []store.Event{ev("approved", "o1", "c", 3), ev("approved", "o1", "a", 1), ev("approved", "o1", "b", 1),
+			ev("approved", "o2", "d", 2), ev("paid", "o1", "e", 2), ev("approved", "", "f", 2)} {
+			if err := tx.PutEvent(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	list := func(name, key string, since float64) []string {
+		var out []store.Event
+		view(t, s, func(tx store.Tx) (err error) { out, err = tx.Events(name, key, at(since)); return })
+		var got []string
+		for _, e := range out {
+			got = append(got, e.ID)
+		}
+		return got
+	}
+	if d := cmp.Diff([]string{"a", "b", "c"}, list("approved", "o1", 0)); d != "" {
+		t.Errorf("Events(approved, o1) (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]string{"c"}, list("approved", "o1", 2)); d != "" {
+		t.Errorf("Events since 2 (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]string{"a", "b", "c"}, list("approved", "o1", 1)); d != "" {
+		t.Errorf("Events since the time of the first, included (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]string{"f"}, list("approved", "", 0)); d != "" {
+		t.Errorf("Events with an empty key (-want +got):\n%s", d)
+	}
+	view(t, s, func(tx store.Tx) error {
+		out, err := tx.Events("approved", "o1", at(0))
+		if err != nil || len(out) == 0 || !jsonEqual(out[0].Payload, json.RawMessage(`{"by":"a"}`)) || out[0].Name != "approved" || out[0].Key != "o1" || !out[0].SentAt.Equal(at(1)) {
+			t.Errorf("event round trip: %+v, %v", out, err)
+		}
+		return nil
+	})
+	var n int
+	update(t, s, func(tx store.Tx) (err error) { n, err = tx.DeleteEvents(at(2.5), 2); return })
+	if n != 2 {
+		t.Errorf("DeleteEvents(before 2.5, max 2) = %d, want 2", n)
+	}
+	update(t, s, func(tx store.Tx) (err error) { n, err = tx.DeleteEvents(at(2.5), 100); return })
+	if n != 3 {
+		t.Errorf("DeleteEvents(before 2.5) again = %d, want the 3 left", n)
+	}
+	if d := cmp.Diff([]string{"c"}, list("approved", "o1", 0)); d != "" {
+		t.Errorf("Events after deleting the old ones (-want +got):\n%s", d)
+	}
+}
+
+// testSchedules: schedules round-trip, list by id, and delete.
+func testSchedules(t *testing.T, s store.Store) {
+	want := store.Schedule{ID: "nightly", Cron: "0 2 * * *", Timezone: "Europe/Paris", Workflow: json.RawMessage(`{"steps":[{"id":"a","handler":"h"}]}`),
+		NextAt: at(100), LastAt: at(10), CreatedAt: at(1)}
+	update(t, s, func(tx store.Tx) error {
+		if err := tx.PutSchedule(store.Schedule{ID: "hourly", Cron: "@hourly", NextAt: at(5)}); err != nil {
+			return err
+		}
+		return tx.PutSchedule(want)
+	})
+	view(t, s, func(tx store.Tx) error {
+		got, err := tx.Schedule("nightly")
+		if err != nil {
+			return err
+		}
+		if d := cmp.Diff(want, got, cmpOpts); d != "" {
+			t.Errorf("schedule round trip (-want +got):\n%s", d)
+		}
+		all, err := tx.Schedules()
+		if err != nil || len(all) != 2 || all[0].ID != "hourly" || all[1].ID != "nightly" {
+			t.Errorf("Schedules = %+v, %v", all, err)
+		}
+		if _, err := tx.Schedule("nope"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Schedule(missing) = %v", err)
+		}
+		return nil
+	})
+	update(t, s, func(tx store.Tx) error { return tx.DeleteSchedule("hourly") })
+	err := s.Update(context.Background(), func(tx store.Tx) error { return tx.DeleteSchedule("hourly") })
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("DeleteSchedule twice = %v, want ErrNotFound", err)
+	}
+	view(t, s, func(tx store.Tx) error {
+		all, _ := tx.Schedules()
+		if len(all) != 1 {
+			t.Errorf("Schedules after delete = %+v", all)
+		}
+		return nil
+	})
+}
+
+// testSlots: the concurrency slots of a key round-trip; one with no holder
+// and no queue reads as not found.
+func testSlots(t *testing.T, s store.Store) {
+	want := store.Slots{Key: "customer-1", Holders: []string{"r1", "r2"}, Queue: []string{"r3", "r4"}}
+	update(t, s, func(tx store.Tx) error { return tx.PutSlots(want) })
+	view(t, s, func(tx store.Tx) error {
+		got, err := tx.Slots("customer-1")
+		if d := cmp.Diff(want, got, cmpOpts); err != nil || d != "" {
+			t.Errorf("slots round trip (-want +got):\n%s %v", d, err)
+		}
+		if _, err := tx.Slots("customer-2"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Slots of an unknown key = %v", err)
+		}
+		return nil
+	})
+	update(t, s, func(tx store.Tx) error { return tx.PutSlots(store.Slots{Key: "customer-1"}) })
+	view(t, s, func(tx store.Tx) error {
+		got, err := tx.Slots("customer-1")
+		if err == nil && (len(got.Holders) > 0 || len(got.Queue) > 0) {
+			t.Errorf("emptied slots = %+v", got)
+		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("emptied slots: %v", err)
+		}
+		return nil
+	})
+}
+
+// testRunsFilters: RunQuery's Parent and EndedBefore.
+func testRunsFilters(t *testing.T, s store.Store) {
+	update(t, s, func(tx store.Tx) error {
+		for _, r := range []store.Run{
+			{ID: "p", State: store.RunCompleted, CreatedAt: at(1), CompletedAt: at(5)},
+			{ID: "p/a", State: store.RunCompleted, CreatedAt: at(2), CompletedAt: at(4), Parent: "p"},
+			{ID: "p/b/0", State: store.RunFailed, CreatedAt: at(3), CompletedAt: at(9), Parent: "p"},
+			{ID: "q", State: store.RunRunning, CreatedAt: at(4)},
+		} {
+			if err := tx.PutRun(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	list := func(q store.RunQuery) []string {
+		var out []store.Run
+		view(t, s, func(tx store.Tx) (err error) { out, err = tx.Runs(q); return })
+		var names []string
+		for _, x := range out {
+			names = append(names, x.ID)
+		}
+		return names
+	}
+	if d := cmp.Diff([]string{"p/b/0", "p/a"}, list(store.RunQuery{Parent: "p"})); d != "" {
+		t.Errorf("Runs(Parent: p) (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]string{"p/a", "p"}, list(store.RunQuery{EndedBefore: at(6)})); d != "" {
+		t.Errorf("Runs(EndedBefore: 6) (-want +got):\n%s", d)
+	}
+	if got := list(store.RunQuery{EndedBefore: at(4)}); len(got) != 0 {
+		t.Errorf("Runs(EndedBefore: 4) = %v, want none (ended at 4 is not before 4)", got)
 	}
 }
