@@ -28,18 +28,29 @@ type FileStore struct {
 }
 
 type state struct {
-	Runs     map[string]store.Run                `json:"runs"`
-	Specs    map[string]json.RawMessage          `json:"specs"`
-	Steps    map[string]map[int]store.Step       `json:"steps"`
-	Attempts map[string][]store.Attempt          `json:"attempts"`
-	Hooks    map[string]map[string]store.Webhook `json:"hooks"`
+	Runs      map[string]store.Run                `json:"runs"`
+	Specs     map[string]json.RawMessage          `json:"specs"`
+	Steps     map[string]map[string]store.Step    `json:"steps"` // by run, then "<index>/<item>"
+	Attempts  map[string][]store.Attempt          `json:"attempts"`
+	Hooks     map[string]map[string]store.Webhook `json:"hooks"`
+	Events    []store.Event                       `json:"events"`
+	Schedules map[string]store.Schedule           `json:"schedules"`
+	Slots     map[string]store.Slots              `json:"slots"`
 }
+
+func newState() *state {
+	return &state{Runs: map[string]store.Run{}, Specs: map[string]json.RawMessage{}, Steps: map[string]map[string]store.Step{},
+		Attempts: map[string][]store.Attempt{}, Hooks: map[string]map[string]store.Webhook{},
+		Schedules: map[string]store.Schedule{}, Slots: map[string]store.Slots{}}
+}
+
+// stepKey is where a step or item is kept in a run's map.
+func stepKey(index, item int) string { return fmt.Sprintf("%d/%d", index, item) }
 
 // OpenFileStore opens the store kept in the file at path, creating it if
 // needed; an empty path keeps everything in memory.
 func OpenFileStore(path string) (*FileStore, error) {
-	s := &FileStore{path: path, cur: &state{Runs: map[string]store.Run{}, Specs: map[string]json.RawMessage{},
-		Steps: map[string]map[int]store.Step{}, Attempts: map[string][]store.Attempt{}, Hooks: map[string]map[string]store.Webhook{}}}
+	s := &FileStore{path: path, cur: newState()}
 	if path != "" {
 		data, err := os.ReadFile(path)
 		if err == nil {
@@ -56,10 +67,6 @@ func OpenFileStore(path string) (*FileStore, error) {
 // Exclusive reports true: one process owns the file.
 func (s *FileStore) Exclusive() bool { return true }
 
-// Serial reports true: Update holds the mutex while fn runs and the file is
-// written, so an engine lets only a few Create calls queue for it at once.
-func (s *FileStore) Serial() bool { return true }
-
 func (s *FileStore) Update(ctx context.Context, fn func(store.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -70,7 +77,8 @@ func (s *FileStore) Update(ctx context.Context, fn func(store.Tx) error) error {
 		return store.ErrClosed
 	}
 	next := &state{Runs: maps.Clone(s.cur.Runs), Specs: maps.Clone(s.cur.Specs), Steps: maps.Clone(s.cur.Steps),
-		Attempts: maps.Clone(s.cur.Attempts), Hooks: maps.Clone(s.cur.Hooks)}
+		Attempts: maps.Clone(s.cur.Attempts), Hooks: maps.Clone(s.cur.Hooks), Events: slices.Clone(s.cur.Events),
+		Schedules: maps.Clone(s.cur.Schedules), Slots: maps.Clone(s.cur.Slots)}
 	t := &fileTx{st: next, write: true, owned: map[string]bool{}}
 	if err := fn(t); err != nil {
 		return err // next is dropped: nothing of fn's is kept
@@ -142,7 +150,7 @@ func (t *fileTx) own(runID string) {
 		t.st.Hooks[runID] = maps.Clone(t.st.Hooks[runID])
 		t.st.Attempts[runID] = slices.Clone(t.st.Attempts[runID])
 		if t.st.Steps[runID] == nil {
-			t.st.Steps[runID] = map[int]store.Step{}
+			t.st.Steps[runID] = map[string]store.Step{}
 		}
 		if t.st.Hooks[runID] == nil {
 			t.st.Hooks[runID] = map[string]store.Webhook{}
@@ -192,7 +200,8 @@ func (t *fileTx) Runs(q store.RunQuery) ([]store.Run, error) {
 				continue
 			}
 		}
-		if (q.State != "" && r.State != q.State) || !strings.Contains(r.ID, q.IDContains) {
+		if (q.State != "" && r.State != q.State) || !strings.Contains(r.ID, q.IDContains) || q.Parent != "" && r.Parent != q.Parent ||
+			!q.EndedBefore.IsZero() && (!r.State.Final() || !r.CompletedAt.Before(q.EndedBefore)) {
 			continue
 		}
 		if out = append(out, r); q.Limit > 0 && len(out) == q.Limit {
@@ -230,8 +239,8 @@ func (t *fileTx) PutSpec(runID string, spec json.RawMessage) error {
 	return nil
 }
 
-func (t *fileTx) Step(runID string, index int) (store.Step, error) {
-	st, ok := t.st.Steps[runID][index]
+func (t *fileTx) Step(runID string, index, item int) (store.Step, error) {
+	st, ok := t.st.Steps[runID][stepKey(index, item)]
 	if !ok {
 		return st, store.ErrNotFound
 	}
@@ -242,30 +251,34 @@ func (t *fileTx) PutStep(st store.Step) error {
 	if err := t.writable(st.RunID); err != nil {
 		return err
 	}
-	t.st.Steps[st.RunID][st.Index] = st
+	t.st.Steps[st.RunID][stepKey(st.Index, st.Item)] = st
 	return nil
 }
 
-func (t *fileTx) Steps(runID string) ([]store.Step, error) {
-	out := slices.Collect(maps.Values(t.st.Steps[runID]))
-	slices.SortFunc(out, func(a, b store.Step) int { return cmp.Compare(a.Index, b.Index) })
-	return append([]store.Step{}, out...), nil
-}
-
-func (t *fileTx) CompletedAfter(runID string, seq int64) ([]store.Step, error) {
+// list returns the steps (item 0) or the items of one step of a run, in
+// order.
+func (t *fileTx) list(runID string, keep func(store.Step) bool) []store.Step {
 	out := []store.Step{}
 	for _, st := range t.st.Steps[runID] {
-		if st.Seq > seq {
+		if keep(st) {
 			out = append(out, st)
 		}
 	}
-	slices.SortFunc(out, func(a, b store.Step) int { return cmp.Compare(a.Seq, b.Seq) })
-	return out, nil
+	slices.SortFunc(out, func(a, b store.Step) int { return cmp.Or(cmp.Compare(a.Index, b.Index), cmp.Compare(a.Item, b.Item)) })
+	return out
+}
+
+func (t *fileTx) Steps(runID string) ([]store.Step, error) {
+	return t.list(runID, func(st store.Step) bool { return st.Item == 0 }), nil
+}
+
+func (t *fileTx) Items(runID string, index int) ([]store.Step, error) {
+	return t.list(runID, func(st store.Step) bool { return st.Index == index && st.Item > 0 }), nil
 }
 
 // due collects every record due by now, earliest first: a scan, which is
 // what "small" costs.
-func due[T any](recs map[string]map[int]T, dueAt func(T) time.Time, now time.Time, max int) []T {
+func due[T any](recs map[string]map[string]T, dueAt func(T) time.Time, now time.Time, limit int) []T {
 	var out []T
 	for _, m := range recs {
 		for _, r := range m {
@@ -275,7 +288,7 @@ func due[T any](recs map[string]map[int]T, dueAt func(T) time.Time, now time.Tim
 		}
 	}
 	slices.SortStableFunc(out, func(a, b T) int { return dueAt(a).Compare(dueAt(b)) })
-	return out[:min(len(out), max)]
+	return out[:min(len(out), max(limit, 0))]
 }
 
 func (t *fileTx) DueSteps(now time.Time, max int) ([]store.Step, error) {
@@ -302,8 +315,20 @@ func (t *fileTx) NextDue() (time.Time, error) {
 	return next, nil
 }
 
+func (t *fileTx) Waiting(event, key string) ([]store.Step, error) {
+	out := []store.Step{}
+	for _, m := range t.st.Steps {
+		for _, st := range m {
+			if st.State == store.StepWaiting && st.Event == event && st.EventKey == key && event != "" {
+				out = append(out, st)
+			}
+		}
+	}
+	return out, nil
+}
+
 func attemptOrder(a, b store.Attempt) int {
-	return cmp.Or(cmp.Compare(a.Index, b.Index), compareBool(a.Compensation, b.Compensation),
+	return cmp.Or(cmp.Compare(a.Index, b.Index), cmp.Compare(a.Item, b.Item), compareBool(a.Compensation, b.Compensation),
 		cmp.Compare(a.Generation, b.Generation), cmp.Compare(a.Number, b.Number))
 }
 
@@ -320,9 +345,6 @@ func compareBool(a, b bool) int {
 func (t *fileTx) PutAttempt(a store.Attempt) error {
 	if err := t.writable(a.RunID); err != nil {
 		return err
-	}
-	if _, ok := t.st.Steps[a.RunID][a.Index]; !ok {
-		return store.ErrNotFound
 	}
 	list := t.st.Attempts[a.RunID]
 	i, found := slices.BinarySearchFunc(list, a, attemptOrder)
@@ -360,14 +382,95 @@ func (t *fileTx) Webhooks(runID string) ([]store.Webhook, error) {
 }
 
 func (t *fileTx) DueWebhooks(now time.Time, max int) ([]store.Webhook, error) {
-	byRun := map[string]map[int]store.Webhook{}
-	for run, m := range t.st.Hooks {
-		i := 0
-		byRun[run] = map[int]store.Webhook{}
-		for _, w := range m {
-			byRun[run][i] = w
-			i++
+	return append([]store.Webhook{}, due(t.st.Hooks, func(w store.Webhook) time.Time { return w.DueAt }, now, max)...), nil
+}
+
+func (t *fileTx) PutEvent(ev store.Event) error {
+	if !t.write {
+		return store.ErrReadOnly
+	}
+	t.st.Events = slices.DeleteFunc(slices.Clone(t.st.Events), func(e store.Event) bool {
+		return e.Name == ev.Name && e.Key == ev.Key && e.ID == ev.ID
+	})
+	t.st.Events = append(t.st.Events, ev)
+	return nil
+}
+
+func (t *fileTx) Events(name, key string, since time.Time) ([]store.Event, error) {
+	out := []store.Event{}
+	for _, e := range t.st.Events {
+		if e.Name == name && e.Key == key && !e.SentAt.Before(since) {
+			out = append(out, e)
 		}
 	}
-	return append([]store.Webhook{}, due(byRun, func(w store.Webhook) time.Time { return w.DueAt }, now, max)...), nil
+	slices.SortFunc(out, func(a, b store.Event) int { return cmp.Or(a.SentAt.Compare(b.SentAt), strings.Compare(a.ID, b.ID)) })
+	return out, nil
+}
+
+func (t *fileTx) DeleteEvents(before time.Time, max int) (int, error) {
+	if !t.write {
+		return 0, store.ErrReadOnly
+	}
+	n := 0
+	t.st.Events = slices.DeleteFunc(slices.Clone(t.st.Events), func(e store.Event) bool {
+		if n < max && e.SentAt.Before(before) {
+			n++
+			return true
+		}
+		return false
+	})
+	return n, nil
+}
+
+func (t *fileTx) Schedule(id string) (store.Schedule, error) {
+	sc, ok := t.st.Schedules[id]
+	if !ok {
+		return sc, store.ErrNotFound
+	}
+	return sc, nil
+}
+
+func (t *fileTx) PutSchedule(sc store.Schedule) error {
+	if !t.write {
+		return store.ErrReadOnly
+	}
+	t.st.Schedules[sc.ID] = sc
+	return nil
+}
+
+func (t *fileTx) DeleteSchedule(id string) error {
+	if !t.write {
+		return store.ErrReadOnly
+	}
+	if _, ok := t.st.Schedules[id]; !ok {
+		return store.ErrNotFound
+	}
+	delete(t.st.Schedules, id)
+	return nil
+}
+
+func (t *fileTx) Schedules() ([]store.Schedule, error) {
+	out := slices.Collect(maps.Values(t.st.Schedules))
+	slices.SortFunc(out, func(a, b store.Schedule) int { return strings.Compare(a.ID, b.ID) })
+	return append([]store.Schedule{}, out...), nil
+}
+
+func (t *fileTx) Slots(key string) (store.Slots, error) {
+	sl, ok := t.st.Slots[key]
+	if !ok {
+		return sl, store.ErrNotFound
+	}
+	return sl, nil
+}
+
+func (t *fileTx) PutSlots(sl store.Slots) error {
+	if !t.write {
+		return store.ErrReadOnly
+	}
+	if len(sl.Holders) == 0 && len(sl.Queue) == 0 {
+		delete(t.st.Slots, sl.Key)
+	} else {
+		t.st.Slots[sl.Key] = sl
+	}
+	return nil
 }

@@ -215,9 +215,11 @@ func (x *Txn) Continue(max int) error {
 			return err
 		}
 		if st.State == store.StepReady && !st.DueAt.IsZero() && !st.DueAt.After(x.now) {
+			n := len(x.eff.Claimed)
 			if err := x.take(&st); err != nil {
 				return err
 			}
+			x.taken += len(x.eff.Claimed) - n
 		}
 	}
 	return x.Claim(max - (len(x.eff.Claimed) - claimed))

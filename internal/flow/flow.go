@@ -101,8 +101,8 @@ type Effects struct {
 	// Redriven lists runs retried or rerun: what the engine knows of their
 	// results is stale.
 	Redriven []string
-	// Due is set when a step became due now; NextDue is the earliest future
-	// due time written.
+	// Due is set when a step became due now and this transaction did not
+	// claim it; NextDue is the earliest future due time written.
 	Due     bool
 	NextDue time.Time
 	// Hooks is set when webhooks were queued.
@@ -180,6 +180,7 @@ type Txn struct {
 	// order, with their runs (see Continue).
 	readied     []store.Ref
 	readiedRuns []*runState
+	taken       int // of readied, claimed by Continue
 }
 
 type runState struct {
@@ -195,6 +196,9 @@ func Begin(tx store.Tx, env Env, now time.Time, eff *Effects) *Txn {
 
 // Flush writes back the runs the Txn changed.
 func (x *Txn) Flush() error {
+	if len(x.readied) > x.taken {
+		x.eff.Due = true // made ready, and not claimed here
+	}
 	for _, rs := range x.runs {
 		rs.rec.UpdatedAt = x.now
 		if err := x.tx.PutRun(rs.rec); err != nil {

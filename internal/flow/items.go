@@ -169,7 +169,6 @@ func (x *Txn) nextItems(rs *runState, st *store.Step) error {
 			continue
 		}
 		it.State, it.DueAt = store.StepReady, x.now
-		x.eff.Due = true
 		x.readied = append(x.readied, store.Ref{Index: it.Index, Item: it.Item})
 		x.readiedRuns = append(x.readiedRuns, rs)
 		if err := x.put(&it); err != nil {

@@ -50,7 +50,6 @@ func (x *Txn) begin(rs *runState, st *store.Step) error {
 		return x.beginChild(rs, st)
 	}
 	st.State, st.DueAt = store.StepReady, x.now
-	x.eff.Due = true
 	x.readied = append(x.readied, store.Ref{Index: st.Index, Item: st.Item})
 	x.readiedRuns = append(x.readiedRuns, rs)
 	return x.put(st)

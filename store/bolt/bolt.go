@@ -330,7 +330,7 @@ func (s *Store) commit(batch []*request) {
 					return errFnFailed
 				}
 			}
-			return nil
+			return t.flushDue()
 		})
 		if err == errFnFailed {
 			// Report the failed function's error and commit the others
@@ -406,6 +406,37 @@ type tx struct {
 	// replaces.
 	memo [8]recordMemo
 	next int // the entry of memo to fill next
+	// pending holds the changes of the due index this transaction made
+	// and has not written yet, by record key: a step made ready and
+	// claimed in one transaction (a chain's next step, claimed by the
+	// worker that completed the one before) then touches no page of the
+	// index. Written before the index is read, and before the commit.
+	pending map[string]duePending
+}
+
+// duePending is a record's due time as the index holds it (from) and as
+// the transaction last wrote it (to).
+type duePending struct{ from, to time.Time }
+
+// flushDue writes the pending changes of the due index.
+func (t *tx) flushDue() error {
+	for k, p := range t.pending {
+		if p.from.Equal(p.to) {
+			continue
+		}
+		if !p.from.IsZero() {
+			if err := t.due.Delete(timeKey(p.from, []byte(k))); err != nil {
+				return err
+			}
+		}
+		if !p.to.IsZero() {
+			if err := t.due.Put(timeKey(p.to, []byte(k)), nil); err != nil {
+				return err
+			}
+		}
+	}
+	clear(t.pending)
+	return nil
 }
 
 // recordMemo is what the indexes hold of a step or item as stored.
@@ -657,6 +688,9 @@ func (t *tx) DeleteRun(id string) error {
 	if err != nil {
 		return err
 	}
+	if err := t.flushDue(); err != nil {
+		return err
+	}
 	k := runKey(id)
 	t.known, t.knownCreated = "", time.Time{}
 	if err := t.created.Delete(timeKey(r.CreatedAt, []byte(id))); err != nil {
@@ -749,16 +783,15 @@ func (t *tx) PutStep(st store.Step) error {
 		return err
 	}
 	if old.due.IsZero() != st.DueAt.IsZero() || (!old.due.IsZero() && old.due.UnixNano() != st.DueAt.UnixNano()) {
-		if found && !old.due.IsZero() {
-			if err := t.due.Delete(timeKey(old.due, k)); err != nil {
-				return err
-			}
+		if t.pending == nil {
+			t.pending = map[string]duePending{}
 		}
-		if !st.DueAt.IsZero() {
-			if err := t.due.Put(timeKey(st.DueAt, k), nil); err != nil {
-				return err
-			}
+		p, ok := t.pending[string(k)]
+		if !ok {
+			p.from = old.due // as the index holds it (zero for a new record)
 		}
+		p.to = st.DueAt
+		t.pending[string(k)] = p
 	}
 	if w := waitKey(&st); w != old.wait {
 		if found && old.wait != "" {
@@ -816,6 +849,9 @@ func (t *tx) DueSteps(now time.Time, max int) ([]store.Step, error) {
 	if max <= 0 {
 		return out, nil
 	}
+	if err := t.flushDue(); err != nil {
+		return nil, err
+	}
 	c := t.due.Cursor()
 	for k, _ := c.First(); k != nil && len(out) < max; k, _ = c.Next() {
 		if len(k) < 8 || keyTime(k).After(now) {
@@ -833,6 +869,9 @@ func (t *tx) DueSteps(now time.Time, max int) ([]store.Step, error) {
 }
 
 func (t *tx) NextDue() (time.Time, error) {
+	if err := t.flushDue(); err != nil {
+		return time.Time{}, err
+	}
 	var next time.Time
 	for _, b := range []*bbolt.Bucket{t.due, t.hookDue} {
 		if k, _ := b.Cursor().First(); len(k) >= 8 {
