@@ -104,7 +104,7 @@ func TestBrowser(t *testing.T) {
 	runWF(t, eng, pipeline("nightly-report-17"))
 	runWF(t, eng, failing("order-1041"))
 	par := func(s dagflow.Step) dagflow.Step { s.Parallel = true; return s }
-	retries := &dagflow.RetryConfig{MaxAttempts: 3, Backoff: dagflow.Fixed, InitialInterval: 0.15}
+	retries := &dagflow.RetryConfig{MaxAttempts: 3, Backoff: dagflow.Fixed, InitialInterval: 150 * time.Millisecond}
 	order := dagflow.Workflow{ID: "order-1042", Context: []byte(`{"orderId":"order_1042","customer":"c_981","total":42.00}`),
 		Steps: []dagflow.Step{
 			step("validate-order", "work"),

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/dagflow/dagflow"
 	"github.com/dagflow/dagflow/console"
@@ -281,7 +282,7 @@ func TestEscaping(t *testing.T) {
 
 func TestHugeResult(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t)
+	eng := newEngine(t, dagflow.WithMaxPayload(4<<20)) // a result over the default limit of 1 MiB
 	big := strings.Repeat("x", 2<<20)
 	runWF(t, eng, dagflow.Workflow{ID: "big", Context: json.RawMessage(`{"result":{"blob":"` + big + `"}}`),
 		Steps: []dagflow.Step{step("make", "echo"), step("use", "ok", "make")}})
@@ -683,7 +684,7 @@ func TestSagaAndHTTPSteps(t *testing.T) {
 	eng := newEngine(t)
 	wf := dagflow.Workflow{ID: "saga", Saga: true, Steps: []dagflow.Step{
 		{ID: "charge", URL: jobs.URL + "/charge?apiKey=hunter2", Compensation: jobs.URL + "/refund",
-			Retries: &dagflow.RetryConfig{MaxAttempts: 2, InitialInterval: 0.01}},
+			Retries: &dagflow.RetryConfig{MaxAttempts: 2, InitialInterval: 10 * time.Millisecond}},
 		step("ship", "fail", "charge"),
 	}}
 	if st := runWF(t, eng, wf); st.State != dagflow.StateFailed {
