@@ -54,8 +54,13 @@ func (p Problem) String() string {
 	return p.Path + ": " + p.Message
 }
 
-// Error returns "invalid workflow" with the workflow's id and every problem,
-// one to a line after the first when there are several.
+// maxProblemsShown bounds the problems Error writes out (Problems has them
+// all).
+const maxProblemsShown = 50
+
+// Error returns "invalid workflow" with the workflow's id and its problems,
+// one to a line after the first when there are several, up to 50 of them
+// and how many more there are (Problems holds them all).
 func (e *ValidationError) Error() string {
 	var b strings.Builder
 	b.WriteString("invalid workflow")
@@ -71,7 +76,11 @@ func (e *ValidationError) Error() string {
 		return b.String()
 	}
 	fmt.Fprintf(&b, ": %d problems:", len(e.Problems))
-	for _, p := range e.Problems {
+	for i, p := range e.Problems {
+		if i == maxProblemsShown {
+			fmt.Fprintf(&b, "\n\t... and %d more", len(e.Problems)-i)
+			break
+		}
 		b.WriteString("\n\t")
 		b.WriteString(p.String())
 	}

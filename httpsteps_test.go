@@ -21,8 +21,16 @@ import (
 // jobServer serves HTTP job handlers written with httpstep.Handler.
 func jobServer(t *testing.T, secret []byte, jobs map[string]func(ctx context.Context, req httpstep.Request) (any, error)) *httptest.Server {
 	mux := http.NewServeMux()
+	verify := httpstep.WithSecret(secret)
+	if secret == nil {
+		verify = httpstep.WithoutVerification()
+	}
 	for path, fn := range jobs {
-		mux.Handle(path, httpstep.Handler(fn, httpstep.WithSecret(secret)))
+		h, err := httpstep.Handler(fn, verify)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mux.Handle(path, h)
 	}
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)

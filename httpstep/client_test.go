@@ -421,16 +421,18 @@ func TestNewValidates(t *testing.T) {
 func TestRedact(t *testing.T) {
 	t.Parallel()
 	for raw, want := range map[string]string{
-		"https://host/p?q=1":         "https://host/p?q=1",
-		"https://user:pw@host/p":     "https://host/p",
-		"https://user@host/p":        "https://host/p",
-		"//user:pw@host/p":           "//host/p",
-		"https://user:pw@host:bad/p": "https://xxxxx@host:bad/p",
-		"https://user:p%zz@host/p":   "https://xxxxx@host/p",
-		"user:pw@host":               "xxxxx@host",
-		"mailto:ops@example.com":     "xxxxx@example.com",
-		"https://host/p@x:bad%zz":    "https://host/p@x:bad%zz",
-		"/jobs/charge":               "/jobs/charge",
+		"https://host/p?q=1":                      "https://host/p?q=REDACTED",
+		"https://host/charge?apikey=KEY&b=2#frag": "https://host/charge?apikey=REDACTED&b=REDACTED#frag",
+		"https://u:pw@host:bad/p?key=s3cret":      "https://xxxxx@host:bad/p?REDACTED",
+		"https://user:pw@host/p":                  "https://host/p",
+		"https://user@host/p":                     "https://host/p",
+		"//user:pw@host/p":                        "//host/p",
+		"https://user:pw@host:bad/p":              "https://xxxxx@host:bad/p",
+		"https://user:p%zz@host/p":                "https://xxxxx@host/p",
+		"user:pw@host":                            "xxxxx@host",
+		"mailto:ops@example.com":                  "xxxxx@example.com",
+		"https://host/p@x:bad%zz":                 "https://host/p@x:bad%zz",
+		"/jobs/charge":                            "/jobs/charge",
 	} {
 		if got := redact(raw); got != want {
 			t.Errorf("redact(%q) = %q, want %q", raw, got, want)

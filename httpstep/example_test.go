@@ -14,7 +14,7 @@ import (
 func ExampleHandler() {
 	secret := []byte("whsec_example")
 
-	charge := httpstep.Handler(func(ctx context.Context, req httpstep.Request) (any, error) {
+	charge, err := httpstep.Handler(func(ctx context.Context, req httpstep.Request) (any, error) {
 		var order struct {
 			OrderID string `json:"orderId"`
 			Amount  int    `json:"amount"`
@@ -27,6 +27,9 @@ func ExampleHandler() {
 		}
 		return map[string]string{"chargeId": "ch_" + order.OrderID}, nil
 	}, httpstep.WithSecret(secret))
+	if err != nil {
+		panic(err) // an empty secret, say
+	}
 
 	srv := httptest.NewServer(charge)
 	defer srv.Close()

@@ -14,6 +14,38 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
+// mustHandler is Handler for tests, which fails the test on an error.
+func mustHandler(t *testing.T, fn func(ctx context.Context, req Request) (any, error), opts ...HandlerOption) http.Handler {
+	t.Helper()
+	h, err := Handler(fn, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// TestHandlerFailsClosed: a handler without a secret serves nothing unless
+// it is told to serve unsigned requests.
+func TestHandlerFailsClosed(t *testing.T) {
+	t.Parallel()
+	fn := func(context.Context, Request) (any, error) { return nil, nil }
+	for name, opts := range map[string][]HandlerOption{
+		"no option":    nil,
+		"empty secret": {WithSecret([]byte(""))},
+		"nil secret":   {WithSecret(nil)},
+	} {
+		if h, err := Handler(fn, opts...); !errors.Is(err, ErrNoVerification) || h != nil {
+			t.Errorf("%s: Handler = %v, %v; want ErrNoVerification", name, h, err)
+		}
+	}
+	if _, err := Handler(fn, WithoutVerification()); err != nil {
+		t.Errorf("WithoutVerification: %v", err)
+	}
+	if _, err := Handler(nil, WithoutVerification()); err == nil {
+		t.Error("Handler(nil) returned no error")
+	}
+}
+
 func TestHandlerWithCall(t *testing.T) {
 	t.Parallel()
 	secret := []byte("whsec")
@@ -25,6 +57,12 @@ func TestHandlerWithCall(t *testing.T) {
 		PreviousSteps: map[string]PreviousStep{"charge": {Result: json.RawMessage(`{"id":"ch_1"}`)}},
 		Compensation:  true,
 		Result:        json.RawMessage(`{"id":"ch_1"}`),
+		Generation:    1,
+		Item:          json.RawMessage(`{"sku":"a"}`),
+		Index:         3,
+
+		FailedDependencies: []string{"reserve"},
+		IdempotencyKey:     "order-1/refund/compensation",
 	}
 	body, err := json.Marshal(in)
 	if err != nil {
@@ -41,17 +79,17 @@ func TestHandlerWithCall(t *testing.T) {
 		return nil, nil
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/ok", Handler(fn, WithSecret(secret)))
-	mux.Handle("/fail", Handler(func(context.Context, Request) (any, error) {
+	mux.Handle("/ok", mustHandler(t, fn, WithSecret(secret)))
+	mux.Handle("/fail", mustHandler(t, func(context.Context, Request) (any, error) {
 		return nil, errors.New("gateway timeout")
 	}, WithSecret(secret)))
-	mux.Handle("/permanent", Handler(func(context.Context, Request) (any, error) {
+	mux.Handle("/permanent", mustHandler(t, func(context.Context, Request) (any, error) {
 		return nil, fmt.Errorf("charge: %w", Permanent(errors.New("card stolen")))
 	}, WithSecret(secret)))
-	mux.Handle("/unencodable", Handler(func(context.Context, Request) (any, error) {
+	mux.Handle("/unencodable", mustHandler(t, func(context.Context, Request) (any, error) {
 		return make(chan int), nil
-	}))
-	mux.Handle("/small", Handler(fn, WithMaxRequestBytes(10)))
+	}, WithoutVerification()))
+	mux.Handle("/small", mustHandler(t, fn, WithMaxRequestBytes(10), WithoutVerification()))
 	srv := newServer(t, mux)
 
 	signed := newTestClient(t, Options{BaseURL: srv.URL, Secret: secret})
@@ -99,10 +137,10 @@ func TestHandlerWithCall(t *testing.T) {
 func TestHandlerRejects(t *testing.T) {
 	t.Parallel()
 	var called atomic.Bool
-	srv := newServer(t, Handler(func(context.Context, Request) (any, error) {
+	srv := newServer(t, mustHandler(t, func(context.Context, Request) (any, error) {
 		called.Store(true)
 		return nil, nil
-	}))
+	}, WithoutVerification()))
 	tests := []struct {
 		method, body string
 		status       int

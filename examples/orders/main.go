@@ -155,7 +155,11 @@ type order struct {
 func jobs(secret []byte) http.Handler {
 	mux := http.NewServeMux()
 	handle := func(name string, fn func(context.Context, httpstep.Request) (any, error)) {
-		mux.Handle("POST /jobs/"+name, httpstep.Handler(fn, httpstep.WithSecret(secret)))
+		h, err := httpstep.Handler(fn, httpstep.WithSecret(secret))
+		if err != nil {
+			log.Fatal(err) // no secret: refuse to serve unsigned requests
+		}
+		mux.Handle("POST /jobs/"+name, h)
 	}
 	handle("validate-order", func(_ context.Context, req httpstep.Request) (any, error) {
 		var o order

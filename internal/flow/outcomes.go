@@ -204,11 +204,13 @@ func (x *Txn) attemptFailed(rs *runState, st *store.Step, o Outcome) error {
 	sp := &rs.plan.Steps[st.Index]
 	st.Error = o.Err
 	if o.Timeout && r.Phase == store.PhaseActive {
-		// The run's deadline passed during the attempt.
-		if err := x.giveUp(rs, st, o.Err); err != nil {
+		// The run's deadline passed during the attempt: the run stops,
+		// and the step, cut short by it, ends cancelled as its other
+		// attempts under way do.
+		if err := x.timedOut(rs); err != nil {
 			return err
 		}
-		return x.timedOut(rs)
+		return x.giveUp(rs, st, o.Err)
 	}
 	budget := st.Attempts - st.Interruptions
 	if !o.Permanent && budget < sp.Retry.MaxAttempts && r.Phase == store.PhaseActive {
