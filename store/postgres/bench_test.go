@@ -73,7 +73,7 @@ func claimFinish(s *Store, owner string) (bool, error) {
 		if err != nil {
 			return err
 		}
-		st, err := tx.Step(claimed.RunID, claimed.Index)
+		st, err := tx.Step(claimed.RunID, claimed.Index, 0)
 		if err != nil {
 			return err
 		}

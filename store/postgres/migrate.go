@@ -71,7 +71,12 @@ func SchemaVersion() int { return len(migrations) }
 // It creates the schema and the schema_version table only when they are
 // missing, so that a role without CREATE privileges can open a schema that
 // an administrator set up.
-func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) (err error) {
+func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
+	return migrateTo(ctx, pool, schema, len(migrations))
+}
+
+// migrateTo is migrate up to version target, for tests of the migrations.
+func migrateTo(ctx context.Context, pool *pgxpool.Pool, schema string, target int) (err error) {
 	q := pgx.Identifier{schema}.Sanitize()
 	tx, err := pool.Begin(ctx)
 	if err != nil {
@@ -120,13 +125,13 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) (err error)
 		return fmt.Errorf("postgres: schema %q was written by a newer dagflow (schema version %d; this dagflow knows versions up to %d): upgrade dagflow",
 			schema, current, len(migrations))
 	}
-	if current == len(migrations) {
+	if current >= target {
 		return step("committing", tx.Commit(ctx))
 	}
 	if _, err := tx.Exec(ctx, "SET LOCAL search_path TO "+q); err != nil {
 		return step("setting search_path", err)
 	}
-	for _, m := range migrations[current:] {
+	for _, m := range migrations[current:target] {
 		// No arguments: pgx sends the file with the simple protocol,
 		// which runs every statement in it.
 		if _, err := tx.Exec(ctx, m.sql); err != nil {

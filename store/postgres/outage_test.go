@@ -201,13 +201,13 @@ func TestWatchSurvivesOutage(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("no notification delivered after the outage")
 		}
-		if err := s.Notify(context.Background(), store.Event{Kind: store.EventRun, RunID: "after"}); err != nil {
+		if err := s.Notify(context.Background(), store.Change{Kind: store.ChangeRun, RunID: "after"}); err != nil {
 			time.Sleep(100 * time.Millisecond)
 			continue // the pool may hand out a connection the outage cut
 		}
 		select {
 		case ev := <-ch:
-			if ev.Kind == store.EventRun && ev.RunID == "after" {
+			if ev.Kind == store.ChangeRun && ev.RunID == "after" {
 				return
 			}
 		case <-time.After(100 * time.Millisecond):

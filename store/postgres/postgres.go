@@ -12,9 +12,11 @@
 //
 // The store keeps its tables in one PostgreSQL schema (Options.Schema,
 // "dagflow" by default, so that its tables named runs or steps stay apart
-// from the application's): runs, specs, steps (keyed by run and step index),
-// attempts, webhooks, and schema_version, which records the migrations
-// applied. Open creates the schema and applies the migrations embedded in
+// from the application's): runs, specs, steps (keyed by run, step index and
+// item: the items of map steps share the table with the steps, item 0 being
+// the step itself), attempts, webhooks, events, schedules, slots (the
+// concurrency slots of a key), and schema_version, which records the
+// migrations applied. Open creates the schema and applies the migrations embedded in
 // this package that it lacks, in order, in one transaction that holds an
 // advisory lock named after the schema, so that processes opening the store
 // at the same moment do not trip over each other. Creating needs the CREATE
@@ -34,8 +36,8 @@
 // and DueWebhooks skip rows that other transactions hold (FOR NO KEY UPDATE
 // SKIP LOCKED), so that engines claiming work at the same moment get
 // different steps and do not wait for each other. A function that reads a
-// run as missing and then writes it (creates it) runs again if another
-// transaction created the run in the meantime.
+// run (or the slots of a concurrency key) as missing and then writes it runs
+// again if another transaction created it in the meantime.
 //
 // Row locks taken in different orders can deadlock: a claim holds the steps
 // it took and then reads (locks) their run, while the transaction that
@@ -58,10 +60,11 @@
 // A transaction costs one round trip per read, plus one: BEGIN travels with
 // the first statement, and writes are queued and sent in one pipelined batch
 // with the next read or with COMMIT. (An Update that reads and writes
-// nothing costs none.) A write whose record must exist (the run of a step,
-// the step of an attempt) is queued only when the transaction has read or
-// written that record; otherwise it first checks, in a round trip of its
-// own, so that it can return store.ErrNotFound itself. A write that
+// nothing costs none.) A write of a record that belongs to a run (a step,
+// an item, an attempt, a spec, a webhook) is queued only when the
+// transaction has read or written that run or a record of it; otherwise it
+// first checks the run, in a round trip of its own, so that it can return
+// store.ErrNotFound itself. A write that
 // PostgreSQL refuses (JSON that is not valid, say) fails the read or COMMIT
 // it was sent with. The statements are prepared once per connection (pgx's
 // statement cache).
@@ -79,12 +82,13 @@
 // # Watching
 //
 // A Store is a store.Watcher. Notify sends pg_notify on the channel
-// "dagflow.<schema>" with a payload of "due" or "run:<run id>". Watch holds a
-// connection of its own (outside the pool) that LISTENs on that channel and
-// delivers events on a buffered channel, dropping events while the buffer is
-// full (they are hints). When that connection breaks, Watch connects again
-// with backoff and then delivers an EventDue, since notifications sent in
-// between are lost. Close stops every Watch.
+// "dagflow.<schema>" with a payload of "due", "schedules" or "run:<run id>".
+// Watch holds a connection of its own (outside the pool) that LISTENs on
+// that channel and delivers changes on a buffered channel, dropping them
+// while the buffer is full (they are hints). When that connection breaks,
+// Watch connects again with backoff and then delivers a ChangeDue and a
+// ChangeSchedules, since notifications sent in between are lost. Close stops
+// every Watch.
 package postgres
 
 import (
@@ -362,8 +366,8 @@ func retryable(err error) bool {
 			return true
 		case "57P01", "57P02", "57P03": // admin_shutdown, crash_shutdown, cannot_connect_now
 			return true
-		case "23505": // unique_violation: a run created by another transaction since we read it absent
-			return pe.ConstraintName == "runs_pkey"
+		case "23505": // unique_violation: a run or slots row created by another transaction since we read it absent
+			return pe.ConstraintName == "runs_pkey" || pe.ConstraintName == "slots_pkey"
 		case "0A000": // a prepared statement outlived a change of the table it reads
 			return strings.Contains(pe.Message, "cached plan")
 		}

@@ -229,7 +229,7 @@ func TestJSONExact(t *testing.T) {
 	result := json.RawMessage(`{"z": 1,  "a": "nul\u0000", "a": 2.50}`)
 	spec := json.RawMessage(` {"id" : "r"} `)
 	err := s.Update(context.Background(), func(tx store.Tx) error {
-		st, err := tx.Step("r", 0)
+		st, err := tx.Step("r", 0, 0)
 		if err != nil {
 			return err
 		}
@@ -246,7 +246,7 @@ func TestJSONExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = s.View(context.Background(), func(tx store.Tx) error {
-		st, err := tx.Step("r", 0)
+		st, err := tx.Step("r", 0, 0)
 		if err != nil {
 			return err
 		}
@@ -275,7 +275,7 @@ func TestTextCleaned(t *testing.T) {
 	s := openStore(t, newSchema(t), Options{})
 	putRun(t, s, "r", 1)
 	err := s.Update(context.Background(), func(tx store.Tx) error {
-		st, err := tx.Step("r", 0)
+		st, err := tx.Step("r", 0, 0)
 		if err != nil {
 			return err
 		}
@@ -286,7 +286,7 @@ func TestTextCleaned(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.View(context.Background(), func(tx store.Tx) error {
-		st, err := tx.Step("r", 0)
+		st, err := tx.Step("r", 0, 0)
 		if err != nil || st.Error != "bad\uFFFDreply \uFFFD" {
 			t.Errorf("Error = %q, %v", st.Error, err)
 		}
@@ -342,7 +342,7 @@ func TestRetryAfterLostConnection(t *testing.T) {
 		if err := stx.PutRun(r); err != nil {
 			return err
 		}
-		_, err = stx.Step("r", 0) // the read that finds the connection gone
+		_, err = stx.Step("r", 0, 0) // the read that finds the connection gone
 		return err
 	})
 	if err != nil {
@@ -474,7 +474,7 @@ func TestConcurrentCreate(t *testing.T) {
 	}
 	s.View(context.Background(), func(tx store.Tx) error {
 		r, _ := tx.Run("r")
-		st, _ := tx.Step("r", 0)
+		st, _ := tx.Step("r", 0, 0)
 		if st.ID != r.Error {
 			t.Errorf("the step was written by %q but the run by %q", st.ID, r.Error)
 		}
@@ -554,7 +554,7 @@ func TestQueuedWrites(t *testing.T) {
 	s := openStore(t, newSchema(t), Options{})
 	putRun(t, s, "a", 1)
 	err := s.Update(context.Background(), func(tx store.Tx) error {
-		st, err := tx.Step("a", 0)
+		st, err := tx.Step("a", 0, 0)
 		if err != nil {
 			return err
 		}
@@ -569,10 +569,10 @@ func TestQueuedWrites(t *testing.T) {
 		if err := tx.PutStep(store.Step{RunID: "nope", Index: 0}); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("PutStep of a missing run = %v, want ErrNotFound", err)
 		}
-		if err := tx.PutAttempt(store.Attempt{RunID: "a", Index: 3, Number: 1}); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("PutAttempt of a missing step = %v, want ErrNotFound", err)
+		if err := tx.PutAttempt(store.Attempt{RunID: "nope", Index: 0, Number: 1}); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("PutAttempt of a missing run = %v, want ErrNotFound", err)
 		}
-		got, err := tx.Step("a", 0)
+		got, err := tx.Step("a", 0, 0)
 		if err != nil || got.Attempts != 5 {
 			t.Errorf("Step after PutStep = %+v, %v", got, err)
 		}
@@ -596,7 +596,7 @@ func TestQueuedWrites(t *testing.T) {
 		t.Fatal("Update with a refused write succeeded")
 	}
 	s.View(context.Background(), func(tx store.Tx) error {
-		st, _ := tx.Step("a", 0)
+		st, _ := tx.Step("a", 0, 0)
 		if st.Attempts != 0 {
 			t.Errorf("a failed Update kept its writes: %+v", st)
 		}
@@ -617,7 +617,7 @@ func TestClosed(t *testing.T) {
 	if _, ok := <-ch; ok {
 		t.Error("Watch delivered an event after Close")
 	}
-	if err := s.Notify(context.Background(), store.Event{Kind: store.EventDue}); !errors.Is(err, store.ErrClosed) {
+	if err := s.Notify(context.Background(), store.Change{Kind: store.ChangeDue}); !errors.Is(err, store.ErrClosed) {
 		t.Errorf("Notify after Close = %v", err)
 	}
 	if _, err := s.Watch(context.Background()); !errors.Is(err, store.ErrClosed) {

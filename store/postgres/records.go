@@ -18,7 +18,10 @@ import (
 //     times keep microseconds and come back in UTC;
 //   - json.RawMessage fields are json columns, NULL when empty, and come
 //     back byte for byte;
-//   - Run.SerialQueue and Run.CompQueue are integer[], NULL when empty;
+//   - Run.SerialQueue is an integer[], NULL when empty; Run.CompQueue is two
+//     integer[] of the same length, its indexes and its items, the items
+//     NULL when every one is 0 (as in a queue written by schema version 1);
+//   - Slots.Holders and Slots.Queue are text[];
 //   - Attempt.Logs is a json array, Attempt.Duration bigint nanoseconds;
 //   - free-text error fields are cleaned of what PostgreSQL's text type
 //     cannot hold (NUL bytes, invalid UTF-8), which becomes U+FFFD.
@@ -76,23 +79,66 @@ func clean(s string) string {
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
+// refs is the arguments for Run.CompQueue: its indexes and its items (NULL
+// when all are 0).
+func refs(q []store.Ref) (idx, items any) {
+	if len(q) == 0 {
+		return nil, nil
+	}
+	is, its := make([]int, len(q)), make([]int, len(q))
+	nonzero := false
+	for i, r := range q {
+		is[i], its[i] = r.Index, r.Item
+		nonzero = nonzero || r.Item != 0
+	}
+	if !nonzero {
+		return is, nil
+	}
+	return is, its
+}
+
+// toRefs is the inverse of refs.
+func toRefs(idx, items []int) ([]store.Ref, error) {
+	if len(idx) == 0 {
+		return nil, nil
+	}
+	if items != nil && len(items) != len(idx) {
+		return nil, fmt.Errorf("comp_queue has %d entries but comp_items %d", len(idx), len(items))
+	}
+	out := make([]store.Ref, len(idx))
+	for i, x := range idx {
+		out[i].Index = x
+		if items != nil {
+			out[i].Item = items[i]
+		}
+	}
+	return out, nil
+}
+
 func runArgs(r *store.Run) []any {
+	cq, ci := refs(r.CompQueue)
 	return []any{r.ID, string(r.State), string(r.Phase), string(r.Outcome), clean(r.Error),
 		r.CreatedAt, ts(r.StartedAt), ts(r.CompletedAt), ts(r.Deadline), ts(r.UpdatedAt),
-		r.Generation, r.Total, r.Done, r.Running, r.Failed, r.Seq, r.Serial, ints(r.SerialQueue), ints(r.CompQueue)}
+		r.Generation, r.Total, r.Done, r.Running, r.Failed, r.Seq, r.Serial, ints(r.SerialQueue), cq,
+		string(r.Cause), r.Parent, r.ParentIndex, r.ParentItem, r.ConcurrencyKey, r.Limit, r.Trace, ci}
 }
 
 func scanRun(row scanner) (store.Run, error) {
 	var r store.Run
-	var state, phase, outcome string
+	var state, phase, outcome, cause string
 	var created time.Time
 	var started, completed, deadline, updated pgtype.Timestamptz
+	var cq, ci []int
 	err := row.Scan(&r.ID, &state, &phase, &outcome, &r.Error, &created, &started, &completed, &deadline, &updated,
-		&r.Generation, &r.Total, &r.Done, &r.Running, &r.Failed, &r.Seq, &r.Serial, &r.SerialQueue, &r.CompQueue)
+		&r.Generation, &r.Total, &r.Done, &r.Running, &r.Failed, &r.Seq, &r.Serial, &r.SerialQueue, &cq,
+		&cause, &r.Parent, &r.ParentIndex, &r.ParentItem, &r.ConcurrencyKey, &r.Limit, &r.Trace, &ci)
 	if err != nil {
 		return r, fmt.Errorf("decoding a run: %w", err)
 	}
-	r.State, r.Phase, r.Outcome = store.RunState(state), store.Phase(phase), store.RunState(outcome)
+	if r.CompQueue, err = toRefs(cq, ci); err != nil {
+		return r, fmt.Errorf("decoding run %q: %w", r.ID, err)
+	}
+	r.State, r.Phase, r.Outcome, r.Cause = store.RunState(state), store.Phase(phase), store.RunState(outcome), store.Cause(cause)
 	r.CreatedAt, r.StartedAt, r.CompletedAt, r.Deadline, r.UpdatedAt = created.UTC(), tm(started), tm(completed), tm(deadline), tm(updated)
 	return r, nil
 }
@@ -100,22 +146,26 @@ func scanRun(row scanner) (store.Run, error) {
 func stepArgs(s *store.Step) []any {
 	return []any{s.RunID, s.Index, s.ID, string(s.State), s.Waiting, s.Attempts,
 		ts(s.DueAt), ts(s.StartedAt), ts(s.CompletedAt), js(s.Result), clean(s.Error), s.Seq,
-		s.Owner, s.Token, ts(s.LeaseUntil), string(s.Comp), s.CompAttempts, clean(s.CompError), ts(s.CompStartedAt), ts(s.CompEndedAt)}
+		s.Owner, s.Token, ts(s.LeaseUntil), string(s.Comp), s.CompAttempts, clean(s.CompError), ts(s.CompStartedAt), ts(s.CompEndedAt),
+		s.Item, s.Interruptions, ts(s.AttemptAt), js(s.Input), s.CompInterruptions, s.Event, s.EventKey,
+		s.Items, s.ItemsDone, s.ItemsFailed, s.ItemsRunning, s.ItemsNext}
 }
 
 func scanStep(row scanner) (store.Step, error) {
 	var s store.Step
 	var state, comp string
-	var result []byte
-	var due, started, completed, lease, compStarted, compEnded pgtype.Timestamptz
+	var result, input []byte
+	var due, started, completed, lease, compStarted, compEnded, attemptAt pgtype.Timestamptz
 	err := row.Scan(&s.RunID, &s.Index, &s.ID, &state, &s.Waiting, &s.Attempts,
 		&due, &started, &completed, &result, &s.Error, &s.Seq,
-		&s.Owner, &s.Token, &lease, &comp, &s.CompAttempts, &s.CompError, &compStarted, &compEnded)
+		&s.Owner, &s.Token, &lease, &comp, &s.CompAttempts, &s.CompError, &compStarted, &compEnded,
+		&s.Item, &s.Interruptions, &attemptAt, &input, &s.CompInterruptions, &s.Event, &s.EventKey,
+		&s.Items, &s.ItemsDone, &s.ItemsFailed, &s.ItemsRunning, &s.ItemsNext)
 	if err != nil {
 		return s, fmt.Errorf("decoding a step: %w", err)
 	}
-	s.State, s.Comp, s.Result = store.StepState(state), store.CompState(comp), raw(result)
-	s.DueAt, s.StartedAt, s.CompletedAt, s.LeaseUntil = tm(due), tm(started), tm(completed), tm(lease)
+	s.State, s.Comp, s.Result, s.Input = store.StepState(state), store.CompState(comp), raw(result), raw(input)
+	s.DueAt, s.StartedAt, s.CompletedAt, s.LeaseUntil, s.AttemptAt = tm(due), tm(started), tm(completed), tm(lease), tm(attemptAt)
 	s.CompStartedAt, s.CompEndedAt = tm(compStarted), tm(compEnded)
 	return s, nil
 }
@@ -130,7 +180,8 @@ func attemptArgs(a *store.Attempt) ([]any, error) {
 		logs = json.RawMessage(b)
 	}
 	return []any{a.RunID, a.Index, a.Compensation, a.Generation, a.Number, a.StepID, a.Owner,
-		ts(a.StartedAt), ts(a.EndedAt), clean(a.Error), a.StatusCode, int64(a.Duration), logs, a.LogsCut}, nil
+		ts(a.StartedAt), ts(a.EndedAt), clean(a.Error), a.StatusCode, int64(a.Duration), logs, a.LogsCut,
+		a.Item, a.Interrupted}, nil
 }
 
 func scanAttempt(row scanner) (store.Attempt, error) {
@@ -139,7 +190,7 @@ func scanAttempt(row scanner) (store.Attempt, error) {
 	var dur int64
 	var logs []byte
 	err := row.Scan(&a.RunID, &a.Index, &a.Compensation, &a.Generation, &a.Number, &a.StepID, &a.Owner,
-		&started, &ended, &a.Error, &a.StatusCode, &dur, &logs, &a.LogsCut)
+		&started, &ended, &a.Error, &a.StatusCode, &dur, &logs, &a.LogsCut, &a.Item, &a.Interrupted)
 	if err != nil {
 		return a, fmt.Errorf("decoding an attempt: %w", err)
 	}
@@ -167,4 +218,46 @@ func scanHook(row scanner) (store.Webhook, error) {
 	}
 	w.Body, w.DueAt, w.CreatedAt, w.DeliveredAt = raw(body), tm(due), tm(created), tm(delivered)
 	return w, nil
+}
+
+func eventArgs(ev *store.Event) []any {
+	return []any{ev.Name, ev.Key, ev.ID, js(ev.Payload), ev.SentAt}
+}
+
+func scanEvent(row scanner) (store.Event, error) {
+	var ev store.Event
+	var payload []byte
+	var sent time.Time
+	if err := row.Scan(&ev.Name, &ev.Key, &ev.ID, &payload, &sent); err != nil {
+		return ev, fmt.Errorf("decoding an event: %w", err)
+	}
+	ev.Payload, ev.SentAt = raw(payload), sent.UTC()
+	return ev, nil
+}
+
+func scheduleArgs(s *store.Schedule) []any {
+	return []any{s.ID, s.Cron, s.Timezone, js(s.Workflow), ts(s.NextAt), ts(s.LastAt), ts(s.CreatedAt)}
+}
+
+func scanSchedule(row scanner) (store.Schedule, error) {
+	var s store.Schedule
+	var wf []byte
+	var next, last, created pgtype.Timestamptz
+	if err := row.Scan(&s.ID, &s.Cron, &s.Timezone, &wf, &next, &last, &created); err != nil {
+		return s, fmt.Errorf("decoding a schedule: %w", err)
+	}
+	s.Workflow, s.NextAt, s.LastAt, s.CreatedAt = raw(wf), tm(next), tm(last), tm(created)
+	return s, nil
+}
+
+func slotsArgs(s *store.Slots) []any {
+	return []any{s.Key, s.Holders, s.Queue}
+}
+
+func scanSlots(row scanner) (store.Slots, error) {
+	var s store.Slots
+	if err := row.Scan(&s.Key, &s.Holders, &s.Queue); err != nil {
+		return s, fmt.Errorf("decoding slots: %w", err)
+	}
+	return s, nil
 }

@@ -12,12 +12,18 @@ import (
 // the args functions write them.
 const (
 	runCols = "id, state, phase, outcome, error, created_at, started_at, completed_at, deadline, updated_at, " +
-		"generation, total, done, running, failed, seq, serial, serial_queue, comp_queue"
+		"generation, total, done, running, failed, seq, serial, serial_queue, comp_queue, " +
+		"cause, parent, parent_index, parent_item, concurrency_key, climit, trace, comp_items"
 	stepCols = "run_id, idx, id, state, waiting, attempts, due_at, started_at, completed_at, result, error, seq, " +
-		"owner, token, lease_until, comp, comp_attempts, comp_error, comp_started_at, comp_ended_at"
+		"owner, token, lease_until, comp, comp_attempts, comp_error, comp_started_at, comp_ended_at, " +
+		"item, interruptions, attempt_at, input, comp_interruptions, event, event_key, " +
+		"items, items_done, items_failed, items_running, items_next"
 	attemptCols = "run_id, idx, compensation, generation, number, step_id, owner, started_at, ended_at, error, " +
-		"status_code, duration, logs, logs_cut"
-	hookCols = "run_id, id, url, event, body, attempts, due_at, created_at, delivered_at, last_error"
+		"status_code, duration, logs, logs_cut, item, interrupted"
+	hookCols     = "run_id, id, url, event, body, attempts, due_at, created_at, delivered_at, last_error"
+	eventCols    = "name, key, id, payload, sent_at"
+	scheduleCols = "id, cron, timezone, workflow, next_at, last_at, created_at"
+	slotsCols    = "key, holders, queue"
 )
 
 // Read statements come in two forms, indexed by mode: for View (a plain
@@ -36,24 +42,30 @@ type queries struct {
 	// lockTimeout follows BEGIN in an Update, unless it is empty.
 	lockTimeout string
 
-	run, spec, step, steps, dueSteps, dueHooks, attempts, stepAttempts, hooks [2]string
-	completedAfter, completedAfterAll                                         [2]string
-	runs                                                                      [2][16]string
-	nextDue                                                                   string
+	run, spec, step, steps, items, dueSteps, dueHooks, waiting [2]string
+	attempts, stepAttempts, hooks                              [2]string
+	events, schedule, schedules, slots                         [2]string
+	runs                                                       [2][runsVariants]string
+	nextDue                                                    string
 
 	putRun, insertRun, putSpec, putStep, putAttempt, putHook string
-	deleteRun                                                string
-	// lockRun and lockStep check that a record exists and keep it from
-	// being deleted until the transaction ends.
-	lockRun, lockStep string
+	putEvent, putSchedule, putSlots, insertSlots             string
+	deleteRun, deleteEvents, deleteSchedule, deleteSlots     string
+	// lockRun checks that a run exists and keeps it from being deleted
+	// until the transaction ends.
+	lockRun string
 }
 
 // Flags of the variants of the Runs query.
 const (
 	runsState = 1 << iota
 	runsContains
+	runsParent
+	runsEnded
 	runsBefore
 	runsLimit
+
+	runsVariants = runsLimit << 1
 )
 
 func newQueries(schema string, lockTimeout time.Duration) *queries {
@@ -66,15 +78,24 @@ func newQueries(schema string, lockTimeout time.Duration) *queries {
 		},
 		nextDue: "SELECT least((SELECT min(due_at) FROM " + s + "steps WHERE due_at IS NOT NULL), " +
 			"(SELECT min(due_at) FROM " + s + "webhooks WHERE due_at IS NOT NULL))",
-		putRun:     upsert(s+"runs", runCols, "id"),
-		insertRun:  "INSERT INTO " + s + "runs (" + runCols + ") VALUES (" + params(runCols) + ")",
-		putSpec:    upsert(s+"specs", "run_id, spec", "run_id"),
-		putStep:    upsert(s+"steps", stepCols, "run_id, idx"),
-		putAttempt: upsert(s+"attempts", attemptCols, "run_id, idx, compensation, generation, number"),
-		putHook:    upsert(s+"webhooks", hookCols, "run_id, id"),
-		deleteRun:  "DELETE FROM " + s + "runs WHERE id = $1",
-		lockRun:    "SELECT 1 FROM " + s + "runs WHERE id = $1 FOR KEY SHARE",
-		lockStep:   "SELECT 1 FROM " + s + "steps WHERE run_id = $1 AND idx = $2 FOR KEY SHARE",
+		putRun:      upsert(s+"runs", runCols, "id"),
+		insertRun:   "INSERT INTO " + s + "runs (" + runCols + ") VALUES (" + params(runCols) + ")",
+		putSpec:     upsert(s+"specs", "run_id, spec", "run_id"),
+		putStep:     upsert(s+"steps", stepCols, "run_id, idx, item"),
+		putAttempt:  upsert(s+"attempts", attemptCols, "run_id, idx, item, compensation, generation, number"),
+		putHook:     upsert(s+"webhooks", hookCols, "run_id, id"),
+		putEvent:    upsert(s+"events", eventCols, "name, key, id"),
+		putSchedule: upsert(s+"schedules", scheduleCols, "id"),
+		putSlots:    upsert(s+"slots", slotsCols, "key"),
+		insertSlots: "INSERT INTO " + s + "slots (" + slotsCols + ") VALUES (" + params(slotsCols) + ")",
+		deleteRun:   "DELETE FROM " + s + "runs WHERE id = $1",
+		// The oldest events first, whatever their name; rows another
+		// transaction deletes at the same time are left to it.
+		deleteEvents: "DELETE FROM " + s + "events WHERE (name, key, id) IN (SELECT name, key, id FROM " + s +
+			"events WHERE sent_at < $1 ORDER BY sent_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+		deleteSchedule: "DELETE FROM " + s + "schedules WHERE id = $1",
+		deleteSlots:    "DELETE FROM " + s + "slots WHERE key = $1",
+		lockRun:        "SELECT 1 FROM " + s + "runs WHERE id = $1 FOR KEY SHARE",
 	}
 	if lockTimeout > 0 {
 		q.lockTimeout = fmt.Sprintf("SET LOCAL lock_timeout = %d", max(lockTimeout.Milliseconds(), 1))
@@ -83,16 +104,21 @@ func newQueries(schema string, lockTimeout time.Duration) *queries {
 		l := lock[m]
 		q.run[m] = "SELECT " + runCols + " FROM " + s + "runs WHERE id = $1" + l
 		q.spec[m] = "SELECT spec FROM " + s + "specs WHERE run_id = $1" + l
-		q.step[m] = "SELECT " + stepCols + " FROM " + s + "steps WHERE run_id = $1 AND idx = $2" + l
-		q.steps[m] = "SELECT " + stepCols + " FROM " + s + "steps WHERE run_id = $1 ORDER BY idx" + l
-		// "seq > 0" lets the planner use the partial index of completed
-		// steps; completedAfterAll serves a negative seq.
-		q.completedAfter[m] = "SELECT " + stepCols + " FROM " + s + "steps WHERE run_id = $1 AND seq > $2 AND seq > 0 ORDER BY seq, idx" + l
-		q.completedAfterAll[m] = "SELECT " + stepCols + " FROM " + s + "steps WHERE run_id = $1 AND seq > $2 ORDER BY seq, idx" + l
-		q.attempts[m] = "SELECT " + attemptCols + " FROM " + s + "attempts WHERE run_id = $1 ORDER BY idx, compensation, generation, number" + l
-		q.stepAttempts[m] = "SELECT " + attemptCols + " FROM " + s + "attempts WHERE run_id = $1 AND idx = $2 ORDER BY compensation, generation, number" + l
+		q.step[m] = "SELECT " + stepCols + " FROM " + s + "steps WHERE run_id = $1 AND idx = $2 AND item = $3" + l
+		q.steps[m] = "SELECT " + stepCols + " FROM " + s + "steps WHERE run_id = $1 AND item = 0 ORDER BY idx" + l
+		q.items[m] = "SELECT " + stepCols + " FROM " + s + "steps WHERE run_id = $1 AND idx = $2 AND item > 0 ORDER BY item" + l
+		// The partial index of waiting steps serves "state = 'waiting'
+		// AND event <> ''" (event = $1 does not imply event <> '' to the
+		// planner).
+		q.waiting[m] = "SELECT " + stepCols + " FROM " + s + "steps WHERE state = 'waiting' AND event <> '' AND event = $1 AND event_key = $2" + l
+		q.attempts[m] = "SELECT " + attemptCols + " FROM " + s + "attempts WHERE run_id = $1 ORDER BY idx, item, compensation, generation, number" + l
+		q.stepAttempts[m] = "SELECT " + attemptCols + " FROM " + s + "attempts WHERE run_id = $1 AND idx = $2 ORDER BY item, compensation, generation, number" + l
 		q.hooks[m] = "SELECT " + hookCols + " FROM " + s + "webhooks WHERE run_id = $1 ORDER BY id" + l
-		for f := range 16 {
+		q.events[m] = "SELECT " + eventCols + " FROM " + s + "events WHERE name = $1 AND key = $2 AND sent_at >= $3 ORDER BY sent_at, id" + l
+		q.schedule[m] = "SELECT " + scheduleCols + " FROM " + s + "schedules WHERE id = $1" + l
+		q.schedules[m] = "SELECT " + scheduleCols + " FROM " + s + "schedules ORDER BY id" + l
+		q.slots[m] = "SELECT " + slotsCols + " FROM " + s + "slots WHERE key = $1" + l
+		for f := range runsVariants {
 			q.runs[m][f] = runsQuery(s, f) + l
 		}
 	}
@@ -121,6 +147,13 @@ func runsQuery(s string, flags int) string {
 	}
 	if flags&runsContains != 0 {
 		where = append(where, "strpos(id, "+arg()+") > 0")
+	}
+	if flags&runsParent != 0 {
+		// "parent <> ''" lets the planner use the partial index.
+		where = append(where, "parent <> '' AND parent = "+arg())
+	}
+	if flags&runsEnded != 0 {
+		where = append(where, "state IN ('completed', 'failed', 'cancelled') AND completed_at < "+arg())
 	}
 	if flags&runsBefore != 0 {
 		a, b := arg(), arg()

@@ -19,12 +19,11 @@ import (
 // It saves round trips: BEGIN is not sent on its own but with the first
 // statement, and writes are queued and sent, in one pipelined batch, with the
 // next read or with COMMIT. So a transaction costs one round trip per read
-// plus one. A write is queued only when it cannot fail for want of a record
-// it refers to (the run of a step, the step of an attempt): the transaction
-// has read or written that record, and holds a lock on it or on a row that
-// depends on it, so nobody can delete it. Otherwise the write first checks
-// (and locks) the record in a round trip of its own, so that it can return
-// store.ErrNotFound itself.
+// plus one. A write is queued only when it cannot fail for want of the run
+// it belongs to: the transaction has read or written that run, or a record
+// of it, and holds a lock on that row, so nobody can delete the run.
+// Otherwise the write first checks (and locks) the run in a round trip of
+// its own, so that it can return store.ErrNotFound itself.
 //
 // Once a statement has failed, the PostgreSQL transaction is aborted: err
 // keeps the failure and every later call returns it.
@@ -45,20 +44,16 @@ type tx struct {
 	// runs holds the runs that exist for the rest of the transaction
 	// (true), and those an Update read as absent (false): a PutRun of an
 	// absent run inserts it and fails, to be run again, when another
-	// transaction created it in the meantime.
+	// transaction created it in the meantime. slots does the same for the
+	// concurrency slots of a key.
 	runs  map[string]bool
-	steps map[stepKey]bool
+	slots map[string]bool
 }
 
 type queued struct {
 	sql  string
 	args []any
 	what string
-}
-
-type stepKey struct {
-	run   string
-	index int
 }
 
 // connLostError marks an error after which the transaction's connection is
@@ -231,13 +226,6 @@ func (t *tx) knowRun(id string) {
 	t.runs[id] = true
 }
 
-func (t *tx) knowStep(run string, index int) {
-	if t.steps == nil {
-		t.steps = make(map[stepKey]bool)
-	}
-	t.steps[stepKey{run, index}] = true
-}
-
 // needRun makes sure that run id exists and stays so until the end of the
 // transaction, reading it when the transaction does not know.
 func (t *tx) needRun(id string) error {
@@ -253,23 +241,6 @@ func (t *tx) needRun(id string) error {
 		return store.ErrNotFound
 	}
 	t.knowRun(id)
-	return nil
-}
-
-func (t *tx) needStep(run string, index int) error {
-	if t.steps[stepKey{run, index}] {
-		return nil
-	}
-	found := false
-	err := t.get(fmt.Sprintf("checking step %d of run %q", index, run), t.s.q.lockStep, []any{run, index}, func(pgx.Rows) error { found = true; return nil })
-	if err != nil {
-		return err
-	}
-	if !found {
-		return store.ErrNotFound
-	}
-	t.knowRun(run)
-	t.knowStep(run, index)
 	return nil
 }
 
@@ -325,6 +296,14 @@ func (t *tx) Runs(q store.RunQuery) ([]store.Run, error) {
 		flags |= runsContains
 		args = append(args, q.IDContains)
 	}
+	if q.Parent != "" {
+		flags |= runsParent
+		args = append(args, q.Parent)
+	}
+	if !q.EndedBefore.IsZero() {
+		flags |= runsEnded
+		args = append(args, q.EndedBefore)
+	}
 	if q.Before != nil {
 		flags |= runsBefore
 		args = append(args, q.Before.CreatedAt, q.Before.ID)
@@ -362,11 +341,6 @@ func (t *tx) DeleteRun(id string) error {
 		return err
 	}
 	delete(t.runs, id)
-	for k := range t.steps {
-		if k.run == id {
-			delete(t.steps, k)
-		}
-	}
 	if tag.RowsAffected() == 0 {
 		return store.ErrNotFound
 	}
@@ -398,10 +372,10 @@ func (t *tx) PutSpec(runID string, spec json.RawMessage) error {
 	return nil
 }
 
-func (t *tx) Step(runID string, index int) (store.Step, error) {
+func (t *tx) Step(runID string, index, item int) (store.Step, error) {
 	var st store.Step
 	found := false
-	err := t.get(fmt.Sprintf("reading step %d of run %q", index, runID), t.s.q.step[t.mode], []any{runID, index}, func(rows pgx.Rows) (err error) {
+	err := t.get(fmt.Sprintf("reading step %d item %d of run %q", index, item, runID), t.s.q.step[t.mode], []any{runID, index, item}, func(rows pgx.Rows) (err error) {
 		st, err = scanStep(rows)
 		found = err == nil
 		return err
@@ -412,7 +386,6 @@ func (t *tx) Step(runID string, index int) (store.Step, error) {
 	if !found {
 		return store.Step{}, store.ErrNotFound
 	}
-	t.knowStep(runID, index)
 	t.knowRun(runID)
 	return st, nil
 }
@@ -421,18 +394,18 @@ func (t *tx) PutStep(st store.Step) error {
 	if err := t.writable(); err != nil {
 		return err
 	}
-	if st.Index < 0 {
+	if st.Index < 0 || st.Item < 0 {
 		return store.ErrNotFound
 	}
 	if err := t.needRun(st.RunID); err != nil {
 		return err
 	}
-	t.put(fmt.Sprintf("writing step %d of run %q", st.Index, st.RunID), t.s.q.putStep, stepArgs(&st)...)
-	t.knowStep(st.RunID, st.Index)
+	t.put(fmt.Sprintf("writing step %d item %d of run %q", st.Index, st.Item, st.RunID), t.s.q.putStep, stepArgs(&st)...)
 	return nil
 }
 
-// readSteps runs a read of steps, which the transaction then knows exist.
+// readSteps runs a read of steps, whose runs the transaction then knows
+// exist.
 func (t *tx) readSteps(what, sql string, args ...any) ([]store.Step, error) {
 	out := []store.Step{}
 	err := t.get(what, sql, args, func(rows pgx.Rows) error {
@@ -448,7 +421,6 @@ func (t *tx) readSteps(what, sql string, args ...any) ([]store.Step, error) {
 	}
 	if t.mode == modeUpdate {
 		for i := range out {
-			t.knowStep(out[i].RunID, out[i].Index)
 			t.knowRun(out[i].RunID)
 		}
 	}
@@ -459,12 +431,8 @@ func (t *tx) Steps(runID string) ([]store.Step, error) {
 	return t.readSteps(fmt.Sprintf("reading the steps of run %q", runID), t.s.q.steps[t.mode], runID)
 }
 
-func (t *tx) CompletedAfter(runID string, seq int64) ([]store.Step, error) {
-	sql := t.s.q.completedAfter[t.mode]
-	if seq < 0 {
-		sql = t.s.q.completedAfterAll[t.mode]
-	}
-	return t.readSteps(fmt.Sprintf("reading the steps of run %q completed after %d", runID, seq), sql, runID, seq)
+func (t *tx) Items(runID string, index int) ([]store.Step, error) {
+	return t.readSteps(fmt.Sprintf("reading the items of step %d of run %q", index, runID), t.s.q.items[t.mode], runID, index)
 }
 
 func (t *tx) DueSteps(now time.Time, max int) ([]store.Step, error) {
@@ -483,18 +451,22 @@ func (t *tx) NextDue() (time.Time, error) {
 	return tm(next), nil
 }
 
+func (t *tx) Waiting(event, key string) ([]store.Step, error) {
+	return t.readSteps(fmt.Sprintf("reading the steps waiting for event %q key %q", event, key), t.s.q.waiting[t.mode], event, key)
+}
+
 func (t *tx) PutAttempt(a store.Attempt) error {
 	if err := t.writable(); err != nil {
 		return err
 	}
-	if err := t.needStep(a.RunID, a.Index); err != nil {
+	if err := t.needRun(a.RunID); err != nil {
 		return err
 	}
 	args, err := attemptArgs(&a)
 	if err != nil {
 		return err
 	}
-	t.put(fmt.Sprintf("writing attempt %d of step %d of run %q", a.Number, a.Index, a.RunID), t.s.q.putAttempt, args...)
+	t.put(fmt.Sprintf("writing attempt %d of step %d item %d of run %q", a.Number, a.Index, a.Item, a.RunID), t.s.q.putAttempt, args...)
 	return nil
 }
 
@@ -559,4 +531,145 @@ func (t *tx) DueWebhooks(now time.Time, max int) ([]store.Webhook, error) {
 		return []store.Webhook{}, t.err
 	}
 	return t.readHooks("reading due webhooks", t.s.q.dueHooks[t.mode], now, max)
+}
+
+func (t *tx) PutEvent(ev store.Event) error {
+	if err := t.writable(); err != nil {
+		return err
+	}
+	t.put(fmt.Sprintf("writing event %q key %q id %q", ev.Name, ev.Key, ev.ID), t.s.q.putEvent, eventArgs(&ev)...)
+	return nil
+}
+
+func (t *tx) Events(name, key string, since time.Time) ([]store.Event, error) {
+	out := []store.Event{}
+	err := t.get(fmt.Sprintf("reading events %q key %q", name, key), t.s.q.events[t.mode], []any{name, key, since}, func(rows pgx.Rows) error {
+		ev, err := scanEvent(rows)
+		if err != nil {
+			return err
+		}
+		out = append(out, ev)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (t *tx) DeleteEvents(before time.Time, max int) (int, error) {
+	if err := t.writable(); err != nil {
+		return 0, err
+	}
+	if max <= 0 {
+		return 0, nil
+	}
+	tag, err := t.send("deleting old events", t.s.q.deleteEvents, []any{before, max}, nil)
+	if err != nil {
+		return 0, err
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+func (t *tx) Schedule(id string) (store.Schedule, error) {
+	var sc store.Schedule
+	found := false
+	err := t.get(fmt.Sprintf("reading schedule %q", id), t.s.q.schedule[t.mode], []any{id}, func(rows pgx.Rows) (err error) {
+		sc, err = scanSchedule(rows)
+		found = err == nil
+		return err
+	})
+	if err != nil {
+		return store.Schedule{}, err
+	}
+	if !found {
+		return store.Schedule{}, store.ErrNotFound
+	}
+	return sc, nil
+}
+
+func (t *tx) PutSchedule(sc store.Schedule) error {
+	if err := t.writable(); err != nil {
+		return err
+	}
+	t.put(fmt.Sprintf("writing schedule %q", sc.ID), t.s.q.putSchedule, scheduleArgs(&sc)...)
+	return nil
+}
+
+func (t *tx) DeleteSchedule(id string) error {
+	if err := t.writable(); err != nil {
+		return err
+	}
+	tag, err := t.send(fmt.Sprintf("deleting schedule %q", id), t.s.q.deleteSchedule, []any{id}, nil)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+func (t *tx) Schedules() ([]store.Schedule, error) {
+	out := []store.Schedule{}
+	err := t.get("reading the schedules", t.s.q.schedules[t.mode], nil, func(rows pgx.Rows) error {
+		sc, err := scanSchedule(rows)
+		if err != nil {
+			return err
+		}
+		out = append(out, sc)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (t *tx) Slots(key string) (store.Slots, error) {
+	var sl store.Slots
+	found := false
+	err := t.get(fmt.Sprintf("reading the slots of key %q", key), t.s.q.slots[t.mode], []any{key}, func(rows pgx.Rows) (err error) {
+		sl, err = scanSlots(rows)
+		found = err == nil
+		return err
+	})
+	if err != nil {
+		return store.Slots{}, err
+	}
+	if t.mode == modeUpdate {
+		if t.slots == nil {
+			t.slots = make(map[string]bool)
+		}
+		if _, ok := t.slots[key]; found || !ok {
+			t.slots[key] = found
+		}
+	}
+	if !found {
+		return store.Slots{}, store.ErrNotFound
+	}
+	return sl, nil
+}
+
+func (t *tx) PutSlots(sl store.Slots) error {
+	if err := t.writable(); err != nil {
+		return err
+	}
+	if t.slots == nil {
+		t.slots = make(map[string]bool)
+	}
+	if len(sl.Holders) == 0 && len(sl.Queue) == 0 {
+		t.put(fmt.Sprintf("deleting the slots of key %q", sl.Key), t.s.q.deleteSlots, sl.Key)
+		t.slots[sl.Key] = false
+		return nil
+	}
+	sql := t.s.q.putSlots
+	if known, ok := t.slots[sl.Key]; ok && !known {
+		// Read as absent: insert, and fail (to run again) if another
+		// transaction created the row since.
+		sql = t.s.q.insertSlots
+	}
+	t.put(fmt.Sprintf("writing the slots of key %q", sl.Key), sql, slotsArgs(&sl)...)
+	t.slots[sl.Key] = true
+	return nil
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/dagflow/dagflow/store"
 )
 
-// watchBuffer is how many events a Watch channel holds before it drops new
+// watchBuffer is how many changes a Watch channel holds before it drops new
 // ones.
 const watchBuffer = 64
 
@@ -29,33 +29,38 @@ func channelName(schema string) string {
 	return "dagflow." + hex.EncodeToString(sum[:16])
 }
 
-func payload(ev store.Event) (string, error) {
-	switch ev.Kind {
-	case store.EventDue:
+func payload(c store.Change) (string, error) {
+	switch c.Kind {
+	case store.ChangeDue:
 		return "due", nil
-	case store.EventRun:
-		return "run:" + ev.RunID, nil
+	case store.ChangeRun:
+		return "run:" + c.RunID, nil
+	case store.ChangeSchedules:
+		return "schedules", nil
 	}
-	return "", fmt.Errorf("postgres: Notify: unknown event kind %d", ev.Kind)
+	return "", fmt.Errorf("postgres: Notify: unknown change kind %d", c.Kind)
 }
 
-func parsePayload(p string) (store.Event, bool) {
-	if p == "due" {
-		return store.Event{Kind: store.EventDue}, true
+func parsePayload(p string) (store.Change, bool) {
+	switch p {
+	case "due":
+		return store.Change{Kind: store.ChangeDue}, true
+	case "schedules":
+		return store.Change{Kind: store.ChangeSchedules}, true
 	}
 	if id, ok := strings.CutPrefix(p, "run:"); ok {
-		return store.Event{Kind: store.EventRun, RunID: id}, true
+		return store.Change{Kind: store.ChangeRun, RunID: id}, true
 	}
-	return store.Event{}, false // from a newer dagflow, say
+	return store.Change{}, false // from a newer dagflow, say
 }
 
 // Notify tells every Watch on the store's schema, in this process and
-// others, about ev, with pg_notify. PostgreSQL delivers the notification
+// others, about c, with pg_notify. PostgreSQL delivers the notification
 // when the statement commits, which is at once: call Notify after the
-// transaction that caused the event committed. It returns store.ErrClosed
+// transaction that made the change committed. It returns store.ErrClosed
 // after Close.
-func (s *Store) Notify(ctx context.Context, ev store.Event) error {
-	p, err := payload(ev)
+func (s *Store) Notify(ctx context.Context, c store.Change) error {
+	p, err := payload(c)
 	if err != nil {
 		return err
 	}
@@ -72,18 +77,18 @@ func (s *Store) Notify(ctx context.Context, ev store.Event) error {
 	return nil
 }
 
-// Watch delivers the events that Notify sends on the store's schema, from
+// Watch delivers the changes that Notify sends on the store's schema, from
 // any process (this one included), until ctx is done or the store is
 // closed; then it closes the channel. It holds a connection of its own,
 // outside the pool, which LISTENs. When that connection breaks, Watch
-// connects again with backoff (for as long as it takes) and then delivers an
-// EventDue, because notifications sent in between are lost. Events are
-// dropped while the channel's buffer is full: the receiver treats each as a
-// hint to look at the store again.
+// connects again with backoff (for as long as it takes) and then delivers a
+// ChangeDue and a ChangeSchedules, because notifications sent in between
+// are lost. Changes are dropped while the channel's buffer is full: the
+// receiver treats each as a hint to look at the store again.
 //
 // Watch returns an error when it cannot connect the first time, and
 // store.ErrClosed after Close.
-func (s *Store) Watch(ctx context.Context) (<-chan store.Event, error) {
+func (s *Store) Watch(ctx context.Context) (<-chan store.Change, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -99,7 +104,7 @@ func (s *Store) Watch(ctx context.Context) (<-chan store.Event, error) {
 		s.wg.Done()
 		return nil, err
 	}
-	ch := make(chan store.Event, watchBuffer)
+	ch := make(chan store.Change, watchBuffer)
 	go func() {
 		defer s.wg.Done()
 		defer stop()
@@ -129,18 +134,18 @@ func closeConn(conn *pgx.Conn) {
 	conn.Close(ctx)
 }
 
-func (s *Store) watch(ctx context.Context, conn *pgx.Conn, ch chan<- store.Event) {
-	send := func(ev store.Event) {
+func (s *Store) watch(ctx context.Context, conn *pgx.Conn, ch chan<- store.Change) {
+	send := func(c store.Change) {
 		select {
-		case ch <- ev:
+		case ch <- c:
 		default: // full: the receiver has events to look at already
 		}
 	}
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err == nil {
-			if ev, ok := parsePayload(n.Payload); ok {
-				send(ev)
+			if c, ok := parsePayload(n.Payload); ok {
+				send(c)
 			}
 			continue
 		}
@@ -153,6 +158,7 @@ func (s *Store) watch(ctx context.Context, conn *pgx.Conn, ch chan<- store.Event
 				break
 			}
 		}
-		send(store.Event{Kind: store.EventDue})
+		send(store.Change{Kind: store.ChangeDue})
+		send(store.Change{Kind: store.ChangeSchedules})
 	}
 }

@@ -8,9 +8,8 @@ import (
 	"github.com/dagflow/dagflow/store"
 )
 
-// next returns the next event on ch that is not an EventDue sent after a
-// reconnection, or fails the test after a while.
-func next(t *testing.T, ch <-chan store.Event) store.Event {
+// next returns the next change on ch, or fails the test after a while.
+func next(t *testing.T, ch <-chan store.Change) store.Change {
 	t.Helper()
 	select {
 	case ev, ok := <-ch:
@@ -40,7 +39,7 @@ func TestWatchNotify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, ev := range []store.Event{{Kind: store.EventRun, RunID: "order-1"}, {Kind: store.EventDue}, {Kind: store.EventRun, RunID: "a:b c"}} {
+	for _, ev := range []store.Change{{Kind: store.ChangeRun, RunID: "order-1"}, {Kind: store.ChangeDue}, {Kind: store.ChangeSchedules}, {Kind: store.ChangeRun, RunID: "a:b c"}} {
 		if err := s1.Notify(context.Background(), ev); err != nil {
 			t.Fatal(err)
 		}
@@ -53,7 +52,7 @@ func TestWatchNotify(t *testing.T) {
 		t.Errorf("a store on another schema got %+v", ev)
 	case <-time.After(100 * time.Millisecond):
 	}
-	if err := s1.Notify(context.Background(), store.Event{Kind: 99}); err == nil {
+	if err := s1.Notify(context.Background(), store.Change{Kind: 99}); err == nil {
 		t.Error("Notify of an unknown kind succeeded")
 	}
 	cancel()
@@ -82,11 +81,11 @@ func TestWatchDropsWhenFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range watchBuffer + 20 {
-		if err := s.Notify(context.Background(), store.Event{Kind: store.EventDue}); err != nil {
+		if err := s.Notify(context.Background(), store.Change{Kind: store.ChangeDue}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Notify(context.Background(), store.Event{Kind: store.EventRun, RunID: "last"}); err != nil {
+	if err := s.Notify(context.Background(), store.Change{Kind: store.ChangeRun, RunID: "last"}); err != nil {
 		t.Fatal(err)
 	}
 	// Wait for the buffer to fill, then a little for the rest to arrive
@@ -106,7 +105,7 @@ func TestWatchDropsWhenFull(t *testing.T) {
 		t.Errorf("drained %d events, want a full buffer of %d", n, watchBuffer)
 	}
 	// The listener still runs.
-	if err := s.Notify(context.Background(), store.Event{Kind: store.EventRun, RunID: "after"}); err != nil {
+	if err := s.Notify(context.Background(), store.Change{Kind: store.ChangeRun, RunID: "after"}); err != nil {
 		t.Fatal(err)
 	}
 	if ev := next(t, ch); ev.RunID != "after" {
@@ -144,20 +143,25 @@ func TestWatchReconnects(t *testing.T) {
 		t.Fatalf("pg_terminate_backend = %v, %v", killed, err)
 	}
 	// Notifications sent while the listener is away are lost; the store
-	// makes up for them with an EventDue once it is back.
+	// makes up for them with a ChangeDue and a ChangeSchedules once it is
+	// back.
 	deadline := time.Now().Add(10 * time.Second)
-	sawDue := false
+	sawDue, sawSchedules := false, false
 	for {
 		if time.Now().After(deadline) {
 			t.Fatal("no notification delivered after the connection was killed")
 		}
-		if err := s.Notify(context.Background(), store.Event{Kind: store.EventRun, RunID: "after"}); err != nil {
+		if err := s.Notify(context.Background(), store.Change{Kind: store.ChangeRun, RunID: "after"}); err != nil {
 			t.Fatal(err)
 		}
 		select {
 		case ev := <-ch:
-			if ev.Kind == store.EventDue {
+			if ev.Kind == store.ChangeDue {
 				sawDue = true
+				continue
+			}
+			if ev.Kind == store.ChangeSchedules {
+				sawSchedules = true
 				continue
 			}
 			if ev.RunID != "after" {
@@ -168,8 +172,8 @@ func TestWatchReconnects(t *testing.T) {
 		}
 		break
 	}
-	if !sawDue {
-		t.Error("no EventDue after reconnecting")
+	if !sawDue || !sawSchedules {
+		t.Errorf("after reconnecting: a ChangeDue %v, a ChangeSchedules %v; want both", sawDue, sawSchedules)
 	}
 	if now := listener(); now == 0 || now == pid {
 		t.Errorf("listener pid after the kill = %d (before: %d)", now, pid)
