@@ -3,6 +3,7 @@ package dagflow_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -84,7 +85,86 @@ func crashWorkload() []dagflow.Workflow {
 		wf.Steps = append(wf.Steps, dagflow.Step{ID: "boom", Handler: "boom", DependsOn: []string{"s5"}})
 		wfs = append(wfs, wf)
 	}
+	// A map of 200 items between two steps, and a map of sub-workflows.
+	items := make([]string, 200)
+	for i := range items {
+		items[i] = strconv.Itoa(i)
+	}
+	list, _ := json.Marshal(items)
+	wfs = append(wfs, dagflow.Workflow{ID: "map-200", Context: json.RawMessage(`{"items":` + string(list) + `}`), Steps: []dagflow.Step{
+		{ID: "first", Handler: "work", Retries: many},
+		{ID: "double", Handler: "double", DependsOn: []string{"first"}, Retries: many, Map: &dagflow.Map{Items: dagflow.MapItems{Path: "context.items"}}},
+		{ID: "last", Handler: "work", DependsOn: []string{"double"}, Retries: many},
+	}})
+	wfs = append(wfs, dagflow.Workflow{ID: "mapwf", Context: json.RawMessage(`{"items":[0,1,2,3,4,5,6,7,8,9,10,11]}`), Steps: []dagflow.Step{
+		{ID: "each", Map: &dagflow.Map{Items: dagflow.MapItems{Path: "context.items"}, MaxConcurrency: 4}, Workflow: &dagflow.Workflow{Steps: []dagflow.Step{
+			{ID: "w1", Handler: "work", Retries: many},
+			{ID: "w2", Handler: "work", DependsOn: []string{"w1"}, Retries: many},
+		}}},
+	}})
+	// Sleeps and waits for events, which the child sends itself.
+	for i := 0; i < 4; i++ {
+		wfs = append(wfs, dagflow.Workflow{ID: fmt.Sprintf("sleepy-%d", i), Steps: []dagflow.Step{
+			{ID: "a", Handler: "work", Retries: many},
+			{ID: "nap", DependsOn: []string{"a"}, Sleep: &dagflow.Sleep{Duration: 40 * time.Millisecond}},
+			{ID: "b", Handler: "work", DependsOn: []string{"nap"}, Retries: many},
+		}})
+		wfs = append(wfs, dagflow.Workflow{ID: fmt.Sprintf("event-%d", i), Context: json.RawMessage(fmt.Sprintf(`{"k":"key-%d"}`, i)), Steps: []dagflow.Step{
+			{ID: "a", Handler: "work", Retries: many},
+			{ID: "wait", DependsOn: []string{"a"}, WaitForEvent: &dagflow.WaitForEvent{Name: "go", Key: "context.k"}},
+			{ID: "b", Handler: "work", DependsOn: []string{"wait"}, Retries: many},
+		}})
+	}
 	return wfs
+}
+
+// maxAttemptsOf is a step's maxAttempts, looked for in the workflow and its
+// sub-workflows.
+// runsAHandler reports whether a step of wf (or of its sub-workflows) runs a
+// handler's attempts itself (not through map items).
+func runsAHandler(wf dagflow.Workflow, stepID string) bool {
+	for _, s := range wf.Steps {
+		if s.ID == stepID {
+			return s.Handler != "" && s.Map == nil
+		}
+		if s.Workflow != nil && runsAHandler(*s.Workflow, stepID) {
+			return true
+		}
+	}
+	return false
+}
+
+// records returns the steps and map items of a run and of its child runs.
+func records(tx store.Tx, runID string) ([]store.Step, error) {
+	steps, err := tx.Steps(runID)
+	if err != nil {
+		return nil, err
+	}
+	out := slices.Clone(steps)
+	for _, st := range steps {
+		if st.Items > 0 {
+			items, err := tx.Items(runID, st.Index)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, items...)
+		}
+	}
+	children, err := tx.Runs(store.RunQuery{Parent: runID})
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range children {
+		if !c.State.Final() {
+			return nil, fmt.Errorf("child run %s did not finish: %s", c.ID, c.State)
+		}
+		more, err := records(tx, c.ID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, more...)
+	}
+	return out, nil
 }
 
 func maxAttemptsOf(wf dagflow.Workflow, stepID string) int {
@@ -94,6 +174,11 @@ func maxAttemptsOf(wf dagflow.Workflow, stepID string) int {
 				return 1
 			}
 			return s.Retries.MaxAttempts
+		}
+		if s.Workflow != nil {
+			if n := maxAttemptsOf(*s.Workflow, stepID); n > 0 {
+				return n
+			}
 		}
 	}
 	return 0
@@ -114,7 +199,11 @@ func TestCrashChild(t *testing.T) {
 	// One write per line (O_APPEND): a SIGKILL cannot tear a line, and the
 	// kernel keeps what was written.
 	note := func(kind string, in dagflow.Input) {
-		fmt.Fprintf(logf, "%s %s %s %d\n", kind, in.WorkflowID, in.StepID, in.Attempt)
+		step := in.StepID
+		if in.Item != nil {
+			step += "#" + strconv.Itoa(in.Index)
+		}
+		fmt.Fprintf(logf, "%s %s %s %d\n", kind, in.WorkflowID, step, in.Attempt)
 	}
 	work := func(ctx context.Context, in dagflow.Input) (any, error) {
 		note("start", in)
@@ -145,14 +234,43 @@ func TestCrashChild(t *testing.T) {
 		note("end", in)
 		return 100, nil
 	}
+	double := func(ctx context.Context, in dagflow.Input) (any, error) {
+		note("start", in)
+		time.Sleep(time.Duration(rand.IntN(400)) * time.Microsecond)
+		var s string
+		if err := in.DecodeItem(&s); err != nil {
+			return nil, dagflow.Permanent(err)
+		}
+		n, _ := strconv.Atoi(s)
+		note("end", in)
+		return n * 2, nil
+	}
 	eng, err := dagflow.Open(dagflow.WithPath(path), dagflow.WithConcurrency(16),
-		dagflow.WithHandler("work", work), dagflow.WithHandler("flaky", flaky),
+		dagflow.WithHandler("work", work), dagflow.WithHandler("flaky", flaky), dagflow.WithHandler("double", double),
 		dagflow.WithHandler("undo", undo), dagflow.WithHandler("boom", boom))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer eng.Close()
 	ctx := context.Background()
+	// The events the event-<i> runs wait for, sent again and again (a
+	// later copy waits, unused, for its retention to end).
+	stop := make(chan struct{})
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for {
+			for i := 0; i < 4; i++ {
+				eng.SendEvent(ctx, dagflow.Event{Name: "go", Key: fmt.Sprintf("key-%d", i), Payload: json.RawMessage(strconv.Itoa(i))})
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(30 * time.Millisecond):
+			}
+		}
+	}()
+	defer func() { close(stop); <-sent }()
 	wfs := crashWorkload()
 	for _, wf := range wfs {
 		if _, err := eng.Create(ctx, wf); err != nil {
@@ -197,7 +315,7 @@ func TestCrashSIGKILL(t *testing.T) {
 				t.Fatalf("child failed: %v", err)
 			}
 			finished = true
-		case <-time.After(time.Duration(5+r.IntN(120)) * time.Millisecond):
+		case <-time.After(time.Duration(5+r.IntN(60)) * time.Millisecond):
 			cmd.Process.Signal(syscall.SIGKILL)
 			<-done
 			kills++
@@ -317,22 +435,37 @@ func TestCrashSIGKILL(t *testing.T) {
 			} else if run.State != store.RunCompleted {
 				t.Errorf("run %s: %s (%s)", wf.ID, run.State, run.Error)
 			}
-			steps, err := tx.Steps(wf.ID)
+			steps, err := records(tx, wf.ID)
 			if err != nil {
 				return err
 			}
 			for _, st := range steps {
-				k := key{wf.ID, st.ID}
+				k := key{st.RunID, st.ID}
+				if st.Item > 0 {
+					k.step += "#" + strconv.Itoa(st.Item-1)
+				}
+				if st.Item == 0 && !runsAHandler(wf, st.ID) || st.Item > 0 && st.ID == "each" {
+					// A map step, a sleep, a wait, a sub-workflow (or an
+					// item of a map of them): no attempts of its own.
+					continue
+				}
+				// An interrupted attempt runs again as the next attempt
+				// without counting against maxAttempts: the attempts
+				// from the retry budget stay within it, and the
+				// interruptions within their own limit.
 				max := maxAttemptsOf(wf, st.ID)
-				if st.Attempts > max {
-					t.Errorf("%s/%s: %d attempts recorded, maxAttempts %d", wf.ID, st.ID, st.Attempts, max)
+				if st.Attempts-st.Interruptions > max {
+					t.Errorf("%s/%s: %d attempts recorded, %d of them interrupted; maxAttempts %d", wf.ID, st.ID, st.Attempts, st.Interruptions, max)
+				}
+				if st.Interruptions > dagflow.DefaultMaxInterruptions {
+					t.Errorf("%s/%s: %d interruptions, over the limit of %d", wf.ID, st.ID, st.Interruptions, dagflow.DefaultMaxInterruptions)
 				}
 				for attempt, n := range starts[k] {
 					if n > 1 {
 						t.Errorf("%s/%s: attempt %d ran %d times", wf.ID, st.ID, attempt, n)
 					}
-					if attempt > max {
-						t.Errorf("%s/%s: attempt %d ran, maxAttempts %d", wf.ID, st.ID, attempt, max)
+					if attempt > max+st.Interruptions {
+						t.Errorf("%s/%s: attempt %d ran, maxAttempts %d and %d interruptions", wf.ID, st.ID, attempt, max, st.Interruptions)
 					}
 					if attempt > st.Attempts {
 						t.Errorf("%s/%s: attempt %d ran but the store counts %d", wf.ID, st.ID, attempt, st.Attempts)
@@ -351,6 +484,25 @@ func TestCrashSIGKILL(t *testing.T) {
 					}
 				}
 				checked++
+			}
+			switch {
+			case wf.ID == "map-200":
+				st, _ := tx.Step(wf.ID, 1, 0)
+				var got []int
+				if err := json.Unmarshal(st.Result, &got); err != nil || len(got) != 200 || got[199] != 398 || got[7] != 14 {
+					t.Errorf("map-200: result %.80s, %v", st.Result, err)
+				}
+			case strings.HasPrefix(wf.ID, "sleepy-"):
+				st, _ := tx.Step(wf.ID, 1, 0)
+				var res struct{ SleptUntil time.Time }
+				if err := json.Unmarshal(st.Result, &res); err != nil || res.SleptUntil.Sub(st.StartedAt) != 40*time.Millisecond {
+					t.Errorf("%s: slept until %s, started %v: the end moved", wf.ID, st.Result, st.StartedAt)
+				}
+			case strings.HasPrefix(wf.ID, "event-"):
+				st, _ := tx.Step(wf.ID, 1, 0)
+				if want := strings.TrimPrefix(wf.ID, "event-"); string(st.Result) != want {
+					t.Errorf("%s: received %s, want %s", wf.ID, st.Result, want)
+				}
 			}
 			// Chains: results grew by one along the chain, whatever the
 			// kills did.

@@ -131,10 +131,11 @@ func (x *Txn) rollback(childID, parentID string) error {
 // fireComp acts on a compensation that waited for a child run's rollback.
 func (x *Txn) fireComp(rs *runState, st *store.Step) error {
 	st.DueAt = time.Time{}
-	child, err := x.tx.Run(ChildID(rs.rec.ID, st.ID, st.Item))
-	if err != nil || !child.State.Final() {
+	crs, err := x.run(ChildID(rs.rec.ID, st.ID, st.Item))
+	if err != nil || !crs.rec.State.Final() {
 		return x.put(st)
 	}
+	child := &crs.rec
 	failed, err := x.tx.Steps(child.ID)
 	if err != nil {
 		return err

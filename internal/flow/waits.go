@@ -3,6 +3,7 @@ package flow
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -168,19 +169,16 @@ func (x *Txn) beginChild(rs *runState, st *store.Step) error {
 		return err
 	}
 	id := ChildID(r.ID, st.ID, st.Item)
-	child, err := x.tx.Run(id)
+	crs, err := x.run(id)
 	switch {
-	case err == nil && child.State.Final():
-		crs, err := x.run(id)
-		if err != nil {
-			return err
-		}
-		if child.State == store.RunCompleted {
-			return x.Rerun(id, -1)
-		}
+	case err == nil && crs.rec.State == store.RunCompleted:
+		return x.Rerun(id, -1) // its parent's step runs again: so does it
+	case err == nil && crs.rec.State.Final():
 		return x.retry(crs)
 	case err == nil:
 		return nil // under way (a parent resumed after a crash)
+	case !errors.Is(err, store.ErrNotFound):
+		return err
 	}
 	var input json.RawMessage
 	if st.Item > 0 {
@@ -242,9 +240,17 @@ func (x *Txn) fire(rs *runState, st *store.Step) error {
 		return x.put(st)
 	}
 	if sp.Kind == Child {
-		child, err := x.tx.Run(ChildID(r.ID, st.ID, st.Item))
-		if err == nil && child.State.Final() {
-			return x.childDone(rs, st, &child)
+		// Through x.run: the child may have ended in this transaction.
+		if crs, err := x.run(ChildID(r.ID, st.ID, st.Item)); err == nil && crs.rec.State.Final() {
+			return x.childDone(rs, st, &crs.rec)
+		}
+	}
+	if sp.Kind == Sleep {
+		var res struct {
+			Until time.Time `json:"sleptUntil"`
+		}
+		if json.Unmarshal(st.Input, &res) == nil && !x.now.Before(res.Until) {
+			return x.stepCompleted(rs, st, st.Input) // the sleep ended by the deadline
 		}
 	}
 	if !r.Deadline.IsZero() && !x.now.Before(r.Deadline) {
@@ -255,11 +261,9 @@ func (x *Txn) fire(rs *runState, st *store.Step) error {
 		var res struct {
 			Until time.Time `json:"sleptUntil"`
 		}
-		if json.Unmarshal(st.Input, &res) == nil && x.now.Before(res.Until) {
-			st.DueAt = res.Until // a clock that went back
-			return x.put(st)
-		}
-		return x.stepCompleted(rs, st, st.Input)
+		_ = json.Unmarshal(st.Input, &res)
+		st.DueAt = res.Until // not yet: a clock that went back
+		return x.put(st)
 	case Event:
 		st.Event, st.EventKey = "", ""
 		return x.giveUp(rs, st, fmt.Sprintf("timed out waiting for event %q", sp.EventName))
