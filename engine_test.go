@@ -445,7 +445,9 @@ func TestWorkflowTimeout(t *testing.T) {
 	if el := time.Since(start); el > 5*time.Second {
 		t.Errorf("timed out after %v", el)
 	}
-	want := map[string]dagflow.State{"a": dagflow.StateCompleted, "b": dagflow.StateFailed, "c": dagflow.StateCancelled}
+	// The step the timeout cut short, like the one it kept from
+	// starting, ends cancelled (as with Cancel).
+	want := map[string]dagflow.State{"a": dagflow.StateCompleted, "b": dagflow.StateCancelled, "c": dagflow.StateCancelled}
 	if d := cmp.Diff(want, stepStates(st)); d != "" {
 		t.Errorf("states (-want +got):\n%s", d)
 	}
@@ -473,7 +475,7 @@ func TestLateReturnTimesOut(t *testing.T) {
 	}, {
 		name:      "workflow timeout, the only step",
 		wf:        dagflow.Workflow{ID: "late-run", Timeout: 50 * time.Millisecond, Steps: []dagflow.Step{{ID: "a", Handler: "late"}}},
-		wantState: dagflow.StateFailed, wantStep: dagflow.StateFailed, wantErr: "workflow timed out after 50ms",
+		wantState: dagflow.StateFailed, wantStep: dagflow.StateCancelled, wantErr: "workflow timed out after 50ms",
 		wantCalls: 1, wantAttErr: "workflow timed out after 50ms: the handler returned after the deadline",
 	}}
 	for _, tt := range tests {

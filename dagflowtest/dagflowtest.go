@@ -15,6 +15,7 @@ package dagflowtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -182,13 +183,17 @@ func (s *Stub) Calls() []dagflow.Input {
 // waitTimeout bounds how long the Require functions wait for a run to end.
 const waitTimeout = 10 * time.Second
 
-// Final waits (up to ten seconds) for a run to end and returns its status,
-// failing the test if it does not.
+// Final waits (up to ten seconds) for a run to exist and end, and returns its
+// status, failing the test if it does not.
 func Final(t testing.TB, eng *dagflow.Engine, runID string) *dagflow.Status {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	st, err := eng.Wait(ctx, runID)
+	for errors.Is(err, dagflow.ErrNotFound) && ctx.Err() == nil {
+		time.Sleep(2 * time.Millisecond) // a run a schedule or a parent is about to create
+		st, err = eng.Wait(ctx, runID)
+	}
 	if err != nil {
 		cur, _ := eng.Status(context.Background(), runID)
 		t.Fatalf("run %q did not end: %v (status %s)", runID, err, describe(cur))

@@ -207,7 +207,7 @@ func (x *Txn) attemptFailed(rs *runState, st *store.Step, o Outcome) error {
 		// The run's deadline passed during the attempt: the run stops,
 		// and the step, cut short by it, ends cancelled as its other
 		// attempts under way do.
-		if err := x.timedOut(rs); err != nil {
+		if err := x.stopping(rs, store.RunFailed, store.CauseTimeout, timeoutReason(rs)); err != nil {
 			return err
 		}
 		return x.giveUp(rs, st, o.Err)

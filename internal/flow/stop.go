@@ -25,8 +25,16 @@ func stoppedState(r *store.Run) store.StepState {
 	return store.StepCancelled
 }
 
-// stop stops an active run.
+// stop stops an active run, and ends it if nothing runs any more.
 func (x *Txn) stop(rs *runState, outcome store.RunState, cause store.Cause, reason string) error {
+	if err := x.stopping(rs, outcome, cause, reason); err != nil {
+		return err
+	}
+	return x.maybeEnd(rs)
+}
+
+// stopping stops an active run, without ending it.
+func (x *Txn) stopping(rs *runState, outcome store.RunState, cause store.Cause, reason string) error {
 	r := &rs.rec
 	if r.Phase != store.PhaseActive || !r.State.Active() {
 		return nil
@@ -55,12 +63,16 @@ func (x *Txn) stop(rs *runState, outcome store.RunState, cause store.Cause, reas
 		}
 	}
 	x.eff.Stopped = append(x.eff.Stopped, Stop{RunID: r.ID, Cancel: cause != store.CauseFailed, Cause: cause, Reason: reason})
-	return x.maybeEnd(rs)
+	return nil
 }
 
 // timedOut stops a run whose deadline passed.
 func (x *Txn) timedOut(rs *runState) error {
-	return x.stop(rs, store.RunFailed, store.CauseTimeout, fmt.Sprintf("workflow timed out after %s", rs.plan.Timeout))
+	return x.stop(rs, store.RunFailed, store.CauseTimeout, timeoutReason(rs))
+}
+
+func timeoutReason(rs *runState) string {
+	return fmt.Sprintf("workflow timed out after %s", rs.plan.Timeout)
 }
 
 // stopStep ends a waiting step of a stopped run: a sleep or a wait at once, a
