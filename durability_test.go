@@ -244,8 +244,8 @@ func TestInterruptionsDoNotCountAgainstMaxAttempts(t *testing.T) {
 }
 
 // TestMaxInterruptions: a step whose attempts keep being cut short fails
-// once they were interrupted more often than WithMaxInterruptions allows,
-// with an error that says so.
+// once they were interrupted as often as WithMaxInterruptions allows, with
+// an error that says so.
 func TestMaxInterruptions(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "flows.db")
 	hang := func(ctx context.Context, in dagflow.Input) (any, error) {
@@ -260,7 +260,7 @@ func TestMaxInterruptions(t *testing.T) {
 		}
 		fs := faultstore.New(s)
 		eng, err := dagflow.Open(dagflow.WithStore(fs), dagflow.WithHandler("h", hang), dagflow.WithLogger(testLogger(t)),
-			dagflow.WithMaxInterruptions(1))
+			dagflow.WithMaxInterruptions(2))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -273,14 +273,14 @@ func TestMaxInterruptions(t *testing.T) {
 		crash(t, eng, fs)
 		s.Close()
 	}
-	eng := openBolt(t, path, dagflow.WithHandler("h", hang), dagflow.WithMaxInterruptions(1))
+	eng := openBolt(t, path, dagflow.WithHandler("h", hang), dagflow.WithMaxInterruptions(2))
 	defer eng.Close()
 	st, err := eng.Wait(ctxT(t), "loop")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st.State != dagflow.StateFailed || st.Steps[0].Interruptions != 2 ||
-		!strings.Contains(st.Error, "its attempts were interrupted 2 times") || !strings.Contains(st.Error, "the limit is 1") {
+		!strings.Contains(st.Error, "its attempts were interrupted 2 times") || !strings.Contains(st.Error, "the limit is 2") {
 		t.Fatalf("state %s, interruptions %d, error %q", st.State, st.Steps[0].Interruptions, st.Error)
 	}
 }

@@ -58,8 +58,9 @@ const (
 	DefaultWebhookAttempts = 10
 	// DefaultLogLines is how many log lines are kept per attempt.
 	DefaultLogLines = 1000
-	// DefaultMaxInterruptions is how many attempts of one step may be cut
-	// short by their engine stopping before the step fails.
+	// DefaultMaxInterruptions is how many times the attempts of one step
+	// may be cut short by their engine stopping: the step fails at the
+	// fifth.
 	DefaultMaxInterruptions = 5
 	// DefaultMaxMapItems is the most items a map step may have.
 	DefaultMaxMapItems = 10_000
@@ -217,15 +218,16 @@ func WithLogLines(n int) Option {
 }
 
 // WithMaxInterruptions sets how many attempts of one step may be cut short
-// by their engine stopping (a crash, a lost lease) before the step fails
-// with an error that says so (default DefaultMaxInterruptions). An
-// interrupted attempt does not count against the step's maxAttempts: a
-// crash is not the step's failure; this limit stops a step whose attempts
-// keep killing their process from crash-looping forever.
+// by their engine stopping (a crash, a lost lease): the step fails, with an
+// error that says so, when its attempts were interrupted n times (default
+// DefaultMaxInterruptions). An interrupted attempt does not count against
+// the step's maxAttempts: a crash is not the step's failure; this limit
+// stops a step whose attempts keep killing their process from
+// crash-looping forever.
 func WithMaxInterruptions(n int) Option {
 	return func(c *config) error {
-		if n < 0 {
-			return fmt.Errorf("WithMaxInterruptions: %d is negative", n)
+		if n < 1 {
+			return fmt.Errorf("WithMaxInterruptions: %d is less than 1", n)
 		}
 		c.maxInterruptions = n
 		return nil

@@ -178,7 +178,7 @@ func (x *Txn) interrupt(rs *runState, st *store.Step) error {
 		count = &st.CompInterruptions
 	}
 	*count++
-	if *count > x.lim.MaxInterruptions {
+	if *count >= x.lim.MaxInterruptions {
 		msg = fmt.Sprintf("its attempts were interrupted %d times (the engine running each stopped or lost its lease); the limit is %d", *count, x.lim.MaxInterruptions)
 		if comp {
 			return x.compGaveUp(rs, st, msg)
