@@ -186,22 +186,26 @@ type notifier struct {
 	mu      sync.Mutex
 	w       store.Watcher
 	wake    chan struct{}
-	done    chan struct{}
+	quit    chan struct{} // closed by stop
+	done    chan struct{} // closed when the loop has ended
 	due     bool
 	sched   bool
 	runs    []string
 	running bool
 }
 
+// start starts the loop. It runs until stop, which the engine calls once its
+// workers have ended: a step that Close hands back is told to the other
+// engines too.
 func (n *notifier) start(e *Engine, w store.Watcher) {
-	n.w, n.wake, n.done, n.running = w, make(chan struct{}, 1), make(chan struct{}), true
+	n.w, n.wake, n.quit, n.done, n.running = w, make(chan struct{}, 1), make(chan struct{}), make(chan struct{}), true
 	go func() {
 		defer close(n.done)
 		for {
 			select {
 			case <-n.wake:
 				n.flush(e)
-			case <-e.ctx.Done():
+			case <-n.quit:
 				n.flush(e)
 				return
 			}
@@ -211,6 +215,7 @@ func (n *notifier) start(e *Engine, w store.Watcher) {
 
 func (n *notifier) stop() {
 	if n.running {
+		close(n.quit)
 		<-n.done
 	}
 }
