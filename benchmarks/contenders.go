@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -57,8 +56,6 @@ var contenders = []*contender{
 		desc: "a hand-written DAG runner (in-degree counters, a central scheduler, errgroup.SetLimit), no persistence: the floor"},
 	{name: "dagflow-memory", class: "memory", prepare: prepareDagflow(false),
 		desc: "dagflow with store/memory"},
-	{name: "memory-store-only", class: "memory", prepare: prepareStoreOnly,
-		desc: "no engine: only the reads and writes of store/memory that dagflow-memory makes for the workload (benchdag.StoreRun), one workflow after another on one goroutine: the store's share of dagflow-memory's time"},
 	{name: "dagflow-bolt", class: "file", prepare: prepareDagflow(true),
 		desc: "dagflow with store/bolt on a temporary file, fsync on (the default)"},
 	{name: "go-workflows-sqlite-mem", class: "memory", prepare: prepareGoWorkflows(false),
@@ -74,23 +71,38 @@ var contenders = []*contender{
 // ---- errgroup ----
 
 type errgroupRunner struct {
-	w *workload
+	w    *workload
+	defs []dagflow.Workflow
 }
 
 func prepareErrgroup(ctx context.Context, w *workload, dir string) (runner, error) {
-	return &errgroupRunner{w: w}, nil
+	r := &errgroupRunner{w: w, defs: w.defs}
+	for i := range w.defs {
+		for _, s := range w.defs[i].Steps {
+			if s.Map != nil {
+				// A map is data, which a hand-written program walks as the
+				// fan-out it is.
+				r.defs = make([]dagflow.Workflow, len(w.graphs))
+				for k, g := range w.graphs {
+					r.defs[k] = g.workflow(w.defs[k].ID, true)
+				}
+				return r, nil
+			}
+		}
+	}
+	return r, nil
 }
 
 func (r *errgroupRunner) close() error { return nil }
 
 func (r *errgroupRunner) run(ctx context.Context) error {
-	if len(r.w.defs) == 1 {
-		return runOne(&r.w.defs[0], r.w.shape)
+	if len(r.defs) == 1 {
+		return runOne(&r.defs[0], r.w.shape)
 	}
 	// Many workflows at once: one goroutine each, as a Go program would.
 	var g errgroup.Group
-	for i := range r.w.defs {
-		g.Go(func() error { return runOne(&r.w.defs[i], r.w.shape) })
+	for i := range r.defs {
+		g.Go(func() error { return runOne(&r.defs[i], r.w.shape) })
 	}
 	return g.Wait()
 }
@@ -111,39 +123,6 @@ func runOne(wf *dagflow.Workflow, sh shape) error {
 		return nil
 	})
 }
-
-// ---- the memory store alone ----
-
-type storeOnlyRunner struct {
-	w     *workload
-	store *memory.Store
-	specs []json.RawMessage
-}
-
-func prepareStoreOnly(ctx context.Context, w *workload, dir string) (runner, error) {
-	r := &storeOnlyRunner{w: w, store: memory.New()}
-	for i := range w.defs {
-		spec, err := json.Marshal(&w.defs[i])
-		if err != nil {
-			return nil, err
-		}
-		r.specs = append(r.specs, spec)
-	}
-	return r, nil
-}
-
-func (r *storeOnlyRunner) run(ctx context.Context) error {
-	count := func(int) { executed.Add(1) }
-	for i := range r.w.defs {
-		wf := &r.w.defs[i]
-		if err := benchdag.StoreRun(ctx, r.store, wf.ID, wf, r.specs[i], count); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (r *storeOnlyRunner) close() error { return r.store.Close() }
 
 // ---- dagflow ----
 

@@ -21,8 +21,8 @@ import (
 	"time"
 )
 
-// memLimit is the most the memory check allows dagflow's peak heap to grow
-// on fan100k-mem: 200 MB.
+// memLimit is the most the memory checks allow dagflow's peak heap to grow
+// on fan100k-mem and map100k-mem: 200 MB.
 const memLimit = 200_000_000
 
 type config struct {

@@ -65,7 +65,7 @@ func report(out io.Writer, cfg *config, mach string, cells []*cell, took time.Du
 		}
 	}
 	for _, cl := range cells {
-		if cl.kind.name != "fan100k-mem" || cl.c.name != "dagflow-memory" || len(cl.heap) == 0 {
+		if !strings.HasSuffix(cl.kind.name, "-mem") || cl.c.name != "dagflow-memory" || len(cl.heap) == 0 {
 			continue
 		}
 		worst := slices.Max(cl.heap)
@@ -73,9 +73,9 @@ func report(out io.Writer, cfg *config, mach string, cells []*cell, took time.Du
 		if worst >= memLimit {
 			verdict = "FAIL"
 		}
-		fmt.Fprintf(out, "- memory check (%s steps on dagflow-memory): peak heap Δ %s at worst over %d repetitions, limit 200 MB (%s): %s. "+
+		fmt.Fprintf(out, "- memory check (%s, %s steps on dagflow-memory): peak heap Δ %s at worst over %d repetitions, limit 200 MB (%s): %s. "+
 			"(Median %s; highest absolute heap %s, which includes the workflow definition the program built; highest live heap that a GC marked %s.)\n",
-			thousands(cl.w.steps), mib(worst), len(cl.heap), mib(memLimit), verdict,
+			cl.kind.name, thousands(cl.w.steps), mib(worst), len(cl.heap), mib(memLimit), verdict,
 			mib(median(cl.heap)), mib(slices.Max(cl.heapAbs)), mib(slices.Max(cl.live)))
 	}
 }

@@ -151,11 +151,39 @@ var workloadKinds = []*workloadKind{
 		build: buildOrders,
 	},
 	{
+		name: "map-10k", desc: "a root, a map step over a list of 10,000 items in the context, and a join (10,002 units): the fan-out above whose width is data; the peers run it as the fan-out (futures in a loop)",
+		shape: shapeFan, full: 10000, quick: 1000,
+		build: func(n int) *workload { return mapWorkload("map", n) },
+	},
+	{
 		name: "fan100k-mem", desc: "the memory check: a root, 100,000 parallel no-op leaves and a join on dagflow-memory (and errgroup)",
 		shape: shapeFan, full: 100000, quick: 10000,
 		only:  []string{"errgroup", "dagflow-memory"},
 		build: func(n int) *workload { return single("fan100k", shapeFan, n, fanGraph(n), true) },
 	},
+	{
+		name: "map100k-mem", desc: "the memory check of map steps: a root, a map of 100,000 items and a join on dagflow-memory (and errgroup)",
+		shape: shapeFan, full: 100000, quick: 10000,
+		only:  []string{"errgroup", "dagflow-memory"},
+		build: func(n int) *workload { return mapWorkload("map100k", n) },
+	},
+}
+
+// mapWorkload is a root, a map over n items of the context, and a join; for
+// the peers and errgroup, the fan-out of n leaves.
+func mapWorkload(id string, n int) *workload {
+	items := make([]int, n)
+	for i := range items {
+		items[i] = i
+	}
+	list, _ := json.Marshal(map[string]any{"items": items})
+	wf := dagflow.Workflow{ID: id, Context: list, Steps: []dagflow.Step{
+		{ID: "root", Handler: noopHandler},
+		{ID: "each", Handler: noopHandler, DependsOn: []string{"root"}, Map: &dagflow.Map{Items: dagflow.MapItems{Path: "context.items"}}},
+		{ID: "join", Handler: noopHandler, DependsOn: []string{"each"}},
+	}}
+	g := fanGraph(n)
+	return &workload{shape: shapeFan, size: n, defs: []dagflow.Workflow{wf}, graphs: []graph{g}, steps: len(g)}
 }
 
 func single(id string, sh shape, size int, g graph, parallel bool) *workload {
