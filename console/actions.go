@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/dagflow/dagflow"
@@ -83,9 +84,10 @@ func equalToken(got, want string) bool {
 	return subtle.ConstantTimeCompare(g[:], w[:]) == 1 && got != ""
 }
 
-// action runs Engine.Retry or Engine.Cancel on a run, then sends the
-// browser back to the run's page (303), or answers the run's new
-// dagflow.Status to a client that accepts JSON.
+// action runs Engine.Retry or Engine.Cancel on a run, or Engine.Rerun from
+// one of its steps, then sends the browser back to the run's page (303; a
+// rerun's form may ask for the step's page with back=step), or answers the
+// run's new dagflow.Status to a client that accepts JSON.
 func (c *console) action(w http.ResponseWriter, r *request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	wantJSON := strings.Contains(r.Header.Get("Accept"), "application/json")
@@ -103,9 +105,22 @@ func (c *console) action(w http.ResponseWriter, r *request) {
 	id := r.runID()
 	var st *dagflow.Status
 	var err error
-	if r.segs[2] == "retry" {
+	back := "../" + url.PathEscape(id)
+	switch {
+	case len(r.segs) == 5: // runs/{id}/steps/{step}/rerun
+		step := r.segs[3]
+		if code, msg := c.checkRerun(r, step); code != 0 {
+			fail(code, msg)
+			return
+		}
+		st, err = c.eng.Rerun(r.Context(), id, step)
+		back = "../../../" + url.PathEscape(id)
+		if r.PostFormValue("back") == "step" {
+			back = "../" + url.PathEscape(step)
+		}
+	case r.segs[2] == "retry":
 		st, err = c.eng.Retry(r.Context(), id)
-	} else {
+	default:
 		st, err = c.eng.Cancel(r.Context(), id)
 	}
 	if err != nil {
@@ -121,5 +136,38 @@ func (c *console) action(w http.ResponseWriter, r *request) {
 		writeJSON(w, http.StatusOK, st)
 		return
 	}
-	redirect(w, "../"+url.PathEscape(id))
+	redirect(w, back)
+}
+
+// checkRerun says why the console does not rerun a step of a run, with the
+// HTTP status to answer, or returns 0. The engine refuses a run that has
+// not ended; the console also refuses what it does not offer: a step of a
+// child run (which runs again with its parent), and a step whose
+// dependencies did not all complete (Retry runs those again).
+func (c *console) checkRerun(r *request, step string) (int, string) {
+	st, err := c.eng.Status(r.Context(), r.runID())
+	if err != nil {
+		return errStatus(err), err.Error()
+	}
+	if st.Parent != "" {
+		return http.StatusConflict, "Run " + st.ID + " is a child of run " + st.Parent + ": rerun the step of that run, and this one runs again with it."
+	}
+	if stepIndex(st, step) < 0 {
+		return http.StatusNotFound, "Run " + st.ID + " has no step " + strconv.Quote(step) + "."
+	}
+	if !st.State.Final() {
+		return 0, "" // the engine says it has not ended
+	}
+	wf, err := c.eng.Workflow(r.Context(), st.ID)
+	if err != nil {
+		return errStatus(err), err.Error()
+	}
+	for i, s := range wf.Steps {
+		if s.ID == step {
+			if why := rerunBlocker(st, wf, i); why != "" {
+				return http.StatusConflict, "Cannot rerun from step " + strconv.Quote(step) + ": " + why + "."
+			}
+		}
+	}
+	return 0, ""
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -101,6 +102,13 @@ func TestBrowser(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	handleItems(t, eng)
+	runWF(t, eng, mapRun("batch-7", "a.png", "b.png", "bad", "d.png", "e.png"))
+	long := "upstream said: " + strings.Repeat("<trace> frame of a very long stack\n", 100<<10/35)
+	if err := eng.Handle("verbose", func(ctx context.Context, in dagflow.Input) (any, error) { return nil, errors.New(long) }); err != nil {
+		t.Fatal(err)
+	}
+	runWF(t, eng, dagflow.Workflow{ID: "loud-1", Steps: []dagflow.Step{step("call", "verbose")}})
 	runWF(t, eng, pipeline("nightly-report-17"))
 	runWF(t, eng, failing("order-1041"))
 	par := func(s dagflow.Step) dagflow.Step { s.Parallel = true; return s }
@@ -213,4 +221,64 @@ func TestBrowser(t *testing.T) {
 	if st, err := eng.Status(ctxT(t), "order-1042"); err != nil || st.State != dagflow.StateCompleted {
 		t.Fatalf("run: %+v, %v", st, err)
 	}
+
+	// Rerun from a step: open it from the graph, click its button; the
+	// page comes back following the run, and that step and those
+	// downstream of it run again.
+	must("open the step", chromedp.Navigate(srv.URL+"/flows/runs/order-1042"),
+		chromedp.WaitVisible(chromedp.CSS(`g.node[data-step="ship-order"]`)),
+		chromedp.Click(chromedp.CSS(`g.node[data-step="ship-order"] rect.box`)))
+	poll("its rerun button shows", `(() => {
+		const b = document.querySelector('details[data-step="ship-order"] button.rerun');
+		return b !== null && b.getBoundingClientRect().height > 0;
+	})()`)
+	if _, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(`details[data-step="ship-order"] button.rerun`))); err != nil {
+		t.Fatalf("click rerun: %v", err)
+	}
+	poll("the run is rerun and completes", `document.querySelector('.run-head .badge').textContent.trim() === "completed" &&
+		document.querySelector('.run-head').textContent.includes("2 times")`)
+	st, err := eng.Status(ctxT(t), "order-1042")
+	if err != nil || st.State != dagflow.StateCompleted || st.Generation != 2 {
+		t.Fatalf("after rerun: %+v, %v", st, err)
+	}
+	atts, _ := eng.Attempts(ctxT(t), "order-1042")
+	again := map[string]bool{}
+	for _, a := range atts {
+		again[a.StepID] = again[a.StepID] || a.Generation == 2
+	}
+	if !again["ship-order"] || !again["update-analytics"] || again["charge-payment"] || again["send-confirmation"] {
+		t.Errorf("ran again: %v; want ship-order and update-analytics", again)
+	}
+
+	// A map step: one stacked node with its counts; its link leads to the
+	// items, where the failed one is open with its logs.
+	must("open the map's run", chromedp.Navigate(srv.URL+"/flows/runs/batch-7"),
+		chromedp.WaitVisible(chromedp.CSS(`svg.dag g.node.kind-map[data-step="resize"] rect.stack`)))
+	poll("the node shows the counts", `document.querySelector('g.node[data-step="resize"] text.sub').textContent === "4/5 done · 1 failed"`)
+	shot("run-map.png")
+	if _, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(`g.node[data-step="resize"] a.node-link text`))); err != nil {
+		t.Fatalf("follow the link to the items: %v", err)
+	}
+	must("see the items", chromedp.WaitVisible(chromedp.CSS(`details.item.state-failed[data-item="2"] table.logs`)))
+	poll("one item per row, the failed one open", `document.querySelectorAll('details.item').length === 5 &&
+		document.querySelector('details.item[data-item="2"]').open && !document.querySelector('details.item[data-item="0"]').open`)
+	must("open an item", chromedp.Click(chromedp.CSS(`details.item[data-item="0"] > summary`)))
+	poll("its attempt and result show", `(() => {
+		const d = document.querySelector('details.item[data-item="0"]');
+		return d.open && d.querySelector('.attempt table.logs').getBoundingClientRect().height > 0 && d.textContent.includes("did a.png");
+	})()`)
+	shot("items.png")
+	must("filter the failed items", chromedp.Click(chromedp.CSS(`a.chip.state-failed`)),
+		chromedp.WaitVisible(chromedp.CSS(`a.chip.state-failed.on`)))
+	poll("only the failed item is listed", `document.querySelectorAll('details.item').length === 1`)
+
+	// A 100 KB error leaves the first screen to the run: folded to a line.
+	must("open the loud run", chromedp.Navigate(srv.URL+"/flows/runs/loud-1"),
+		chromedp.WaitVisible(chromedp.CSS(`.run-error details.fold`)))
+	poll("the graph is on the first screen", `document.getElementById("graph").getBoundingClientRect().top < 600 &&
+		document.getElementById("run-head").getBoundingClientRect().height < 400`)
+	shot("run-long-error.png")
+	must("unfold the error", chromedp.Click(chromedp.CSS(`.run-error details.fold > summary`)))
+	poll("the error unfolds", `document.querySelector('.run-error details.fold').open &&
+		document.querySelector('.run-error pre.error-text').getBoundingClientRect().height > 100`)
 }

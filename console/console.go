@@ -20,9 +20,9 @@ type config struct {
 	token   string
 }
 
-// WithActions turns the retry and cancel buttons on (enabled true) or off.
-// The default is false: a read-only console, whose action endpoints answer
-// 403 Forbidden.
+// WithActions turns the retry, cancel and "rerun from this step" buttons
+// on (enabled true) or off. The default is false: a read-only console,
+// whose action endpoints answer 403 Forbidden.
 func WithActions(enabled bool) Option { return func(c *config) { c.actions = enabled } }
 
 // WithToken makes every action carry token, in the form field "token" or
@@ -65,17 +65,25 @@ type console struct {
 
 // ServeHTTP routes a request by its path below the mount point:
 //
-//	GET  ./                                  the run list (HTML)
-//	GET  ./runs.json                         the run list (dagflow.RunList JSON)
-//	GET  ./runs/{id}                         a run's page (HTML)
-//	GET  ./runs/{id}/status                  dagflow.Status JSON
-//	GET  ./runs/{id}/attempts                []dagflow.Attempt JSON
-//	GET  ./runs/{id}/events                  server-sent events while the run changes
-//	GET  ./runs/{id}/steps/{step}/result     the step's result, raw JSON
-//	GET  ./runs/{id}/steps/{step}/input      the step's input, JSON
-//	POST ./runs/{id}/retry                   Engine.Retry
-//	POST ./runs/{id}/cancel                  Engine.Cancel
-//	GET  ./static/{file}                     embedded CSS, JS and icon
+//	GET  ./                                       the run list (HTML)
+//	GET  ./runs.json                              the run list (dagflow.RunList JSON)
+//	GET  ./schedules                              the schedules and the retention (HTML)
+//	GET  ./schedules.json                         []dagflow.ScheduleInfo JSON
+//	GET  ./runs/{id}                              a run's page (HTML)
+//	GET  ./runs/{id}/status                       dagflow.Status JSON
+//	GET  ./runs/{id}/attempts                     []dagflow.Attempt JSON
+//	GET  ./runs/{id}/events                       server-sent events while the run changes
+//	GET  ./runs/{id}/error                        the run's whole error, text
+//	POST ./runs/{id}/retry                        Engine.Retry
+//	POST ./runs/{id}/cancel                       Engine.Cancel
+//	GET  ./runs/{id}/steps/{step}                 a step's page; a map step's items (HTML)
+//	GET  ./runs/{id}/steps/{step}/result          the step's result, raw JSON
+//	GET  ./runs/{id}/steps/{step}/input           the step's input, JSON
+//	GET  ./runs/{id}/steps/{step}/error           the step's whole error, text
+//	GET  ./runs/{id}/steps/{step}/items           []dagflow.Item JSON of a map step
+//	GET  ./runs/{id}/steps/{step}/items/{n}/value the item, raw JSON (also result; error, text)
+//	POST ./runs/{id}/steps/{step}/rerun           Engine.Rerun: the step and what is downstream of it
+//	GET  ./static/{file}                          embedded CSS, JS and icon
 func (c *console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
@@ -106,7 +114,11 @@ func (c *console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.get(w, rq, c.list)
 	case rel == "runs.json":
 		c.get(w, rq, c.listJSON)
-	case len(segs) >= 2 && segs[0] == "runs" && segs[1] == "":
+	case rel == "schedules":
+		c.get(w, rq, c.schedules)
+	case rel == "schedules.json":
+		c.get(w, rq, c.schedulesJSON)
+	case len(segs) >= 2 && segs[0] == "runs" && (segs[1] == "" || len(segs) >= 4 && segs[3] == ""):
 		c.notFound(w, r, len(segs)-1)
 	case len(segs) == 2 && segs[0] == "static":
 		c.get(w, rq, c.static)
@@ -120,13 +132,31 @@ func (c *console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			c.get(w, rq, c.attemptsJSON)
 		case "events":
 			c.get(w, rq, c.events)
+		case "error":
+			c.get(w, rq, c.errorText)
 		case "retry", "cancel":
 			c.post(w, rq, c.action)
 		default:
 			c.notFound(w, rq.Request, len(segs)-1)
 		}
-	case len(segs) == 5 && segs[0] == "runs" && segs[2] == "steps" && (segs[4] == "result" || segs[4] == "input"):
-		c.get(w, rq, c.stepJSON)
+	case len(segs) == 4 && segs[0] == "runs" && segs[2] == "steps":
+		c.get(w, rq, c.stepPage)
+	case len(segs) == 5 && segs[0] == "runs" && segs[2] == "steps":
+		switch segs[4] {
+		case "result", "input":
+			c.get(w, rq, c.stepJSON)
+		case "error":
+			c.get(w, rq, c.errorText)
+		case "items":
+			c.get(w, rq, c.itemsJSON)
+		case "rerun":
+			c.post(w, rq, c.action)
+		default:
+			c.notFound(w, r, len(segs)-1)
+		}
+	case len(segs) == 7 && segs[0] == "runs" && segs[2] == "steps" && segs[4] == "items" &&
+		(segs[6] == "value" || segs[6] == "result" || segs[6] == "error"):
+		c.get(w, rq, c.itemJSON)
 	default:
 		c.notFound(w, r, len(segs)-1)
 	}

@@ -185,6 +185,15 @@ func TestNotFound(t *testing.T) {
 		{"/flows/elsewhere", "text/html", "Not found"},
 		{"/flows/static/nope.js", "text/html", "Not found"},
 		{"/flows/runs/a/b/c/d/e/f", "text/html", "Not found"},
+		{"/flows/runs/nope/error", "application/json", `"error"`},
+		{"/flows/runs/nope/steps/a", "text/html", "Run not found"},
+		{"/flows/runs/nope/steps/a/error", "application/json", `"error"`},
+		{"/flows/runs/nope/steps/a/items", "application/json", `"error"`},
+		{"/flows/runs/nope/steps/a/items/0/value", "application/json", `"error"`},
+		{"/flows/runs/nope/steps/a/items/0/other", "text/html", "Not found"},
+		{"/flows/runs/nope/steps/", "text/html", "Not found"},
+		{"/flows/runs/nope/steps/a/other", "text/html", "Not found"},
+		{"/flows/schedules/x", "text/html", "Not found"},
 	} {
 		r := get(t, srv.URL+tc.path)
 		if r.StatusCode != http.StatusNotFound {
@@ -216,6 +225,9 @@ func TestMethods(t *testing.T) {
 		{"GET", "/flows/runs/r/retry", "POST"},
 		{"GET", "/flows/runs/r/cancel", "POST"},
 		{"PUT", "/flows/runs/r/retry", "POST"},
+		{"GET", "/flows/runs/r/steps/validate/rerun", "POST"},
+		{"POST", "/flows/runs/r/steps/validate", "GET, HEAD"},
+		{"POST", "/flows/schedules", "GET, HEAD"},
 	} {
 		req, _ := http.NewRequest(tc.method, srv.URL+tc.path, nil)
 		r := do(t, req)

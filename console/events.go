@@ -29,16 +29,20 @@ type liveStatus struct {
 	State dagflow.State `json:"state"`
 	Phase string        `json:"phase,omitempty"`
 	Error string        `json:"error,omitempty"`
-	Steps []liveStep    `json:"steps"`
+	// WaitingFor is the status's: what keeps the run from going on.
+	WaitingFor string     `json:"waitingFor,omitempty"`
+	Steps      []liveStep `json:"steps"`
 	// Logs counts the attempts and the log lines kept, so that a new line
 	// is a change too.
 	Logs int `json:"logs"`
 }
 
 type liveStep struct {
-	ID       string        `json:"id"`
-	State    dagflow.State `json:"state"`
-	Attempts int           `json:"attempts"`
+	ID       string              `json:"id"`
+	State    dagflow.State       `json:"state"`
+	Attempts int                 `json:"attempts"`
+	Items    *dagflow.ItemCounts `json:"items,omitempty"`
+	Run      string              `json:"run,omitempty"`
 }
 
 // events streams server-sent events while a run changes: it polls
@@ -105,9 +109,12 @@ func (c *console) live(r *request, id string) (*liveStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	ls := &liveStatus{ID: st.ID, State: st.State, Phase: st.Phase, Error: scrub(st.Error), Steps: make([]liveStep, len(st.Steps))}
+	// The error is cut as the page cuts it: an event goes out on each
+	// change, and an error may be long.
+	ls := &liveStatus{ID: st.ID, State: st.State, Phase: st.Phase, Error: headLine(scrub(st.Error)), WaitingFor: st.WaitingFor,
+		Steps: make([]liveStep, len(st.Steps))}
 	for i, s := range st.Steps {
-		ls.Steps[i] = liveStep{ID: s.ID, State: s.State, Attempts: s.Attempts}
+		ls.Steps[i] = liveStep{ID: s.ID, State: s.State, Attempts: s.Attempts, Items: s.Items, Run: s.Run}
 	}
 	if !st.State.Final() {
 		atts, err := c.eng.Attempts(r.Context(), id)

@@ -79,7 +79,8 @@ func dotSource(wf *dagflow.Workflow, dir string) []byte {
 	fmt.Fprintf(&b, "digraph{graph[rankdir=%s,nodesep=0.25,ranksep=0.45,mclimit=0.5,nslimit=4,nslimit1=4];", dir)
 	b.WriteString("node[shape=box,fixedsize=true,label=\"\"];\n")
 	for i, s := range wf.Steps {
-		fmt.Fprintf(&b, "n%d[width=%.4f,height=%.4f];\n", i, nodeWidth(s.ID)/72, float64(nodeHeight)/72)
+		w, h := nodeSize(s)
+		fmt.Fprintf(&b, "n%d[width=%.4f,height=%.4f];\n", i, w/72, h/72)
 	}
 	for i, s := range wf.Steps {
 		for _, d := range s.DependsOn {
@@ -96,6 +97,23 @@ func dotSource(wf *dagflow.Workflow, dir string) []byte {
 func nodeWidth(id string) float64 {
 	n := min(utf8.RuneCountInString(id), labelRunes)
 	return min(max(34+float64(n)*charWidth+14, nodeMinWidth), nodeMaxWidth)
+}
+
+// nodeSize is the size in pixels of a step's node: a map step's leaves
+// room for the cards stacked behind it, and for the link to its items; a
+// workflow step's for the link to its child run.
+func nodeSize(s dagflow.Step) (w, h float64) {
+	w, h = nodeWidth(s.ID), nodeHeight
+	switch {
+	case s.Map != nil:
+		w = max(w+linkRoom, mapMinWidth) + stackPad
+		h += stackPad
+	case s.Workflow != nil:
+		w += linkRoom
+	case s.Sleep != nil || s.WaitForEvent != nil:
+		w = max(w, waitMinWidth)
+	}
+	return w, h
 }
 
 // The size of the screen a graph should fit, in pixels.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"maps"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -147,6 +148,77 @@ func TestFormatDuration(t *testing.T) {
 	} {
 		if got := formatDuration(d); got != want {
 			t.Errorf("formatDuration(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+func TestTextView(t *testing.T) {
+	long := "first line\n" + strings.Repeat("x", 3*textLimit)
+	for _, tc := range []struct {
+		in, head  string
+		long, cut bool
+	}{
+		{"", "", false, false},
+		{"card declined", "card declined", false, false},
+		{"two\nlines", "two …", true, false},
+		{"trailing newline\n", "trailing newline", true, false},
+		{strings.Repeat("é", headRunes+5), strings.Repeat("é", headRunes-1) + "…", true, false},
+		{long, "first line …", true, true},
+	} {
+		v := newTextView(tc.in, "u")
+		if v.Head != tc.head || v.Long != tc.long || v.Cut != tc.cut || v.Size != len(tc.in) {
+			t.Errorf("newTextView(%.20q): head %q, long %v, cut %v, size %d; want %q, %v, %v", tc.in, v.Head, v.Long, v.Cut, v.Size, tc.head, tc.long, tc.cut)
+		}
+		if len(v.Text) > textLimit || !strings.HasPrefix(tc.in, v.Text) {
+			t.Errorf("newTextView(%.20q): text of %d bytes is not the start of the text, cut at %d", tc.in, len(v.Text), textLimit)
+		}
+	}
+	// A cut falls on a rune boundary.
+	v := newTextView(strings.Repeat("é", textLimit), "")
+	if !v.Cut || strings.ToValidUTF8(v.Text, "?") != v.Text {
+		t.Errorf("cut %v, valid %v", v.Cut, strings.ToValidUTF8(v.Text, "?") == v.Text)
+	}
+}
+
+func TestSpans(t *testing.T) {
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	st := &dagflow.Status{State: dagflow.StateRunning, StartedAt: t0}
+	atts := []dagflow.Attempt{
+		{StepID: "m", Item: 2, Number: 1, StartedAt: at(50), EndedAt: at(150)},
+		{StepID: "m", Item: 0, Number: 1, StartedAt: at(0), EndedAt: at(100)},
+		{StepID: "m", Item: 1, Number: 1, StartedAt: at(10), EndedAt: at(60), Error: "boom"},
+		{StepID: "m", Item: 3, Number: 1, StartedAt: at(300), EndedAt: at(400)},
+		{StepID: "m", Item: 4, Number: 1, StartedAt: at(390)}, // under way
+		{StepID: "m", Item: 0, Number: 1, Compensation: true, StartedAt: at(500), EndedAt: at(510)},
+	}
+	got := spans(atts, st, at(1000))
+	if len(got) != 3 {
+		t.Fatalf("%d spans, want 3: %+v", len(got), got)
+	}
+	if got[0].class != "failed" || got[0].n != 3 || !got[0].end.Equal(at(150)) || got[0].first != 0 || got[0].last != 2 {
+		t.Errorf("first span %+v", got[0])
+	}
+	if got[1].class != "running" || !got[1].end.Equal(at(1000)) {
+		t.Errorf("second span %+v", got[1])
+	}
+	if got[2].class != "ok comp" || got[2].title("m") != "m: 1 compensation attempt of items 0–0, 10ms" {
+		t.Errorf("third span %+v: %s", got[2], got[2].title("m"))
+	}
+	if title := got[0].title("m"); title != "m: 3 attempts of items 0–2, 150ms, 1 failed" {
+		t.Errorf("title %q", title)
+	}
+}
+
+func TestParentView(t *testing.T) {
+	for _, tc := range []struct{ id, parent, step, item string }{
+		{"order-9/ship", "order-9", "ship", ""},
+		{"a/b/notify/12", "a/b", "notify", "12"},
+		{"elsewhere", "order-9", "", ""},
+	} {
+		p := newParentView("../", tc.id, tc.parent)
+		if p.Step != tc.step || p.Item != tc.item || p.URL != "../runs/"+url.PathEscape(tc.parent) {
+			t.Errorf("newParentView(%q, %q) = %+v", tc.id, tc.parent, p)
 		}
 	}
 }

@@ -23,12 +23,18 @@ type listView struct {
 	pageView
 	State  dagflow.State
 	Query  string
-	Limit  int
-	States []dagflow.State
-	Runs   []runRow
+	Parent string // the list shows the child runs of this run
+	// ParentURL is the page of Parent.
+	ParentURL string
+	Limit     int
+	States    []dagflow.State
+	Runs      []runRow
 	// Next is the URL of the next page, First that of the first when this
 	// is not it; "" when there is none.
 	Next, First string
+	// Retention says how long runs are kept after they end, when the
+	// engine removes them.
+	Retention string
 }
 
 type runRow struct {
@@ -40,13 +46,22 @@ type runRow struct {
 	Steps    int
 	Done     int
 	Failed   int
-	Error    string
+	// Error is the run's error, cut: the head of its first line, and a
+	// longer part of it for the title attribute. The run's page has the
+	// whole error.
+	Error, ErrorTitle string
+	// Parent is the run this one is a child of, ParentURL its page.
+	Parent, ParentURL string
 }
+
+// titleRunes is the most of a run's error a row repeats in its title.
+const titleRunes = 1000
 
 // listOptions reads the list's filters from the query string.
 func listOptions(r *request) (dagflow.ListOptions, string) {
 	q := r.URL.Query()
-	o := dagflow.ListOptions{State: dagflow.State(q.Get("state")), IDContains: q.Get("q"), After: q.Get("after"), Limit: defaultPageSize}
+	o := dagflow.ListOptions{State: dagflow.State(q.Get("state")), IDContains: q.Get("q"), Parent: q.Get("parent"),
+		After: q.Get("after"), Limit: defaultPageSize}
 	if o.State == "all" {
 		o.State = ""
 	}
@@ -75,17 +90,14 @@ func (c *console) list(w http.ResponseWriter, r *request) {
 		c.errorPage(w, r, code, http.StatusText(code), err.Error())
 		return
 	}
-	now := c.now()
-	v := listView{pageView: c.page(r, "Runs"), State: o.State, Query: o.IDContains, Limit: o.Limit, States: listStates,
-		Runs: make([]runRow, 0, len(page.Runs))}
-	for _, s := range page.Runs {
-		started := s.StartedAt
-		if started.IsZero() {
-			started = s.CreatedAt
-		}
-		v.Runs = append(v.Runs, runRow{URL: runURL(s.ID), ID: s.ID, State: s.State, Started: started,
-			Duration: runDuration(s.StartedAt, s.CompletedAt, s.State, now), Steps: s.Steps, Done: s.Done,
-			Failed: s.Failed, Error: s.Error})
+	title := "Runs"
+	if o.Parent != "" {
+		title = "Child runs of " + o.Parent
+	}
+	v := listView{pageView: c.page(r, title), State: o.State, Query: o.IDContains, Parent: o.Parent, Limit: o.Limit,
+		States: listStates, Runs: c.rows(r.base, page.Runs, c.now())}
+	if o.Parent != "" {
+		v.ParentURL = runURL(o.Parent)
 	}
 	if page.Next != "" {
 		v.Next = listURL(o, page.Next)
@@ -93,7 +105,38 @@ func (c *console) list(w http.ResponseWriter, r *request) {
 	if o.After != "" {
 		v.First = listURL(o, "")
 	}
+	if runs, _ := c.eng.Retention(); runs > 0 {
+		v.Retention = formatRetention(runs)
+	}
 	c.render(w, r, http.StatusOK, "list", v)
+}
+
+// rows makes the rows of a list of runs, for a page at base.
+func (c *console) rows(base string, runs []dagflow.RunSummary, now time.Time) []runRow {
+	out := make([]runRow, 0, len(runs))
+	for _, s := range runs {
+		started := s.StartedAt
+		if started.IsZero() {
+			started = s.CreatedAt
+		}
+		msg := scrub(s.Error)
+		row := runRow{URL: base + runURL(s.ID), ID: s.ID, State: s.State, Started: started,
+			Duration: runDuration(s.StartedAt, s.CompletedAt, s.State, now), Steps: s.Steps, Done: s.Done,
+			Failed: s.Failed, Error: headLine(msg), ErrorTitle: truncate(msg, titleRunes), Parent: s.Parent}
+		if s.Parent != "" {
+			row.ParentURL = base + runURL(s.Parent)
+		}
+		out = append(out, row)
+	}
+	return out
+}
+
+// formatRetention writes a retention period the way a person reads it.
+func formatRetention(d time.Duration) string {
+	if d >= 48*time.Hour && d%(24*time.Hour) == 0 {
+		return plural(int(d/(24*time.Hour)), "day")
+	}
+	return formatDuration(d)
 }
 
 // listURL returns the relative URL of a page of the run list.
@@ -104,6 +147,9 @@ func listURL(o dagflow.ListOptions, after string) string {
 	}
 	if o.IDContains != "" {
 		q.Set("q", o.IDContains)
+	}
+	if o.Parent != "" {
+		q.Set("parent", o.Parent)
 	}
 	if o.Limit != defaultPageSize {
 		q.Set("limit", strconv.Itoa(o.Limit))

@@ -240,15 +240,76 @@ func unescapeHTMLChars(raw []byte) []byte {
 	return out
 }
 
-func (v jsonView) SizeText() string {
+func (v jsonView) SizeText() string { return sizeText(v.Size) }
+
+// sizeText writes a number of bytes the way a person reads it.
+func sizeText(n int) string {
 	switch {
-	case v.Size < 1<<10:
-		return fmt.Sprintf("%d B", v.Size)
-	case v.Size < 1<<20:
-		return fmt.Sprintf("%.1f KiB", float64(v.Size)/(1<<10))
+	case n < 1<<10:
+		return fmt.Sprintf("%d B", n)
+	case n < 1<<20:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
-	return fmt.Sprintf("%.1f MiB", float64(v.Size)/(1<<20))
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
+
+// Limits of the long texts (errors) a page shows: the first line, cut at
+// headRunes, stands for the text where space is short (a summary, a list
+// row, a title attribute); the text itself is cut at textLimit bytes, and
+// folded when it is longer than its head.
+const (
+	headRunes = 200
+	textLimit = 8 << 10
+)
+
+// textView is a text that may be long, an error above all, as a page shows
+// it: its head in a line, the rest folded, and past textLimit cut, with a
+// link to the whole text.
+type textView struct {
+	Head string // the first line, cut at headRunes
+	Text string // the text, cut at textLimit bytes
+	Size int    // bytes of the whole text
+	Cut  bool   // Text is the start of the text only
+	Long bool   // there is more than Head: the page folds it
+	URL  string // the whole text, when Cut
+}
+
+func newTextView(s, rawURL string) textView {
+	v := textView{Size: len(s), URL: rawURL, Head: headLine(s)}
+	v.Text = s
+	if len(s) > textLimit {
+		v.Text, v.Cut = cutBytes(s, textLimit), true
+	}
+	v.Long = v.Head != s
+	return v
+}
+
+// headLine is the first line of s, cut at headRunes, with an ellipsis when
+// anything was left out.
+func headLine(s string) string {
+	line, rest, more := strings.Cut(strings.TrimLeft(s, "\n"), "\n")
+	line = strings.TrimRight(line, "\r")
+	if utf8.RuneCountInString(line) > headRunes {
+		return truncate(line, headRunes)
+	}
+	if more && strings.TrimSpace(rest) != "" {
+		return line + " …"
+	}
+	return line
+}
+
+// cutBytes cuts s to at most n bytes, on a rune boundary.
+func cutBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+func (v textView) SizeText() string { return sizeText(v.Size) }
 
 // redactURL shows a URL without what may be a secret: the password of its
 // userinfo and the values of its query. The result is for reading, not

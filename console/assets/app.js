@@ -97,13 +97,13 @@
       if (!res.ok) return;
       const doc = new DOMParser().parseFromString(await res.text(), "text/html");
       const open = {};
-      document.querySelectorAll("details.step").forEach((d) => (open[d.id] = d.open));
+      document.querySelectorAll("details[id]").forEach((d) => (open[d.id] = d.open));
       const selected = document.querySelector(".node.selected");
       doc.querySelectorAll("[data-swap]").forEach((fresh) => {
         const old = document.getElementById(fresh.id);
         if (old) old.replaceWith(document.adoptNode(fresh));
       });
-      document.querySelectorAll("details.step").forEach((d) => {
+      document.querySelectorAll("details[id]").forEach((d) => {
         if (d.id in open) d.open = open[d.id];
       });
       if (selected) {
