@@ -512,17 +512,6 @@ func (e *Engine) Rerun(ctx context.Context, id, stepID string) (*Status, error) 
 	return e.Status(ctx, id)
 }
 
-// redriveErr turns the state machine's refusals into *StateError.
-func redriveErr(op string, r *store.Run, err error) error {
-	switch {
-	case errors.Is(err, flow.ErrNotEnded):
-		return &StateError{Op: op, RunID: r.ID, State: string(r.State)}
-	case errors.Is(err, flow.ErrRolledBack):
-		return &StateError{Op: op, RunID: r.ID, State: string(r.State), Reason: flow.ErrRolledBack.Error()}
-	}
-	return err
-}
-
 // Delete removes a run that has ended, with its steps, attempts, webhooks
 // and child runs. It returns a *StateError matching ErrConflict for a run
 // that has not ended (cancel it first), and an error matching ErrNotFound

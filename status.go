@@ -162,20 +162,6 @@ type EventWait struct {
 	Key  string `json:"key"`
 }
 
-// CompensationStatus is the state of a step's compensation.
-type CompensationStatus struct {
-	// State is "pending", "running", "compensated" or "compensationFailed".
-	State string `json:"state"`
-	// Attempts counts the compensation's attempts.
-	Attempts int `json:"attempts"`
-	// StartedAt is when the compensation's first attempt started;
-	// CompletedAt when it succeeded or failed for good.
-	StartedAt   time.Time `json:"startedAt,omitzero"`
-	CompletedAt time.Time `json:"completedAt,omitzero"`
-	// Error is the last attempt's error.
-	Error string `json:"error,omitempty"`
-}
-
 // statusOf reads a run's status through tx.
 func (e *Engine) statusOf(tx store.Tx, r *store.Run) (*Status, error) {
 	ri, err := e.runs.load(tx, r.ID)
@@ -313,55 +299,6 @@ func buildStatus(r *store.Run, ri *runInfo, steps []store.Step, mapItems map[int
 		s.State = State(r.State)
 	}
 	return s
-}
-
-// compOf is the compensation status of a step, or of a map step's items
-// taken together.
-func compOf(st *store.Step, items []store.Step) *CompensationStatus {
-	if st.Items == 0 || st.Comp != store.CompNone {
-		return compStatus(st)
-	}
-	// A map step: compensated when every item that completed is.
-	var out *CompensationStatus
-	for i := range items {
-		c := compStatus(&items[i])
-		if c == nil {
-			continue
-		}
-		if out == nil {
-			out = &CompensationStatus{State: string(store.CompDone)}
-		}
-		out.Attempts += c.Attempts
-		if out.StartedAt.IsZero() || c.StartedAt.Before(out.StartedAt) {
-			out.StartedAt = c.StartedAt
-		}
-		if c.CompletedAt.After(out.CompletedAt) {
-			out.CompletedAt = c.CompletedAt
-		}
-		switch {
-		case c.State == string(store.CompFailed):
-			out.State, out.Error = c.State, c.Error
-		case out.State == string(store.CompFailed):
-		case c.State != string(store.CompDone):
-			out.State = c.State
-		}
-	}
-	return out
-}
-
-func compStatus(st *store.Step) *CompensationStatus {
-	if st.Comp == store.CompNone {
-		return nil
-	}
-	cs := &CompensationStatus{State: string(st.Comp), Attempts: st.CompAttempts,
-		StartedAt: st.CompStartedAt, CompletedAt: st.CompEndedAt, Error: st.CompError}
-	switch st.Comp {
-	case store.CompReady:
-		cs.State = "pending"
-	case store.CompRunning, store.CompWaiting:
-		cs.State = "running"
-	}
-	return cs
 }
 
 // kindName names what a step does, as StepStatus.Kind says it.
