@@ -4,13 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dagflow/dagflow"
 	"github.com/dagflow/dagflow/dagflowtest"
+	"golang.org/x/sync/errgroup"
 )
 
 func handlerStep(id, handler string, deps ...string) dagflow.Step {
@@ -286,5 +289,55 @@ func TestBadEvents(t *testing.T) {
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestManyWaitingRuns: ten thousand runs each sleeping or waiting for an
+// event hold no goroutine, and an engine opened on their store starts within
+// a second.
+func TestManyWaitingRuns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("creates 10,000 runs")
+	}
+	const n = 10_000
+	path := filepath.Join(t.TempDir(), "flows.db")
+	eng := openBolt(t, path)
+	before := runtime.NumGoroutine()
+	ctx := ctxT(t)
+	var g errgroup.Group
+	g.SetLimit(64)
+	for i := range n {
+		g.Go(func() error {
+			w := dagflow.Workflow{ID: fmt.Sprintf("wait-%d", i), Context: json.RawMessage(fmt.Sprintf(`{"k":"%d"}`, i)), Steps: []dagflow.Step{
+				{ID: "nap", Sleep: &dagflow.Sleep{Duration: time.Hour}},
+			}}
+			if i%2 == 1 {
+				w.Steps[0] = dagflow.Step{ID: "wait", WaitForEvent: &dagflow.WaitForEvent{Name: "e", Key: "context.k"}}
+			}
+			_, err := eng.Create(ctx, w)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, eng, fmt.Sprintf("wait-%d", n-1), func(st *dagflow.Status) bool { return st.Steps[0].State == dagflow.StateWaiting })
+	if d := runtime.NumGoroutine() - before; d > 20 {
+		t.Errorf("%d goroutines more with %d runs waiting", d, n)
+	}
+	eng.Close()
+	start := time.Now()
+	eng = openBolt(t, path)
+	defer eng.Close()
+	if el := time.Since(start); el > time.Second {
+		t.Errorf("Open took %v with %d runs waiting", el, n)
+	} else {
+		t.Logf("Open took %v with %d runs waiting", el, n)
+	}
+	if err := eng.SendEvent(ctx, dagflow.Event{Name: "e", Key: "9999", Payload: json.RawMessage(`1`)}); err != nil {
+		t.Fatal(err)
+	}
+	if st := dagflowtest.RequireCompleted(t, eng, "wait-9999"); string(st.Results["wait"]) != "1" {
+		t.Errorf("result %s", st.Results["wait"])
 	}
 }
