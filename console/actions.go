@@ -119,6 +119,10 @@ func (c *console) action(w http.ResponseWriter, r *request) {
 			back = "../" + url.PathEscape(step)
 		}
 	case r.segs[2] == "retry":
+		if code, msg := c.checkRetry(r); code != 0 {
+			fail(code, msg)
+			return
+		}
 		st, err = c.eng.Retry(r.Context(), id)
 	default:
 		st, err = c.eng.Cancel(r.Context(), id)
@@ -139,11 +143,26 @@ func (c *console) action(w http.ResponseWriter, r *request) {
 	redirect(w, back)
 }
 
+// checkRetry says why the console does not retry a run, or returns 0: the
+// engine decides, but for a child run, which its parent retries (Retry of
+// the child alone would leave the parent as it was).
+func (c *console) checkRetry(r *request) (int, string) {
+	st, err := c.eng.Status(r.Context(), r.runID())
+	if err != nil {
+		return errStatus(err), err.Error()
+	}
+	if st.Parent != "" {
+		return http.StatusConflict, "Run " + st.ID + " is a child of run " + st.Parent + ": retry that run, and this one runs again with it."
+	}
+	return 0, ""
+}
+
 // checkRerun says why the console does not rerun a step of a run, with the
 // HTTP status to answer, or returns 0. The engine refuses a run that has
 // not ended; the console also refuses what it does not offer: a step of a
-// child run (which runs again with its parent), and a step whose
-// dependencies did not all complete (Retry runs those again).
+// child run (which runs again with its parent), a step of a saga that was
+// rolled back (its steps were undone), and a step whose dependencies did
+// not all complete (Retry runs those again).
 func (c *console) checkRerun(r *request, step string) (int, string) {
 	st, err := c.eng.Status(r.Context(), r.runID())
 	if err != nil {
@@ -157,6 +176,9 @@ func (c *console) checkRerun(r *request, step string) (int, string) {
 	}
 	if !st.State.Final() {
 		return 0, "" // the engine says it has not ended
+	}
+	if rolledBack(st) {
+		return http.StatusConflict, "Run " + st.ID + " is a saga that was rolled back: its completed steps were undone. Create a new run instead."
 	}
 	wf, err := c.eng.Workflow(r.Context(), st.ID)
 	if err != nil {

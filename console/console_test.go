@@ -722,8 +722,15 @@ func TestSagaAndHTTPSteps(t *testing.T) {
 			t.Errorf("runs/saga%s shows the URL's API key: %s", path, r.body[max(0, i-200):i+50])
 		}
 	}
-	if strings.Contains(r.body, `id="retry"`) {
-		t.Errorf("a compensated saga offers a retry the engine refuses")
+	if strings.Contains(r.body, `id="retry"`) || strings.Contains(r.body, `class="rerun"`) {
+		t.Errorf("a compensated saga offers a retry the engine refuses, or a rerun of undone steps")
+	}
+	runWF(t, eng, failing("other")) // its page has forms
+	ck, csrf := formOf(t, get(t, srv.URL+"/flows/runs/other"))
+	rr := postForm(t, srv.URL+"/flows/runs/saga/steps/ship/rerun", url.Values{"csrf": {csrf}}, nil, ck)
+	wantCode(t, rr, http.StatusConflict)
+	if !strings.Contains(rr.body, "rolled back") {
+		t.Errorf("the refusal does not say why: %s", rr.body)
 	}
 }
 

@@ -313,6 +313,11 @@ func TestChildRuns(t *testing.T) {
 	}
 	rr := postForm(t, srv.URL+"/flows/runs/"+url.PathEscape("order-9/ship")+"/steps/pack/rerun", url.Values{"csrf": {csrf}}, nil, ck)
 	wantCode(t, rr, http.StatusConflict)
+	rr = postForm(t, srv.URL+"/flows/runs/"+url.PathEscape("order-9/ship")+"/retry", url.Values{"csrf": {csrf}}, nil, ck)
+	wantCode(t, rr, http.StatusConflict)
+	if st, _ := eng.Status(ctxT(t), "order-9/ship"); st.Generation != 0 {
+		t.Errorf("the child run was run again alone")
+	}
 }
 
 func TestWaitingSteps(t *testing.T) {
@@ -623,4 +628,39 @@ func TestRerunFromStep(t *testing.T) {
 		t.Errorf("a read-only console offers a rerun")
 	}
 	wantCode(t, postForm(t, ro.URL+"/flows/runs/p/steps/score/rerun", nil, nil), http.StatusForbidden)
+}
+
+// TestQueued: a run over its concurrency key's limit says what it waits
+// for.
+func TestQueued(t *testing.T) {
+	t.Parallel()
+	eng := newEngine(t)
+	gated(t, eng)
+	mk := func(id string) dagflow.Workflow {
+		return dagflow.Workflow{ID: id, Context: json.RawMessage(`{"customerId":"c1"}`),
+			Concurrency: &dagflow.Concurrency{Key: "context.customerId", Limit: 1}, Steps: []dagflow.Step{step("work", "gate")}}
+	}
+	for _, id := range []string{"first", "second"} {
+		if _, err := eng.Create(ctxT(t), mk(id)); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { eng.Cancel(context.Background(), id) })
+	}
+	waitRun(t, eng, "first", dagflow.StateRunning)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, _ := eng.Status(ctxT(t), "second")
+		if st.Phase == "queued" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("second run: %s, phase %q", st.State, st.Phase)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	srv := serve(t, console.Handler(eng))
+	r := get(t, srv.URL+"/flows/runs/second")
+	if !strings.Contains(r.body, `<strong>Queued, waiting for</strong> a free slot: at most 1 run with the same context.customerId`) {
+		t.Errorf("a queued run's page does not say what it waits for")
+	}
 }

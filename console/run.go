@@ -16,16 +16,18 @@ import (
 // runView is what a run's page shows.
 type runView struct {
 	pageView
-	Status    *dagflow.Status
-	RunURL    string // the run's URL relative to the page, for its sub-resources
-	Duration  string
-	Done      int
-	Live      bool     // the run may still change
-	Error     textView // the run's error, folded when long
-	Parent    *parentView
-	Children  *childrenView
-	Waiting   []waitView // steps waiting for a time or an event
-	Removal   time.Time  // when the engine's retention removes the run; zero for never
+	Status   *dagflow.Status
+	RunURL   string // the run's URL relative to the page, for its sub-resources
+	Duration string
+	Done     int
+	Live     bool     // the run may still change
+	Error    textView // the run's error, folded when long
+	Parent   *parentView
+	Children *childrenView
+	Waiting  []waitView // steps waiting for a time or an event
+	Removal  time.Time  // when the engine's retention removes the run; zero for never
+	// Queued says what a run queued by its concurrency key waits for.
+	Queued    string
 	Graph     *graphView
 	GraphNote string
 	Timeline  *timelineView
@@ -241,6 +243,10 @@ func (c *console) load(r *request) (*runView, error) {
 				v.Children.More = r.base + listURL(dagflow.ListOptions{Parent: st.ID, Limit: defaultPageSize}, "")
 			}
 		}
+	}
+	if st.Phase == "queued" && wf.Concurrency != nil {
+		v.Queued = fmt.Sprintf("a free slot: at most %s with the same %s may have steps under way at once, and this one waits its turn",
+			plural(wf.Concurrency.Limit, "run"), wf.Concurrency.Key)
 	}
 	if runs, _ := c.eng.Retention(); runs > 0 && st.State.Final() && st.Parent == "" && !st.CompletedAt.IsZero() {
 		v.Removal = st.CompletedAt.Add(runs)
