@@ -19,7 +19,8 @@ import (
 // Retry, Rerun, Delete.
 
 // Create validates a workflow and starts a run of it, and returns the run's
-// status as stored. Creating a workflow whose id is taken returns the
+// status at its creation, every step pending (use Status or Wait to follow
+// it). Creating a workflow whose id is taken returns the
 // existing run's status when the spec is the same (Create is idempotent) and
 // an error matching ErrConflict when it differs. Invalid workflows get a
 // *ValidationError listing every problem. Create is safe for concurrent use;
@@ -46,6 +47,7 @@ func (e *Engine) create(ctx context.Context, w Workflow, engineMade bool) (*Stat
 	n, spec, g, key := &prep.n, prep.spec, prep.g, prep.key
 	trace := e.hookRunCreated(ctx, n.ID)
 	exists := false
+	var created store.Run
 	err = e.update(ctx, func(tx store.Tx, x *flow.Txn) error {
 		exists = false
 		if _, err := tx.Run(n.ID); err == nil {
@@ -62,7 +64,11 @@ func (e *Engine) create(ctx context.Context, w Workflow, engineMade bool) (*Stat
 			return err
 		}
 		plan := e.runs.put(n.ID, n, g)
-		return x.Create(store.Run{ID: n.ID, CreatedAt: e.now(), Trace: trace}, spec, plan, key)
+		if err := x.Create(store.Run{ID: n.ID, CreatedAt: e.now(), Trace: trace}, spec, plan, key); err != nil {
+			return err
+		}
+		created, _ = x.Record(n.ID)
+		return nil
 	})
 	if err != nil {
 		if !exists {
@@ -73,10 +79,26 @@ func (e *Engine) create(ctx context.Context, w Workflow, engineMade bool) (*Stat
 		}
 		return nil, fmt.Errorf("dagflow: Create %q: %w", w.ID, err)
 	}
-	if !exists {
-		e.log.Debug("dagflow: run created", "run", n.ID, "steps", len(n.Steps))
+	if exists {
+		return e.Status(ctx, n.ID)
 	}
-	return e.Status(ctx, n.ID)
+	e.log.Debug("dagflow: run created", "run", n.ID, "steps", len(n.Steps))
+	return e.createdStatus(&created, n), nil
+}
+
+// createdStatus is the status of a run just created, made without reading
+// its steps back (a workflow may have many): its record as the creating
+// transaction stored it, and every step pending.
+func (e *Engine) createdStatus(r *store.Run, n *Workflow) *Status {
+	ri := e.runs.get(r.ID)
+	if ri == nil {
+		ri = &runInfo{id: r.ID, wf: n, plan: compile(n, nil)}
+	}
+	steps := make([]store.Step, len(n.Steps))
+	for i := range n.Steps {
+		steps[i] = store.Step{RunID: r.ID, Index: i, ID: n.Steps[i].ID, State: store.StepPending}
+	}
+	return buildStatus(r, ri, steps, nil)
 }
 
 // prepared is a valid workflow made ready to store.

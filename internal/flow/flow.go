@@ -229,6 +229,17 @@ func (x *Txn) run(id string) (*runState, error) {
 	return x.track(r, p), nil
 }
 
+// Record returns the record of a run as this transaction has it, if it read
+// or wrote the run.
+func (x *Txn) Record(id string) (store.Run, bool) {
+	for _, rs := range x.runs {
+		if rs.rec.ID == id {
+			return rs.rec, true
+		}
+	}
+	return store.Run{}, false
+}
+
 // track makes a run part of the transaction, to be written by Flush.
 func (x *Txn) track(r store.Run, p *Plan) *runState {
 	rs := &runState{rec: r, plan: p}
