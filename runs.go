@@ -493,6 +493,9 @@ func (e *Engine) Retry(ctx context.Context, id string) (*Status, error) {
 		if r.State != store.RunFailed && r.State != store.RunCancelled {
 			return &StateError{Op: "retry", RunID: id, State: string(r.State)}
 		}
+		if r.Parent != "" {
+			return childRedrive("retry", &r)
+		}
 		return redriveErr("retry", &r, x.Retry(id))
 	})
 	if err != nil {
@@ -504,8 +507,10 @@ func (e *Engine) Retry(ctx context.Context, id string) (*Status, error) {
 // Rerun runs a step of an ended run again, with every step downstream of it,
 // keeping every other step's result: "retry from this step". It is a new
 // round of the run (see Input.Generation). It returns a *StateError
-// matching ErrConflict for a run that has not ended, and an error matching
-// ErrNotFound for an unknown run or step.
+// matching ErrConflict for a run that has not ended, a step whose
+// dependencies did not all complete, a saga that was rolled back, or a child
+// run (rerun its parent); and an error matching ErrNotFound for an unknown
+// run or step.
 func (e *Engine) Rerun(ctx context.Context, id, stepID string) (*Status, error) {
 	if e.closed.Load() {
 		return nil, ErrClosed
@@ -514,6 +519,9 @@ func (e *Engine) Rerun(ctx context.Context, id, stepID string) (*Status, error) 
 		r, err := tx.Run(id)
 		if err != nil {
 			return err
+		}
+		if r.Parent != "" {
+			return childRedrive("rerun", &r)
 		}
 		ri, err := e.runs.load(tx, id)
 		if err != nil {
@@ -532,6 +540,13 @@ func (e *Engine) Rerun(ctx context.Context, id, stepID string) (*Status, error) 
 		return nil, runErr("Rerun", id, err)
 	}
 	return e.Status(ctx, id)
+}
+
+// childRedrive refuses to run a child run again on its own: its parent would
+// not know. Retry the parent, which retries its failed children.
+func childRedrive(op string, r *store.Run) error {
+	return &StateError{Op: op, RunID: r.ID, State: string(r.State),
+		Reason: fmt.Sprintf("it is a child run of %q: %s the parent, which runs its children again", r.Parent, op)}
 }
 
 // Delete removes a run that has ended, with its steps, attempts, webhooks

@@ -100,5 +100,9 @@ func redriveErr(op string, r *store.Run, err error) error {
 	case errors.Is(err, flow.ErrRolledBack):
 		return &StateError{Op: op, RunID: r.ID, State: string(r.State), Reason: flow.ErrRolledBack.Error()}
 	}
+	var de *flow.DepsError
+	if errors.As(err, &de) {
+		return &StateError{Op: op, RunID: r.ID, State: string(r.State), Reason: de.Error()}
+	}
 	return err
 }

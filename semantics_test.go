@@ -469,3 +469,51 @@ func jsonHandler(got func([]byte)) http.Handler {
 		w.WriteHeader(http.StatusOK)
 	})
 }
+
+// TestRerunRefusals: Rerun refuses a step whose dependency did not
+// complete, a rolled-back saga and a child run; Retry refuses a child run.
+func TestRerunRefusals(t *testing.T) {
+	eng, _ := dagflowtest.NewEngine(t)
+	mustHandle(t, eng, "ok", dagflowtest.Script().Handler)
+	mustHandle(t, eng, "fail", dagflowtest.Script(dagflowtest.Fail(dagflow.Permanent(errors.New("no")))).Handler)
+	ctx := ctxT(t)
+	if _, err := eng.Create(ctx, dagflow.Workflow{ID: "a", Steps: []dagflow.Step{handlerStep("charge", "fail"), handlerStep("ship", "ok", "charge")}}); err != nil {
+		t.Fatal(err)
+	}
+	dagflowtest.RequireFailed(t, eng, "a")
+	if _, err := eng.Rerun(ctx, "a", "ship"); !errors.Is(err, dagflow.ErrConflict) || !strings.Contains(err.Error(), `its dependency "charge" did not complete`) {
+		t.Errorf("Rerun of a step after a failed one = %v", err)
+	}
+	if _, err := eng.Create(ctx, dagflow.Workflow{ID: "s", Saga: true, Steps: []dagflow.Step{
+		{ID: "charge", Handler: "ok", Compensation: "ok"}, handlerStep("ship", "fail", "charge")}}); err != nil {
+		t.Fatal(err)
+	}
+	dagflowtest.RequireFailed(t, eng, "s")
+	if _, err := eng.Rerun(ctx, "s", "ship"); !errors.Is(err, dagflow.ErrConflict) || !strings.Contains(err.Error(), "compensated") {
+		t.Errorf("Rerun of a rolled-back saga = %v", err)
+	}
+	if _, err := eng.Create(ctx, dagflow.Workflow{ID: "p", Steps: []dagflow.Step{
+		{ID: "c", Workflow: &dagflow.Workflow{Steps: []dagflow.Step{handlerStep("x", "fail")}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	dagflowtest.RequireFailed(t, eng, "p")
+	for name, call := range map[string]func() error{
+		"Retry": func() error { _, err := eng.Retry(ctx, "p/c"); return err },
+		"Rerun": func() error { _, err := eng.Rerun(ctx, "p/c", "x"); return err },
+	} {
+		if err := call(); !errors.Is(err, dagflow.ErrConflict) || !strings.Contains(err.Error(), `child run of "p"`) {
+			t.Errorf("%s of a child run = %v", name, err)
+		}
+	}
+	// Rerun of a completed step runs it and what follows it.
+	if _, err := eng.Create(ctx, dagflow.Workflow{ID: "ok", Steps: []dagflow.Step{handlerStep("a", "ok"), handlerStep("b", "ok", "a")}}); err != nil {
+		t.Fatal(err)
+	}
+	dagflowtest.RequireCompleted(t, eng, "ok")
+	if _, err := eng.Rerun(ctx, "ok", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if st := dagflowtest.RequireCompleted(t, eng, "ok"); st.Generation != 1 {
+		t.Errorf("generation %d after Rerun", st.Generation)
+	}
+}

@@ -2,6 +2,7 @@ package flow
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/dagflow/dagflow/store"
@@ -23,6 +24,14 @@ var ErrRolledBack = errors.New("its saga compensated every completed step that h
 
 // ErrNotEnded is returned by Retry and Rerun for a run that is still active.
 var ErrNotEnded = errors.New("the run has not ended")
+
+// DepsError is returned by Rerun for a step whose dependencies did not all
+// complete: it could not run again (Retry runs them too).
+type DepsError struct{ Step, Dep string }
+
+func (e *DepsError) Error() string {
+	return fmt.Sprintf("step %q cannot run again: its dependency %q did not complete (Retry runs both again)", e.Step, e.Dep)
+}
 
 // Retry runs a failed or cancelled run again (see the file's comment).
 func (x *Txn) Retry(runID string) error {
@@ -75,9 +84,25 @@ func (x *Txn) Rerun(runID string, index int) error {
 	if rs.rec.State.Active() {
 		return ErrNotEnded
 	}
+	if rs.plan.Saga {
+		rolled, err := x.toCompensate(rs, func(st *store.Step) bool { return st.Comp != store.CompNone })
+		if err != nil {
+			return err
+		}
+		if len(rolled) > 0 {
+			return ErrRolledBack
+		}
+	}
 	steps, err := x.tx.Steps(runID)
 	if err != nil {
 		return err
+	}
+	if index >= 0 {
+		for _, d := range rs.plan.Steps[index].Deps {
+			if steps[d].State != store.StepCompleted {
+				return &DepsError{Step: rs.plan.Steps[index].ID, Dep: rs.plan.Steps[d].ID}
+			}
+		}
 	}
 	marked := make([]bool, len(rs.plan.Steps))
 	for i := range marked {
