@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
+	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -92,6 +93,16 @@ func Open(opts ...Option) (*Engine, error) {
 	var hopts httpstep.Options
 	if cfg.httpOpts != nil {
 		hopts = *cfg.httpOpts
+	}
+	for _, h := range cfg.hooks {
+		if h.HTTPHeader == nil {
+			continue
+		}
+		if prev, add := hopts.Header, h.HTTPHeader; prev != nil {
+			hopts.Header = func(ctx context.Context, hd http.Header) { prev(ctx, hd); add(ctx, hd) }
+		} else {
+			hopts.Header = add
+		}
 	}
 	hc, err := httpstep.New(hopts)
 	if err != nil {

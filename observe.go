@@ -3,6 +3,8 @@ package dagflow
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/dagflow/dagflow/internal/flow"
 )
@@ -51,8 +53,17 @@ func (e *Engine) hookEnded(t *task, o *flow.Outcome) {
 		return
 	}
 	var err error
-	if o.Err != "" {
+	switch {
+	case o.Err == "":
+	case strings.HasPrefix(o.Err, "attempt timed out"), strings.HasPrefix(o.Err, "workflow timed out"):
+		err = fmt.Errorf("%s: %w", o.Err, context.DeadlineExceeded)
+	case strings.HasPrefix(o.Err, "cancelled: "):
+		err = fmt.Errorf("%s: %w", o.Err, context.Canceled)
+	default:
 		err = errors.New(o.Err)
+	}
+	if err != nil && o.Permanent {
+		err = Permanent(err)
 	}
 	a := e.attemptInfo(t)
 	for _, h := range e.cfg.hooks {
@@ -68,6 +79,16 @@ func (e *Engine) hookRunEnded(runID string, s State) {
 			h.RunEnded(runID, s)
 		}
 	}
+}
+
+// backlogHooked reports whether a hook wants the backlog.
+func (e *Engine) backlogHooked() bool {
+	for _, h := range e.cfg.hooks {
+		if h.Backlog != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *Engine) hookBacklog(n int) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/dagflow/dagflow/httpstep"
@@ -353,9 +354,12 @@ type Hooks struct {
 	AttemptEnded func(ctx context.Context, a AttemptInfo, err error)
 	// RunEnded is called once a run has ended.
 	RunEnded func(runID string, state State)
-	// Backlog is called with the number of steps ready but not started,
-	// each time the engine looks for work.
+	// Backlog is called with the number of steps ready but not started
+	// (up to 10,000), each time the engine looks for work.
 	Backlog func(n int)
+	// HTTPHeader adds headers to the requests of HTTP steps and webhooks,
+	// from the context AttemptStarted returned (a W3C traceparent, say).
+	HTTPHeader func(ctx context.Context, h http.Header)
 }
 
 // AttemptInfo describes an attempt for Hooks.

@@ -42,6 +42,9 @@ type scheduler struct {
 	schedChanged atomic.Bool // schedules changed: read them again
 }
 
+// maxBacklog bounds the count of due steps the Backlog hook gets.
+const maxBacklog = 10_000
+
 // maxHooks bounds the webhook deliveries under way at once.
 const maxHooks = 16
 
@@ -202,6 +205,10 @@ func (s *scheduler) claim(n int) ([]*task, []store.Webhook, time.Time, error) {
 	tickDue := s.schedChanged.Swap(false) || !s.ticksRead || !s.nextTick.IsZero() && !s.nextTick.After(e.now())
 	pruneDue := !s.nextPrune.After(e.now())
 	var tick time.Time
+	backlog := -1 // not counted
+	if e.backlogHooked() {
+		backlog = 0
+	}
 	err := e.store.Update(e.ctx, func(tx store.Tx) error {
 		now := e.now()
 		x := flow.Begin(tx, e.env(), now, &eff)
@@ -220,6 +227,13 @@ func (s *scheduler) claim(n int) ([]*task, []store.Webhook, time.Time, error) {
 		if err := x.Flush(); err != nil {
 			return err
 		}
+		if backlog >= 0 {
+			due, err := tx.DueSteps(now, maxBacklog)
+			if err != nil {
+				return err
+			}
+			backlog = len(due)
+		}
 		next, err = tx.NextDue()
 		return err
 	})
@@ -231,6 +245,9 @@ func (s *scheduler) claim(n int) ([]*task, []store.Webhook, time.Time, error) {
 	}
 	if pruneDue {
 		s.nextPrune = e.prune()
+	}
+	if backlog >= 0 {
+		e.hookBacklog(backlog)
 	}
 	return e.apply(&eff), hooks, next, nil
 }

@@ -240,5 +240,6 @@ func (e *Engine) createTick(tx store.Tx, x *flow.Txn, s *store.Schedule, tick ti
 	}
 	plan := e.runs.put(id, &prep.n, prep.g)
 	e.log.Debug("dagflow: schedule tick", "schedule", s.ID, "run", id)
-	return x.Create(store.Run{ID: id, CreatedAt: e.now()}, prep.spec, plan, prep.key)
+	trace := e.hookRunCreated(e.bgCtx, id)
+	return x.Create(store.Run{ID: id, CreatedAt: e.now(), Trace: trace}, prep.spec, plan, prep.key)
 }

@@ -73,6 +73,11 @@ type Options struct {
 	// values, or RetryWaitMin > RetryWaitMax, are an error. Call never waits.
 	RetryWaitMin time.Duration
 	RetryWaitMax time.Duration // see RetryWaitMin
+
+	// Header, when set, adds headers to every request from the request's
+	// context (a W3C traceparent, say). It runs after the Client's own
+	// headers, which it must not change.
+	Header func(ctx context.Context, h http.Header)
 }
 
 // Client calls HTTP job handlers and delivers webhooks. Create one with
@@ -86,6 +91,7 @@ type Client struct {
 	now     func() time.Time
 	waitMin time.Duration
 	waitMax time.Duration
+	header  func(context.Context, http.Header)
 }
 
 // HasBaseURL reports whether the client has a base URL for relative URLs.
@@ -109,6 +115,7 @@ func New(o Options) (*Client, error) {
 		now:     o.Now,
 		waitMin: o.RetryWaitMin,
 		waitMax: o.RetryWaitMax,
+		header:  o.Header,
 	}
 	if o.BaseURL != "" {
 		u, err := parseAbsolute(o.BaseURL)
@@ -322,7 +329,7 @@ func (c *Client) Call(ctx context.Context, url, key string, body []byte) (Reply,
 	if err != nil {
 		return Reply{}, &Error{URL: shown, Message: "invalid request", Err: stripURLError(err)}
 	}
-	c.setHeaders(req.Header, key, body)
+	c.setHeaders(ctx, req.Header, key, body)
 
 	start := time.Now()
 	resp, err := c.hc.Do(req)
@@ -360,7 +367,10 @@ func (c *Client) Call(ctx context.Context, url, key string, body []byte) (Reply,
 	return Reply{Result: env.result, StatusCode: sc, Duration: elapsed}, nil
 }
 
-func (c *Client) setHeaders(h http.Header, key string, body []byte) {
+func (c *Client) setHeaders(ctx context.Context, h http.Header, key string, body []byte) {
+	if c.header != nil {
+		c.header(ctx, h)
+	}
 	h.Set("Content-Type", "application/json")
 	h.Set("Accept", "application/json")
 	h.Set("User-Agent", c.ua)

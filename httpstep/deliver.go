@@ -33,7 +33,7 @@ func (c *Client) Deliver(ctx context.Context, url, key string, body []byte, maxA
 	if err != nil {
 		return &Error{URL: shown, Message: "invalid request", Err: stripURLError(err)}
 	}
-	c.setHeaders(req.Header, key, body)
+	c.setHeaders(ctx, req.Header, key, body)
 
 	attempts := 0
 	rc := &retryablehttp.Client{

@@ -5,9 +5,6 @@
 //	eng, err := dagflow.Open(
 //		dagflow.WithPath("flows.db"),
 //		dagflowotel.New(tracerProvider, meterProvider),
-//		dagflow.WithHTTP(httpstep.Options{
-//			HTTPClient: &http.Client{Transport: dagflowotel.Transport(nil)},
-//		}),
 //	)
 //
 // [New] returns one dagflow.Option (a dagflow.WithHooks); nil providers
@@ -36,10 +33,9 @@
 //
 // # Trace context for HTTP steps
 //
-// The engine makes an HTTP step's request with the attempt's context. An
-// HTTP client whose transport is [Transport] sends that context's
+// Every HTTP step's request (and webhook) carries the attempt's W3C
 // traceparent header, so that the job handler's spans join the attempt's
-// trace; give it to the engine with httpstep.Options.HTTPClient as above.
+// trace. [Transport] does the same for the application's own HTTP clients.
 // The format is always W3C Trace Context, whatever the global propagator.
 //
 // # Metrics

@@ -3,7 +3,6 @@ package dagflowotel_test
 import (
 	"context"
 	"log"
-	"net/http"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
@@ -43,8 +42,7 @@ func ExampleNew() {
 		dagflow.WithPath("flows.db"),
 		dagflowotel.New(tp, mp),
 		dagflow.WithHTTP(httpstep.Options{
-			BaseURL:    "http://localhost:3000/api/",
-			HTTPClient: &http.Client{Transport: dagflowotel.Transport(nil)},
+			BaseURL: "http://localhost:3000/api/",
 		}),
 	)
 	if err != nil {

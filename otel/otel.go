@@ -115,6 +115,7 @@ func (o *observer) hooks() dagflow.Hooks {
 		AttemptEnded:   o.attemptEnded,
 		RunEnded:       o.runEnded,
 		Backlog:        o.setBacklog,
+		HTTPHeader:     InjectHeader,
 	}
 }
 

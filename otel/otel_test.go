@@ -130,9 +130,7 @@ func sameSpan(a, b trace.SpanContext) bool {
 
 func TestTracesAndMetrics(t *testing.T) {
 	jobs := newJobServer(t)
-	o := newObserved(t, dagflow.WithHTTP(httpstep.Options{
-		HTTPClient: &http.Client{Transport: dagflowotel.Transport(nil)},
-	}))
+	o := newObserved(t, dagflow.WithHTTP(httpstep.Options{}))
 	tracer := o.tp.Tracer("handler")
 	handle := func(name string, h dagflow.HandlerFunc) {
 		if err := o.eng.Handle(name, h); err != nil {
@@ -413,20 +411,6 @@ func mapsEqual(a, b map[string]int64) bool {
 		}
 	}
 	return true
-}
-
-// TestNoHTTPClientNoHeader: without Transport, the engine's own client sends
-// no traceparent (what the package documentation says to do about it).
-func TestNoHTTPClientNoHeader(t *testing.T) {
-	jobs := newJobServer(t)
-	o := newObserved(t)
-	st, _ := o.run(t, dagflow.Workflow{ID: "w", Steps: []dagflow.Step{{ID: "h", URL: jobs.URL}}})
-	if st.State != dagflow.StateCompleted {
-		t.Fatalf("run ended %s: %s", st.State, st.Error)
-	}
-	if got := jobs.traceparents(); len(got) != 1 || got[0] != "" {
-		t.Errorf("traceparents %q, want one empty (the engine's client does not propagate)", got)
-	}
 }
 
 // TestNoProviders: with the global providers (no-ops unless set), the

@@ -15,14 +15,9 @@ import (
 // own (go-cleanhttp's, what httpstep uses when given no client). Requests
 // whose context has no span go out unchanged.
 //
-// The engine makes an HTTP step's request with the context the hooks of
-// [New] made, which holds the attempt's span: give the engine a client with
-// this transport and each HTTP step's request carries it,
-//
-//	dagflow.WithHTTP(httpstep.Options{
-//		BaseURL:    "https://app.example/api/",
-//		HTTPClient: &http.Client{Transport: dagflowotel.Transport(nil)},
-//	})
+// The engine's own requests need it not: [New] has the engine send the
+// header on every HTTP step. Transport is for the application's other HTTP
+// clients, which make requests from a handler's context.
 //
 // The returned RoundTripper is safe for concurrent use if base is.
 func Transport(base http.RoundTripper) http.RoundTripper {

@@ -188,7 +188,7 @@ func (x *Txn) beginChild(rs *runState, st *store.Step) error {
 	if err != nil {
 		return x.giveUp(rs, st, err.Error())
 	}
-	return x.Create(store.Run{ID: id, CreatedAt: x.now, Parent: r.ID, ParentIndex: st.Index, ParentItem: st.Item}, spec, plan, key)
+	return x.Create(store.Run{ID: id, CreatedAt: x.now, Parent: r.ID, ParentIndex: st.Index, ParentItem: st.Item, Trace: r.Trace}, spec, plan, key)
 }
 
 // child asks the engine for a child's spec and plan, and resolves its
