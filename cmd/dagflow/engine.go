@@ -9,12 +9,17 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dagflow/dagflow"
 	"github.com/dagflow/dagflow/httpstep"
 	"github.com/dagflow/dagflow/store"
 	"github.com/dagflow/dagflow/store/bolt"
 )
+
+// defaultDB is the database file of --db when neither the flag nor
+// $DAGFLOW_DB gives one.
+const defaultDB = "dagflow.db"
 
 // dbFlags are the flags of every command that opens the database.
 type dbFlags struct {
@@ -23,13 +28,13 @@ type dbFlags struct {
 }
 
 func (f *dbFlags) register(c *cli, fs *flagSet) {
-	fs.StringVar(&f.db, "db", "", "the bbolt database `FILE` (default $DAGFLOW_DB, else "+dagflow.DefaultPath+")")
+	fs.StringVar(&f.db, "db", "", "the bbolt database `FILE` (default $DAGFLOW_DB, else "+defaultDB+")")
 	fs.Var(&f.verbose, "v", "log more on stderr: -v (INFO) adds failed attempts and runs and webhooks sent, -v -v (DEBUG) every run and attempt (default WARN)")
 	fs.defaults = append(fs.defaults, func() error {
 		if setEmpty(fs, "db") {
-			return errors.New("--db: give a file name (or leave the flag out for $DAGFLOW_DB, else " + dagflow.DefaultPath + ")")
+			return errors.New("--db: give a file name (or leave the flag out for $DAGFLOW_DB, else " + defaultDB + ")")
 		}
-		f.db = cmp.Or(f.db, c.getenv("DAGFLOW_DB"), dagflow.DefaultPath)
+		f.db = cmp.Or(f.db, c.getenv("DAGFLOW_DB"), defaultDB)
 		return nil
 	})
 }
@@ -110,9 +115,17 @@ const (
 	openCreate openMode = iota
 	// openExisting needs the file to exist, and runs the runs in it.
 	openExisting
+	// openQuiet needs the file to exist and lets the command change it,
+	// but runs nothing in it (see quietStore).
+	openQuiet
+	// openQuietCreate is openQuiet that creates the file if needed.
+	openQuietCreate
 	// openReadOnly needs the file to exist and changes nothing in it.
 	openReadOnly
 )
+
+// creates reports whether the mode creates a missing database file.
+func (m openMode) creates() bool { return m == openCreate || m == openQuietCreate }
 
 // engine is an open engine and the store it closes with it.
 type engine struct {
@@ -143,7 +156,7 @@ func (c *cli) open(f *dbFlags, mode openMode, opts ...dagflow.Option) (*engine, 
 
 // openStore opens the database of f, for openEngine.
 func (c *cli) openStore(f *dbFlags, mode openMode) (*bolt.Store, error) {
-	if mode != openCreate {
+	if !mode.creates() {
 		if _, err := os.Stat(f.db); errors.Is(err, os.ErrNotExist) {
 			return nil, inputError("%s: no such database (give one with --db or DAGFLOW_DB)", f.db)
 		} else if err != nil {
@@ -162,8 +175,11 @@ func (c *cli) openStore(f *dbFlags, mode openMode) (*bolt.Store, error) {
 func (c *cli) openEngine(f *dbFlags, s *bolt.Store, mode openMode, opts ...dagflow.Option) (*engine, error) {
 	opts = append(opts, dagflow.WithLogger(c.logger(f.verbose)))
 	var st store.Store = s
-	if mode == openReadOnly {
+	switch mode {
+	case openReadOnly:
 		st = readOnlyStore{s}
+	case openQuiet, openQuietCreate:
+		st = quietStore{s}
 	}
 	eng, err := dagflow.Open(append(opts, dagflow.WithStore(st))...)
 	if err != nil {
@@ -192,6 +208,31 @@ func (readOnlyStore) Update(context.Context, func(store.Tx) error) error { retur
 
 // Exclusive says the store has a single user, so the engine takes no leases.
 func (readOnlyStore) Exclusive() bool { return true }
+
+// quietStore lets an engine change a database without running anything in
+// it, for the commands that make one change (delete, prune, send-event,
+// schedule) and exit: an engine resumes the unfinished runs of its store as
+// it opens, and these commands must neither send requests to job handlers
+// nor cut them short a moment later, nor create the runs of schedules'
+// ticks. Inside the engine's write transactions the store shows no due
+// step, timer or webhook and no schedule, so the engine's loop finds no
+// work; the engine's calls (Delete, SendEvent, Schedule, Unschedule) read
+// and write as usual. What they make due (the steps after a wait that an
+// event ended, say) waits in the file for the next engine to open it.
+// Reads (View) see everything.
+type quietStore struct{ *bolt.Store }
+
+func (s quietStore) Update(ctx context.Context, fn func(store.Tx) error) error {
+	return s.Store.Update(ctx, func(tx store.Tx) error { return fn(quietTx{tx}) })
+}
+
+// quietTx is a write transaction of a quietStore.
+type quietTx struct{ store.Tx }
+
+func (quietTx) DueSteps(time.Time, int) ([]store.Step, error)       { return nil, nil }
+func (quietTx) DueWebhooks(time.Time, int) ([]store.Webhook, error) { return nil, nil }
+func (quietTx) NextDue() (time.Time, error)                         { return time.Time{}, nil }
+func (quietTx) Schedules() ([]store.Schedule, error)                { return nil, nil }
 
 // close closes eng, saying on stderr if that failed: the command's output
 // is written by then, and what it did is in the database.

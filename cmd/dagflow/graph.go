@@ -18,8 +18,11 @@ Graph prints the dependency graph of a workflow on stdout, as Graphviz dot
 Markdown file). An argument that names an existing file is read as a workflow
 file; any other is the id of a run in the database, whose steps are coloured
 by state and labelled with it:
-  pending white, running light blue, completed green, failed red,
-  skipped grey, cancelled orange, compensated violet, compensationFailed pink.
+  pending white, running light blue, waiting yellow, completed green,
+  failed red, skipped grey, cancelled orange, compensated violet,
+  compensationFailed pink.
+Steps that do other work than a url or handler say so under their id: (map),
+(sub-workflow), (map of sub-workflows), (sleep), (wait for event NAME).
 Reading a run only reads the database: unfinished runs are not resumed.
 
 A workflow file whose only problems are cycles is drawn all the same, with a
@@ -104,6 +107,7 @@ func (c *cli) writeOut(draw func(io.Writer, *dagflow.Workflow, map[string]dagflo
 var stateColors = map[dagflow.State]string{
 	dagflow.StatePending:            "white",
 	dagflow.StateRunning:            "lightblue",
+	dagflow.StateWaiting:            "lightyellow",
 	dagflow.StateCompleted:          "palegreen",
 	dagflow.StateFailed:             "salmon",
 	dagflow.StateSkipped:            "lightgrey",
@@ -120,13 +124,20 @@ func drawDot(w io.Writer, wf *dagflow.Workflow, states map[string]dagflow.State)
 	b.WriteString("  rankdir=LR;\n")
 	b.WriteString("  node [shape=box, style=\"rounded,filled\", fillcolor=white];\n")
 	for _, s := range wf.Steps {
-		if states == nil {
-			fmt.Fprintf(&b, "  %s;\n", dotQuote(s.ID))
-			continue
+		label := s.ID
+		if k := stepKind(&s); k != "" {
+			label += "\n(" + k + ")"
 		}
-		st := states[s.ID]
-		fmt.Fprintf(&b, "  %s [label=%s, fillcolor=%s];\n", dotQuote(s.ID),
-			dotQuote(s.ID+"\n"+string(st)), stateColor(st))
+		switch {
+		case states != nil:
+			st := states[s.ID]
+			fmt.Fprintf(&b, "  %s [label=%s, fillcolor=%s];\n", dotQuote(s.ID),
+				dotQuote(label+"\n"+string(st)), stateColor(st))
+		case label != s.ID:
+			fmt.Fprintf(&b, "  %s [label=%s];\n", dotQuote(s.ID), dotQuote(label))
+		default:
+			fmt.Fprintf(&b, "  %s;\n", dotQuote(s.ID))
+		}
 	}
 	for _, s := range wf.Steps {
 		for _, d := range s.DependsOn {
@@ -158,6 +169,9 @@ func drawMermaid(w io.Writer, wf *dagflow.Workflow, states map[string]dagflow.St
 	used := map[dagflow.State]bool{}
 	for _, s := range wf.Steps {
 		label := mermaidText(s.ID)
+		if k := stepKind(&s); k != "" {
+			label += "<br/>(" + mermaidText(k) + ")"
+		}
 		if states != nil {
 			label += "<br/>" + string(states[s.ID])
 		}
@@ -172,7 +186,7 @@ func drawMermaid(w io.Writer, wf *dagflow.Workflow, states map[string]dagflow.St
 			fmt.Fprintf(&b, "  %s --> %s\n", node[d], node[s.ID])
 		}
 	}
-	for _, st := range []dagflow.State{dagflow.StatePending, dagflow.StateRunning, dagflow.StateCompleted,
+	for _, st := range []dagflow.State{dagflow.StatePending, dagflow.StateRunning, dagflow.StateWaiting, dagflow.StateCompleted,
 		dagflow.StateFailed, dagflow.StateSkipped, dagflow.StateCancelled, dagflow.StateCompensated,
 		dagflow.StateCompensationFailed} {
 		if used[st] {
@@ -181,6 +195,24 @@ func drawMermaid(w io.Writer, wf *dagflow.Workflow, states map[string]dagflow.St
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// stepKind says what a step does when it is not one call of a url or
+// handler, or "".
+func stepKind(s *dagflow.Step) string {
+	switch {
+	case s.Map != nil && s.Workflow != nil:
+		return "map of sub-workflows"
+	case s.Map != nil:
+		return "map"
+	case s.Workflow != nil:
+		return "sub-workflow"
+	case s.Sleep != nil:
+		return "sleep"
+	case s.WaitForEvent != nil:
+		return "wait for event " + s.WaitForEvent.Name
+	}
+	return ""
 }
 
 // mermaidText escapes s for a quoted Mermaid label with entity codes.

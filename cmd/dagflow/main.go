@@ -1,5 +1,7 @@
-// Command dagflow runs workflow files whose steps are HTTP job handlers, and
-// inspects, retries, cancels and resumes the runs kept in a bbolt database.
+// Command dagflow runs workflow files whose steps are HTTP job handlers;
+// inspects, retries, cancels, resumes and deletes the runs kept in a bbolt
+// database; sends events to the runs that wait for them; and manages the
+// schedules that create runs.
 //
 // Run 'dagflow help' for the commands, their flags, the environment variables
 // and the exit codes; usage below is that text.
@@ -13,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -36,15 +39,19 @@ Usage:
   dagflow <command> [flags] [arguments]
 
 Commands:
-  run       create a run from a workflow file, wait for it to end, print its status
-  validate  check a workflow file
-  status    print the status of a run
-  list      list the runs in the database
-  graph     draw a workflow file or a run as Graphviz dot or Mermaid
-  retry     run the failed steps of a failed or cancelled run again, and wait
-  cancel    cancel an unfinished run, and wait for it to end
-  resume    finish the runs a stopped process left unfinished
-  console   serve the web console
+  run         run a workflow file to its end and print the run's status
+  validate    check a workflow file
+  status      print the status of a run
+  list        list the runs in the database
+  graph       draw a workflow file or a run as Graphviz dot or Mermaid
+  retry       run the failed steps of a failed or cancelled run again, and wait
+  cancel      cancel an unfinished run, and wait for it to end
+  resume      finish the runs a stopped process left unfinished
+  delete      delete a run that has ended
+  prune       delete the runs that ended more than some time ago
+  send-event  send an event to the steps waiting for it
+  schedule    add, list or remove the schedules that create runs at cron ticks
+  console     serve the web console
 
 Run 'dagflow help <command>' or 'dagflow <command> --help' for a command's flags.
 Flags may come before or after the arguments.
@@ -63,15 +70,20 @@ Environment:
 The database:
   One process at a time may open a database file. A command started while
   another process holds it fails within about a second with exit code 3.
-  run and console create the file; the other commands need it to exist.
-  Opening a database resumes the runs left unfinished in it (run, retry, cancel,
-  resume, console); status, list and graph only read it.
+  run, console and schedule add create the file; the other commands need it
+  to exist. Opening a database resumes the runs left unfinished in it (run,
+  retry, cancel, resume, console); status, list, graph and schedule list only
+  read it; delete, prune, send-event, schedule add and schedule remove change
+  it but run nothing in it.
 
 Exit codes:
   0    success; for run, retry, cancel and resume: the run(s) completed
-  1    a run failed or was cancelled (its status is printed)
+  1    a run failed or was cancelled, or waits for an event that only
+       'dagflow send-event' can send once the command has exited (its status
+       is printed)
   2    bad input: wrong usage, a missing or invalid workflow file, an unknown
-       run id, a run in the wrong state for retry or cancel
+       run or schedule id, a run in the wrong state for retry, cancel or delete,
+       a bad event, cron expression or time zone
   3    operational error: the database is in use by another process or cannot
        be opened, an engine or I/O error
   130  interrupted by SIGINT (143: SIGTERM). Nothing is cancelled: the engine
@@ -128,6 +140,10 @@ var commands = []command{
 	{"retry", (*cli).cmdRetry},
 	{"cancel", (*cli).cmdCancel},
 	{"resume", (*cli).cmdResume},
+	{"delete", (*cli).cmdDelete},
+	{"prune", (*cli).cmdPrune},
+	{"send-event", (*cli).cmdSendEvent},
+	{"schedule", (*cli).cmdSchedule},
 	{"console", (*cli).cmdConsole},
 }
 
@@ -140,8 +156,9 @@ func (c *cli) main(ctx context.Context, args []string) int {
 	switch name {
 	case "help", "-h", "-help", "--help":
 		if len(rest) > 0 {
-			// "dagflow help run" is "dagflow run --help".
-			name, rest = rest[0], []string{"--help"}
+			// "dagflow help run" is "dagflow run --help", and "dagflow
+			// help schedule add" is "dagflow schedule add --help".
+			name, rest = rest[0], append(slices.Clone(rest[1:]), "--help")
 			break
 		}
 		fmt.Fprint(c.stdout, usage)

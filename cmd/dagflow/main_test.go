@@ -86,12 +86,16 @@ func newJobs(t *testing.T) *jobs {
 	mux := http.NewServeMux()
 	handle := func(name string, fn func(ctx context.Context, req httpstep.Request) (any, error)) {
 		path := "/jobs/" + name
-		mux.Handle(path, httpstep.Handler(func(ctx context.Context, req httpstep.Request) (any, error) {
+		h, err := httpstep.Handler(func(ctx context.Context, req httpstep.Request) (any, error) {
 			j.mu.Lock()
 			j.calls[path]++
 			j.mu.Unlock()
 			return fn(ctx, req)
-		}, httpstep.WithSecret([]byte(secret))))
+		}, httpstep.WithSecret([]byte(secret)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mux.Handle(path, h)
 	}
 	handle("validate-order", func(_ context.Context, req httpstep.Request) (any, error) {
 		var order struct {
@@ -524,6 +528,31 @@ flowchart LR
 	}
 	unknown := writeFile(t, dir, "unknown.json", `{"id": "u", "steps": [{"id": "a", "url": "https://x/a", "dependsOn": ["zz"]}]}`)
 	dagflowCmd(t, "graph", unknown).want(t, 2, `unknown step "zz"`)
+
+	// Steps of other kinds say what they do.
+	kinds := writeFile(t, dir, "kinds.json", `{"id": "k", "context": {"orderId": "o1", "images": ["a", "b"]}, "steps": [
+		{"id": "resize", "url": "https://x/resize", "map": {"items": "context.images"}},
+		{"id": "ship", "workflow": {"steps": [{"id": "pack", "url": "https://x/pack"}]}, "dependsOn": ["resize"]},
+		{"id": "cool-off", "sleep": {"seconds": 60}, "dependsOn": ["ship"]},
+		{"id": "approval", "waitForEvent": {"name": "order-approved", "key": "context.orderId"}, "dependsOn": ["cool-off"]}]}`)
+	r = dagflowCmd(t, "graph", kinds)
+	r.want(t, 0)
+	for _, s := range []string{
+		`"resize" [label="resize\n(map)"];`,
+		`"ship" [label="ship\n(sub-workflow)"];`,
+		`"cool-off" [label="cool-off\n(sleep)"];`,
+		`"approval" [label="approval\n(wait for event order-approved)"];`,
+		`"cool-off" -> "approval";`,
+	} {
+		if !strings.Contains(r.stdout, s) {
+			t.Errorf("dot output lacks %q:\n%s", s, r.stdout)
+		}
+	}
+	r = dagflowCmd(t, "graph", "--format", "mermaid", kinds)
+	r.want(t, 0)
+	if !strings.Contains(r.stdout, `  s3["approval<br/>(wait for event order-approved)"]`) {
+		t.Errorf("mermaid output:\n%s", r.stdout)
+	}
 }
 
 func TestRelativeURLs(t *testing.T) {
@@ -622,6 +651,9 @@ func TestFailingHandler(t *testing.T) {
 		dir := t.TempDir()
 		file := writeFile(t, dir, "order.json", orderChain("order-4", j.url, map[string]string{"ship-order": "fail"}))
 		r := dagflowCmd(t, append(append([]string{"run", "--db", filepath.Join(dir, "flows.db")}, tt.args...), file)...)
+		// The engine's attempt lines name the map item, -1 for a step
+		// that is not a map.
+		r.stderr = strings.ReplaceAll(r.stderr, " item=-1 ", " ")
 		r.want(t, 1, tt.want...)
 		for _, n := range tt.not {
 			if strings.Contains(r.stderr, n) {
@@ -669,6 +701,8 @@ func TestBadInput(t *testing.T) {
 	handlers := writeFile(t, dir, "handlers.json", `{"id": "h", "steps": [
 		{"id": "a", "url": "https://x/a"}, {"id": "b", "handler": "charge", "dependsOn": ["a"]}]}`)
 	valid := writeFile(t, dir, "valid.json", orderChain("v", "", nil))
+	nested := writeFile(t, dir, "nested.json", `{"id": "n", "steps": [{"id": "ship", "workflow": {"steps": [
+		{"id": "label", "url": "https://x/label"}, {"id": "pack", "handler": "pack"}]}}]}`)
 
 	tests := []struct {
 		name string
@@ -693,6 +727,7 @@ func TestBadInput(t *testing.T) {
 		{"validate malformed", []string{"validate", malformed}, []string{"malformed.json: invalid JSON at line 4, column 16"}},
 		{"validate invalid", []string{"validate", invalid}, []string{"invalid.json: ", "cycle: "}},
 		{"validate handlers", []string{"validate", handlers}, []string{`handlers.json: steps[1].handler`}},
+		{"validate handlers in a sub-workflow", []string{"validate", nested}, []string{`nested.json: steps[0].workflow.steps[1].handler: no handler named "pack"`}},
 		{"status no db", []string{"status", "--db", filepath.Join(dir, "none.db"), "x"}, []string{"none.db: no such database"}},
 		{"list bad state", []string{"list", "--db", db, "--state", "done"}, []string{`--state "done"`}},
 		{"empty --db", []string{"list", "--db="}, []string{"--db: give a file name"}},
@@ -737,15 +772,26 @@ func TestBadInput(t *testing.T) {
 		dagflowCmd(t, "status", "--db", db, "nope").want(t, 2, `no run with id "nope"`)
 	})
 	t.Run("help", func(t *testing.T) {
-		for _, args := range [][]string{{"help"}, {"--help"}, {"help", "run"}, {"run", "--help"}, {"list", "-h"}, {"console", "--help"}} {
+		for _, args := range [][]string{{"help"}, {"--help"}, {"help", "run"}, {"run", "--help"}, {"list", "-h"}, {"console", "--help"},
+			{"delete", "--help"}, {"help", "prune"}, {"send-event", "-h"}, {"schedule", "--help"}, {"help", "schedule"},
+			{"help", "schedule", "add"}, {"schedule", "list", "--help"}, {"schedule", "remove", "-h"}} {
 			r := dagflowCmd(t, args...)
 			r.want(t, 0)
 			if !strings.Contains(r.stdout, "Usage:") || r.stderr != "" {
 				t.Errorf("%v: stdout:\n%s\nstderr:\n%s", args, r.stdout, r.stderr)
 			}
 		}
-		if r := dagflowCmd(t, "help"); !strings.Contains(r.stdout, "Exit codes:") {
+		r := dagflowCmd(t, "help")
+		if !strings.Contains(r.stdout, "Exit codes:") {
 			t.Errorf("help does not document the exit codes")
+		}
+		for _, name := range []string{"delete", "prune", "send-event", "schedule"} {
+			if !strings.Contains(r.stdout, "\n  "+name+" ") {
+				t.Errorf("help does not list %s", name)
+			}
+		}
+		if r := dagflowCmd(t, "help", "schedule", "add"); !strings.HasPrefix(r.stdout, "Usage: dagflow schedule add ") {
+			t.Errorf("help schedule add:\n%s", r.stdout)
 		}
 		// Flags as the usage lines write them: --db, and -v.
 		if r := dagflowCmd(t, "run", "--help"); !strings.Contains(r.stdout, "\n  --db FILE\n") ||
@@ -790,6 +836,25 @@ func TestDatabaseInUse(t *testing.T) {
 		t.Errorf("the second run took %v to fail", r.took)
 	}
 	dagflowCmd(t, "status", "--db", db, "order-5").want(t, 3, "in use")
+	t.Run("other commands", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"delete", "order-5"},
+			{"prune", "--older-than", "1h"},
+			{"send-event", "order-approved", "order_123"},
+			{"schedule", "add", "nightly", "0 2 * * *", other},
+			{"schedule", "list"},
+			{"schedule", "remove", "nightly"},
+		} {
+			t.Run(args[0], func(t *testing.T) {
+				t.Parallel()
+				r := dagflowCmd(t, append(args, "--db", db)...)
+				r.want(t, 3, "flows.db: the database is in use by another process")
+				if r.took > 5*time.Second {
+					t.Errorf("%q took %v to fail", args, r.took)
+				}
+			})
+		}
+	})
 	if n := j.count("validate-order"); n != 1 {
 		t.Errorf("validate-order called %d times", n)
 	}
@@ -842,8 +907,8 @@ func TestCrashResume(t *testing.T) {
 	if n := j.count("block"); n != 2 {
 		t.Errorf("charge-payment called %d times, want 2 (the crashed attempt and one more)", n)
 	}
-	if a := out[0].Steps[1].Attempts; a != 2 {
-		t.Errorf("charge-payment attempts %d, want 2", a)
+	if s := out[0].Steps[1]; s.Attempts != 2 || s.Interruptions != 1 {
+		t.Errorf("charge-payment: %d attempts, %d interruptions; want 2 and 1", s.Attempts, s.Interruptions)
 	}
 
 	r = dagflowCmd(t, "resume", "--db", db)
@@ -1180,6 +1245,52 @@ func TestOtherRunsFinish(t *testing.T) {
 	}
 }
 
+// TestCrashDefaultAttempts: a step with the default single attempt whose
+// process is killed mid-attempt is not failed by the crash: resume runs it
+// again as attempt 2, and the status counts the interruption.
+func TestCrashDefaultAttempts(t *testing.T) {
+	t.Parallel()
+	j := newJobs(t)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "flows.db")
+	chain := orderChain("order-11", j.url, map[string]string{"charge-payment": "block"})
+	retries := `,
+     "retries": {"maxAttempts": 3, "backoff": "exponential", "initialInterval": 0.2, "maxInterval": 1}`
+	if !strings.Contains(chain, retries) {
+		t.Fatal("orderChain changed: update the retries this test removes")
+	}
+	file := writeFile(t, dir, "order.json", strings.Replace(chain, retries, "", 1))
+	cmd, _, _ := newCommand(dir, env(), "run", "--db", db, file)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	j.waitBlocked(t)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	j.unblock()
+
+	st := dagflowCmd(t, "status", "--db", db, "order-11").status(t)
+	if s := st.Steps[1]; st.State != dagflow.StateRunning || s.State != dagflow.StateRunning || s.Attempts != 1 || s.Interruptions != 0 {
+		t.Errorf("after the crash: run %s, charge-payment %s with %d attempts, %d interruptions", st.State, s.State, s.Attempts, s.Interruptions)
+	}
+
+	r := dagflowCmd(t, "resume", "--db", db)
+	r.want(t, 0)
+	var out []*dagflow.Status
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || len(out) != 1 {
+		t.Fatalf("resume printed %v:\n%s", err, r.stdout)
+	}
+	checkCompleted(t, out[0], "order-11")
+	if s := out[0].Steps[1]; s.State != dagflow.StateCompleted || s.Attempts != 2 || s.Interruptions != 1 {
+		t.Errorf("charge-payment: %s, %d attempts, %d interruptions; want completed, 2 and 1", s.State, s.Attempts, s.Interruptions)
+	}
+	if n := j.count("block"); n != 2 {
+		t.Errorf("charge-payment called %d times, want 2 (the crashed attempt, then attempt 2)", n)
+	}
+}
+
 // TestInterruptDefaultAttempts: Engine.Close does not count an attempt
 // that fails because of the shutdown, and 'dagflow run' relies on that:
 // SIGINT cancels nothing, resume finishes the run. A step with the default
@@ -1210,6 +1321,12 @@ func TestInterruptDefaultAttempts(t *testing.T) {
 	}
 	if st := out[0]; st.State != dagflow.StateCompleted {
 		t.Errorf("after SIGINT (Engine.Close) and resume, the run is %s: %s", st.State, st.Error)
+	}
+	// Engine.Close hands the attempt it cut short back uncounted: it runs
+	// again as the same attempt, and is not an interruption (a crash is:
+	// TestCrashDefaultAttempts).
+	if s := out[0].Steps[1]; s.Attempts != 1 || s.Interruptions != 0 {
+		t.Errorf("charge-payment after SIGINT and resume: %d attempts, %d interruptions; want 1 and 0", s.Attempts, s.Interruptions)
 	}
 	if n := j.count("block"); n != 2 {
 		t.Errorf("charge-payment called %d times, want 2 (the interrupted attempt, then again)", n)

@@ -44,21 +44,29 @@ SIGINT (Ctrl-C) or SIGTERM cancels nothing: the engine closes, the run stays
 unfinished in the database, and 'dagflow resume' finishes it. The attempts it
 cut short run again, as the same attempt.
 
-Exit status: 0 completed, 1 failed or cancelled, 2 bad input (unreadable or
-invalid file, "handler" steps, an id taken by another workflow), 3 the database
-is in use or cannot be opened, 130 SIGINT (143 SIGTERM).
+A run that comes to a point where it can only go on with an event (a
+"waitForEvent" step waiting, no other step under way or ready) is not waited
+for: nothing can send the event while this command holds the database. Run
+prints its status, says on stderr which event it waits for, and exits 1; send
+the event with 'dagflow send-event', then finish the run with 'dagflow resume'.
+A "sleep" step is waited for.
+
+Exit status: 0 completed, 1 failed, cancelled or waiting for an event, 2 bad
+input (unreadable or invalid file, "handler" steps, an id taken by another
+workflow), 3 the database is in use or cannot be opened, 130 SIGINT (143
+SIGTERM).
 `
 
 const retryHelp = `Usage: dagflow retry [--db FILE] [--base-url URL] [-v] ID
 
 Retry runs the failed, skipped and cancelled steps of a failed or cancelled
 run again, keeping every completed step's result, waits for the run to end and
-prints its final status as indented JSON on stdout. Interrupting it works as
-for 'dagflow run'.
+prints its final status as indented JSON on stdout. Interrupting it, and a run
+that waits for an event, work as for 'dagflow run'.
 
-Exit status: 0 completed, 1 failed or cancelled, 2 unknown id or a run that
-cannot be retried (running, completed, or a saga that rolled back), 3 the database
-is in use or cannot be opened, 130 SIGINT (143 SIGTERM).
+Exit status: 0 completed, 1 failed, cancelled or waiting for an event, 2 unknown
+id or a run that cannot be retried (running, completed, or a saga that rolled
+back), 3 the database is in use or cannot be opened, 130 SIGINT (143 SIGTERM).
 `
 
 const cancelHelp = `Usage: dagflow cancel [--db FILE] [--base-url URL] [-v] ID
@@ -76,12 +84,17 @@ opened, 130 SIGINT (143 SIGTERM).
 const resumeHelp = `Usage: dagflow resume [--db FILE] [--base-url URL] [-v]
 
 Resume opens the database, which resumes the runs a stopped process left
-unfinished (steps that completed are not run again; a step that was running
-runs again as a new attempt), waits for all of them to end and prints their
-final statuses as an indented JSON array on stdout ([] when there are none).
+unfinished, or created and did not start (steps that completed are not run
+again; a step whose attempt was under way when its process died runs again as
+the next attempt, which does not count against its maxAttempts), waits for all
+of them to end and prints their final statuses as an indented JSON array on
+stdout, oldest run first ([] when there are none). Child runs (of sub-workflow
+steps) are waited for through their parent, and not printed.
 
-A run with Go "handler" steps still to run cannot finish from the command line:
-it is reported on stderr, not waited for, and printed as it is.
+A run with Go "handler" steps still to run cannot finish from the command line,
+nor can a run that can only go on with an event ('dagflow send-event' sends it
+once resume has exited): each is reported on stderr, not waited for, and
+printed as it is.
 
 Exit status: 0 every run completed, 1 some run failed, was cancelled or could
 not be finished, 2 no such database, 3 the database is in use or cannot be
@@ -186,14 +199,16 @@ func (c *cli) runError(db, id string, err error) error {
 // finish waits for run id to end, prints its final status and returns the
 // exit error its state means.
 func (c *cli) finish(ctx context.Context, eng *engine, id string) error {
-	st, err := eng.Wait(ctx, id)
+	st, waits, err := c.waitRun(ctx, eng, id)
 	if err != nil {
 		if ctx.Err() != nil {
 			return c.interruptedRun(eng, []string{id})
 		}
 		return c.runError(eng.path, id, err)
 	}
-	if err := c.awaitWebhooks(ctx, eng, id, nil); err != nil {
+	if len(waits) > 0 {
+		c.noteEventWaits(eng.path, id, waits)
+	} else if err := c.awaitWebhooks(ctx, eng, id, nil); err != nil {
 		return err
 	}
 	if err := c.printJSON(st); err != nil {
@@ -333,7 +348,7 @@ func (c *cli) interruptedRun(eng *engine, ids []string) error {
 		what = fmt.Sprintf("run %q is", ids[0])
 	}
 	resume := "dagflow resume"
-	if eng.path != dagflow.DefaultPath {
+	if eng.path != defaultDB {
 		resume += " --db " + eng.path
 	}
 	return c.interrupted(fmt.Sprintf("stopped; %s left unfinished in %s: finish with '%s'", what, eng.path, resume))
@@ -366,21 +381,33 @@ func (c *cli) cmdResume(ctx context.Context, args []string) error {
 		return err
 	}
 	defer c.close(eng)
-	var ids []string
-	for o := (dagflow.ListOptions{State: dagflow.StateRunning, Limit: 1000}); ; {
-		page, err := eng.List(ctx, o)
-		if err != nil {
-			return opError("%s: listing runs: %v", f.db, err)
+	// The runs under way, and those created but not started (a process
+	// that stopped as it created them, a tick of a schedule, a run waiting
+	// for a concurrency slot). A child run is waited for through its
+	// parent.
+	var runs []dagflow.RunSummary
+	for _, state := range []dagflow.State{dagflow.StateRunning, dagflow.StatePending} {
+		for o := (dagflow.ListOptions{State: state, Limit: 1000}); ; {
+			page, err := eng.List(ctx, o)
+			if err != nil {
+				return opError("%s: listing runs: %v", f.db, err)
+			}
+			for _, r := range page.Runs {
+				if r.Parent == "" {
+					runs = append(runs, r)
+				}
+			}
+			if page.Next == "" {
+				break
+			}
+			o.After = page.Next
 		}
-		for _, r := range page.Runs {
-			ids = append(ids, r.ID)
-		}
-		if page.Next == "" {
-			break
-		}
-		o.After = page.Next
 	}
-	slices.Reverse(ids) // oldest first
+	slices.SortStableFunc(runs, func(a, b dagflow.RunSummary) int { return a.CreatedAt.Compare(b.CreatedAt) }) // oldest first
+	ids := make([]string, len(runs))
+	for i, r := range runs {
+		ids[i] = r.ID
+	}
 	out := make([]*dagflow.Status, 0, len(ids))
 	code := exitOK
 	for _, id := range ids {
@@ -396,7 +423,14 @@ func (c *cli) cmdResume(ctx context.Context, args []string) error {
 				code = exitFailed
 				continue
 			}
-			st, err = eng.Wait(ctx, id)
+			var waits []eventWait
+			st, waits, err = c.waitRun(ctx, eng, id)
+			if err == nil && len(waits) > 0 {
+				c.noteEventWaits(f.db, id, waits)
+				out = append(out, st)
+				code = exitFailed
+				continue
+			}
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -433,7 +467,8 @@ func (c *cli) cmdResume(ctx context.Context, args []string) error {
 
 // needsHandlers returns the ids of the Go handler steps of a run that may
 // still have to run: those not completed, and in a saga those that may be
-// compensated.
+// compensated; and those of its sub-workflow steps whose sub-workflows have
+// Go handler steps.
 func needsHandlers(wf *dagflow.Workflow, st *dagflow.Status) []string {
 	state := make(map[string]dagflow.State, len(st.Steps))
 	for _, s := range st.Steps {
@@ -441,7 +476,7 @@ func needsHandlers(wf *dagflow.Workflow, st *dagflow.Status) []string {
 	}
 	var ids []string
 	for _, s := range wf.Steps {
-		if s.Handler == "" {
+		if s.Handler == "" && (s.Workflow == nil || !hasHandlers(s.Workflow)) {
 			continue
 		}
 		switch state[s.ID] {
@@ -456,6 +491,17 @@ func needsHandlers(wf *dagflow.Workflow, st *dagflow.Status) []string {
 		}
 	}
 	return ids
+}
+
+// hasHandlers reports whether a workflow or one of its sub-workflows has a
+// Go handler step.
+func hasHandlers(wf *dagflow.Workflow) bool {
+	for _, s := range wf.Steps {
+		if s.Handler != "" || s.Workflow != nil && hasHandlers(s.Workflow) {
+			return true
+		}
+	}
+	return false
 }
 
 // printJSON prints v as indented JSON on stdout.

@@ -40,19 +40,29 @@ func (c *cli) cmdValidate(ctx context.Context, args []string) error {
 		return err
 	}
 	if !*allow {
-		var ps []dagflow.Problem
-		for i, s := range wf.Steps {
-			if s.Handler != "" {
-				ps = append(ps, dagflow.Problem{Path: fmt.Sprintf("steps[%d].handler", i),
-					Message: fmt.Sprintf("no handler named %q is registered (the command line runs only \"url\" steps)", s.Handler)})
-			}
-		}
-		if len(ps) > 0 {
+		if ps := handlerSteps(&wf, ""); len(ps) > 0 {
 			return problemsError(displayName(name), &dagflow.ValidationError{WorkflowID: wf.ID, Problems: ps})
 		}
 	}
 	fmt.Fprintln(c.stdout, "ok")
 	return nil
+}
+
+// handlerSteps returns a problem for each Go handler step of wf and of its
+// sub-workflows; at is the place of wf in the file.
+func handlerSteps(wf *dagflow.Workflow, at string) []dagflow.Problem {
+	var ps []dagflow.Problem
+	for i, s := range wf.Steps {
+		step := fmt.Sprintf("%ssteps[%d]", at, i)
+		if s.Handler != "" {
+			ps = append(ps, dagflow.Problem{Path: step + ".handler",
+				Message: fmt.Sprintf("no handler named %q is registered (the command line runs only \"url\" steps)", s.Handler)})
+		}
+		if s.Workflow != nil {
+			ps = append(ps, handlerSteps(s.Workflow, step+".workflow.")...)
+		}
+	}
+	return ps
 }
 
 // displayName is how messages name a workflow file.
