@@ -10,31 +10,107 @@ import (
 )
 
 // attemptCtx is the context of one attempt: its run's (or, for a
-// compensation, the engine's) cancellation, the attempt's deadline, and the
-// lines its handler logs.
+// compensation, the engine's) values and cancellation, the attempt's
+// deadline, and the lines its handler logs. It makes its Done channel, and
+// the timer that closes it at the deadline, only when a handler asks for
+// Done, so that an attempt that never waits on its context costs no timer;
+// Err reports the deadline whether or not Done was asked for.
 type attemptCtx struct {
-	context.Context
-	end    context.CancelCauseFunc // ends it with a cause (a lost lease)
-	cancel context.CancelFunc
+	parent   context.Context
+	deadline time.Time
+	e        *Engine
 
-	e    *Engine
-	mu   sync.Mutex
+	mu    sync.Mutex
+	done  chan struct{}
+	err   error
+	timer Timer
+	stop  func() bool // stops the context.AfterFunc on parent
+
 	logs *attemptLog // made on the handler's first Logger call
 	logl *slog.Logger
 }
 
-func newAttemptCtx(parent context.Context, d time.Duration, e *Engine) *attemptCtx {
-	c1, end := context.WithCancelCause(parent)
-	c2, cancel := context.WithTimeout(c1, d)
-	return &attemptCtx{Context: c2, end: end, cancel: cancel, e: e}
+func newAttemptCtx(parent context.Context, deadline time.Time, e *Engine) *attemptCtx {
+	return &attemptCtx{parent: parent, deadline: deadline, e: e}
 }
 
-// release frees the context's timer once the attempt has ended. The
-// context stays usable (a handler may have kept it), done.
-func (c *attemptCtx) release() {
-	c.cancel()
-	c.end(nil)
+// Deadline implements context.Context.
+func (c *attemptCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+
+// Value implements context.Context.
+func (c *attemptCtx) Value(key any) any { return c.parent.Value(key) }
+
+// Done implements context.Context.
+func (c *attemptCtx) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+		if c.err == nil {
+			c.err = c.check()
+		}
+		if c.err != nil {
+			close(c.done)
+			return c.done
+		}
+		c.timer = c.e.cfg.clock.AfterFunc(c.deadline.Sub(c.e.now()), func() { c.end(context.DeadlineExceeded) })
+		c.stop = context.AfterFunc(c.parent, func() { c.end(c.parent.Err()) })
+	}
+	return c.done
 }
+
+// Err implements context.Context.
+func (c *attemptCtx) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		if c.err = c.check(); c.err != nil && c.done != nil {
+			close(c.done)
+		}
+	}
+	return c.err
+}
+
+func (c *attemptCtx) check() error {
+	if err := c.parent.Err(); err != nil {
+		return err
+	}
+	if !c.e.now().Before(c.deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// end makes the context done with err (context.Cause then returns err
+// unless the parent was cancelled), once.
+func (c *attemptCtx) end(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		c.err = err
+		if c.done != nil {
+			close(c.done)
+		}
+	}
+}
+
+// release stops the timer and the watch on the parent once the attempt has
+// ended. The context stays usable (a handler may have kept it).
+func (c *attemptCtx) release() {
+	c.mu.Lock()
+	timer, stop := c.timer, c.stop
+	c.mu.Unlock()
+	if timer != nil {
+		timer.Stop()
+	}
+	if stop != nil {
+		stop()
+	}
+}
+
+func (c *attemptCtx) String() string { return "dagflow attempt context" }
+
+var _ context.Context = (*attemptCtx)(nil)
 
 // logger returns the logger of the attempt, making it on first use.
 func (c *attemptCtx) logger(in *Input) *slog.Logger {

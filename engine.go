@@ -18,6 +18,7 @@ import (
 
 	"github.com/dagflow/dagflow/httpstep"
 	"github.com/dagflow/dagflow/internal/flow"
+	"github.com/dagflow/dagflow/internal/txcache"
 	"github.com/dagflow/dagflow/store"
 	"github.com/dagflow/dagflow/store/bolt"
 )
@@ -188,18 +189,28 @@ func (e *Engine) goBackground(f func()) {
 // and acts on its effects once it has committed.
 func (e *Engine) update(ctx context.Context, fn func(tx store.Tx, x *flow.Txn) error) error {
 	var eff flow.Effects
-	err := e.store.Update(ctx, func(tx store.Tx) error {
-		x := flow.Begin(tx, e.env(), e.now(), &eff)
-		if err := fn(tx, x); err != nil {
-			return err
-		}
-		return x.Flush()
-	})
+	var w txcache.Tx
+	err := e.store.Update(ctx, func(tx store.Tx) error { return e.inTx(tx, &w, &eff, fn) })
 	if err != nil {
 		return err
 	}
 	e.apply(&eff) // claims nothing: only the scheduler and workers claim
 	return nil
+}
+
+// inTx runs fn in tx with the state machine over it, through w, a
+// write-back cache of the transaction's step records (each is then written
+// once), and writes what they changed.
+func (e *Engine) inTx(tx store.Tx, w *txcache.Tx, eff *flow.Effects, fn func(tx store.Tx, x *flow.Txn) error) error {
+	w.Reset(tx)
+	x := flow.Begin(w, e.env(), e.now(), eff)
+	if err := fn(w, x); err != nil {
+		return err
+	}
+	if err := x.Flush(); err != nil {
+		return err
+	}
+	return w.Flush()
 }
 
 // handler returns the handler registered under name, or nil.

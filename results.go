@@ -18,7 +18,13 @@ import (
 type runCache struct {
 	mu   sync.Mutex
 	runs map[string]*runInfo
+	// done are the runs that ended, oldest first: the cache keeps the last
+	// keepEnded of them, whose statuses are likely to be read next.
+	done []string
 }
+
+// keepEnded is how many runs that ended the cache keeps.
+const keepEnded = 256
 
 // runInfo is one run in the cache.
 type runInfo struct {
@@ -100,6 +106,41 @@ func (c *runCache) forget(id string) {
 			ri.cancel(errRunEnded)
 		}
 		ri.mu.Unlock()
+	}
+}
+
+// ended lets go of a run that ended: its attempts' context is cancelled and
+// its results dropped; its plan stays for a while, for its status.
+func (c *runCache) ended(id string) {
+	c.mu.Lock()
+	ri := c.runs[id]
+	if ri == nil {
+		c.mu.Unlock()
+		return
+	}
+	c.done = append(c.done, id)
+	var drop []*runInfo
+	for len(c.done) > keepEnded {
+		old := c.done[0]
+		c.done = c.done[1:]
+		if x := c.runs[old]; x != nil && old != id {
+			drop = append(drop, x)
+			delete(c.runs, old)
+		}
+	}
+	c.mu.Unlock()
+	ri.mu.Lock()
+	if ri.cancel != nil {
+		ri.cancel(errRunEnded)
+	}
+	ri.results, ri.ctx, ri.cancel = nil, nil, nil
+	ri.mu.Unlock()
+	for _, x := range drop {
+		x.mu.Lock()
+		if x.cancel != nil {
+			x.cancel(errRunEnded)
+		}
+		x.mu.Unlock()
 	}
 }
 

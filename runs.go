@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -94,11 +95,12 @@ func (e *Engine) createdStatus(r *store.Run, n *Workflow) *Status {
 	if ri == nil {
 		ri = &runInfo{id: r.ID, wf: n, plan: compile(n, nil)}
 	}
-	steps := make([]store.Step, len(n.Steps))
+	st := buildStatus(r, ri, nil, nil)
+	st.Steps = make([]StepStatus, len(n.Steps))
 	for i := range n.Steps {
-		steps[i] = store.Step{RunID: r.ID, Index: i, ID: n.Steps[i].ID, State: store.StepPending}
+		st.Steps[i] = StepStatus{ID: n.Steps[i].ID, State: StatePending, Kind: kindName(&ri.plan.Steps[i])}
 	}
-	return buildStatus(r, ri, steps, nil)
+	return st
 }
 
 // prepared is a valid workflow made ready to store.
@@ -217,7 +219,26 @@ func (e *Engine) Workflow(ctx context.Context, id string) (*Workflow, error) {
 	if err != nil {
 		return nil, runErr("Workflow", id, err)
 	}
+	unshare(&w)
 	return &w, nil
+}
+
+// unshare gives every step of a normalized workflow a retry policy of its
+// own, for a caller who may change it.
+func unshare(w *Workflow) {
+	w.Steps = slices.Clone(w.Steps)
+	for i := range w.Steps {
+		s := &w.Steps[i]
+		if s.Retries != nil {
+			r := *s.Retries
+			s.Retries = &r
+		}
+		if s.Workflow != nil {
+			sub := *s.Workflow
+			unshare(&sub)
+			s.Workflow = &sub
+		}
+	}
 }
 
 // waiters are the Wait calls under way, by run.
@@ -270,17 +291,13 @@ func (w *waiters) wake(id string) {
 func (e *Engine) Wait(ctx context.Context, id string) (*Status, error) {
 	for {
 		ch := e.waits.add(id)
-		final, err := e.runEnded(ctx, id)
-		if err != nil || final {
+		st, err := e.endedStatus(ctx, id)
+		if err != nil || st != nil {
 			e.waits.remove(id, ch)
 			if err != nil {
 				return nil, runErr("Wait", id, err)
 			}
-			st, err := e.Status(ctx, id)
-			if err != nil || st.State.Final() { // else retried meanwhile
-				return st, err
-			}
-			continue
+			return st, nil
 		}
 		var poll <-chan time.Time
 		if e.lease > 0 {
@@ -304,18 +321,22 @@ func (e *Engine) Wait(ctx context.Context, id string) (*Status, error) {
 	}
 }
 
-// runEnded reports whether a run is completed, failed or cancelled.
-func (e *Engine) runEnded(ctx context.Context, id string) (bool, error) {
+// endedStatus returns the status of a run that is completed, failed or
+// cancelled, or nil while it is not.
+func (e *Engine) endedStatus(ctx context.Context, id string) (*Status, error) {
 	if e.closed.Load() {
-		return false, ErrClosed
+		return nil, ErrClosed
 	}
-	var final bool
+	var st *Status
 	err := e.store.View(ctx, func(tx store.Tx) error {
 		r, err := tx.Run(id)
-		final = r.State.Final()
+		if err != nil || !r.State.Final() {
+			return err
+		}
+		st, err = e.statusOf(tx, &r)
 		return err
 	})
-	return final, err
+	return st, err
 }
 
 // runErr wraps the error of a call on run id: a missing run as

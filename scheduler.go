@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dagflow/dagflow/internal/flow"
+	"github.com/dagflow/dagflow/internal/txcache"
 	"github.com/dagflow/dagflow/store"
 )
 
@@ -40,6 +41,9 @@ type scheduler struct {
 	ticksRead    bool
 	nextPrune    time.Time
 	schedChanged atomic.Bool // schedules changed: read them again
+
+	cache  txcache.Tx       // owned by loop: the claim transaction's records
+	caches chan *txcache.Tx // the workers' caches, kept between claims
 }
 
 // maxBacklog bounds the count of due steps the Backlog hook gets.
@@ -50,7 +54,7 @@ const maxHooks = 16
 
 func newScheduler(e *Engine) *scheduler {
 	return &scheduler{e: e, wake: make(chan struct{}, 1), freed: make(chan int, e.cfg.concurrency+1),
-		free: e.cfg.concurrency, hookSem: make(chan struct{}, maxHooks)}
+		free: e.cfg.concurrency, hookSem: make(chan struct{}, maxHooks), caches: make(chan *txcache.Tx, e.cfg.concurrency)}
 }
 
 // poke tells the loop that work may be due now.
@@ -209,7 +213,9 @@ func (s *scheduler) claim(n int) ([]*task, []store.Webhook, time.Time, error) {
 	if e.backlogHooked() {
 		backlog = 0
 	}
-	err := e.store.Update(e.ctx, func(tx store.Tx) error {
+	err := e.store.Update(e.ctx, func(stx store.Tx) error {
+		tx := &s.cache
+		tx.Reset(stx)
 		now := e.now()
 		x := flow.Begin(tx, e.env(), now, &eff)
 		if err := x.Claim(n); err != nil {
@@ -225,6 +231,9 @@ func (s *scheduler) claim(n int) ([]*task, []store.Webhook, time.Time, error) {
 			}
 		}
 		if err := x.Flush(); err != nil {
+			return err
+		}
+		if err := tx.Flush(); err != nil {
 			return err
 		}
 		if backlog >= 0 {
@@ -288,7 +297,7 @@ func (e *Engine) apply(eff *flow.Effects) []*task {
 		e.notify(store.Change{Kind: store.ChangeRun, RunID: st.RunID})
 	}
 	for _, f := range eff.Finished {
-		e.runs.forget(f.RunID)
+		e.runs.ended(f.RunID)
 		e.waits.wake(f.RunID)
 		e.notify(store.Change{Kind: store.ChangeRun, RunID: f.RunID})
 		e.hookRunEnded(f.RunID, State(f.State))

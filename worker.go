@@ -12,6 +12,7 @@ import (
 
 	"github.com/dagflow/dagflow/httpstep"
 	"github.com/dagflow/dagflow/internal/flow"
+	"github.com/dagflow/dagflow/internal/txcache"
 	"github.com/dagflow/dagflow/store"
 )
 
@@ -35,9 +36,20 @@ type task struct {
 // work runs t, then whatever its outcome's transaction claims next, and
 // gives the worker's slot back.
 func (e *Engine) work(t *task) {
+	var w *txcache.Tx
+	select {
+	case w = <-e.sched.caches:
+	default:
+		w = new(txcache.Tx)
+	}
 	for t != nil {
 		o := e.execute(t)
-		t = e.finish(t, o)
+		t = e.finish(t, o, w)
+	}
+	w.Reset(nil)
+	select {
+	case e.sched.caches <- w:
+	default:
 	}
 	e.sched.release(1)
 }
@@ -48,7 +60,7 @@ const maxStoreRetries = 8
 
 // finish records an attempt's outcome and, with the same transaction, claims
 // the next due step for this worker. It returns the task claimed, if any.
-func (e *Engine) finish(t *task, o flow.Outcome) *task {
+func (e *Engine) finish(t *task, o flow.Outcome, w *txcache.Tx) *task {
 	e.leases.remove(t)
 	if o.Err == "" && !e.now().Before(t.deadline) {
 		late(t, &o)
@@ -73,16 +85,15 @@ func (e *Engine) finish(t *task, o flow.Outcome) *task {
 	var err error
 	for try := 0; ; try++ {
 		err = e.store.Update(e.bgCtx, func(tx store.Tx) error {
-			x := flow.Begin(tx, e.env(), e.now(), &eff)
-			if err := x.Finish(&t.c, o); err != nil {
-				return err
-			}
-			if want > 0 {
-				if err := x.Continue(want); err != nil {
+			return e.inTx(tx, w, &eff, func(_ store.Tx, x *flow.Txn) error {
+				if err := x.Finish(&t.c, o); err != nil {
 					return err
 				}
-			}
-			return x.Flush()
+				if want > 0 {
+					return x.Continue(want)
+				}
+				return nil
+			})
 		})
 		if err == nil || errors.Is(err, store.ErrLeaseLost) || errors.Is(err, store.ErrClosed) || try == maxStoreRetries {
 			break
@@ -129,7 +140,7 @@ func (e *Engine) logAttempt(t *task, o *flow.Outcome) {
 	}
 	if o.Err != "" {
 		e.log.Info(what+" failed", "run", t.c.RunID, "step", t.c.StepID, "item", t.c.Item-1, "attempt", t.c.Attempt, "error", o.Err, "permanent", o.Permanent)
-	} else {
+	} else if e.log.Enabled(e.bgCtx, slog.LevelDebug) {
 		e.log.Debug(what+" completed", "run", t.c.RunID, "step", t.c.StepID, "item", t.c.Item-1, "attempt", t.c.Attempt)
 	}
 }
@@ -153,7 +164,7 @@ func (e *Engine) execute(t *task) (o flow.Outcome) {
 	if !c.Comp {
 		parent = ri.attemptParent(e.ctx)
 	}
-	ctx := newAttemptCtx(parent, deadline.Sub(e.now()), e)
+	ctx := newAttemptCtx(parent, deadline, e)
 	defer ctx.release()
 	t.ctx = ctx
 	if e.lease > 0 {
@@ -196,10 +207,10 @@ func (e *Engine) execute(t *task) (o flow.Outcome) {
 	o.Result = nil
 	o.Err = err.Error()
 	o.Permanent = IsPermanent(err)
-	if ctx.Err() != nil {
+	if ctxErr := ctx.Err(); ctxErr != nil {
 		switch cause := context.Cause(ctx); {
 		case errors.Is(cause, errClosing):
-		case errors.Is(cause, context.DeadlineExceeded):
+		case errors.Is(ctxErr, context.DeadlineExceeded):
 			timedOut(t, &o, runDeadline)
 		default:
 			// Cancelled with its run (Cancel, a timeout another engine

@@ -383,9 +383,10 @@ func (w *WaitForEvent) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// normalized returns a deep copy of w with every default filled in and the
+// normalized returns a copy of w with every default filled in and the
 // context in canonical form, so that two specs that mean the same thing
-// compare equal. It expects a valid workflow.
+// compare equal. It expects a valid workflow. The copy shares what it does
+// not change with w, and is never changed itself.
 func (w *Workflow) normalized() Workflow {
 	n := *w
 	if n.Timeout == 0 {
@@ -409,12 +410,17 @@ func (w *Workflow) normalized() Workflow {
 	return n
 }
 
-// normalizedStep returns a deep copy of s with every default filled in.
+// defaultRetries is the retry policy of a step that sets none, shared by
+// every normalized step without one; never change it.
+var defaultRetries = RetryConfig{MaxAttempts: DefaultMaxAttempts, Backoff: Exponential,
+	InitialInterval: DefaultInitialInterval, MaxInterval: DefaultMaxInterval}
+
+// normalizedStep returns s with every default filled in. The slices and
+// pointers it holds may be shared with s: a normalized workflow is never
+// changed.
 func normalizedStep(s Step) Step {
 	if len(s.DependsOn) == 0 {
 		s.DependsOn = nil
-	} else {
-		s.DependsOn = append([]string(nil), s.DependsOn...)
 	}
 	if s.Sleep != nil || s.WaitForEvent != nil || s.Workflow != nil {
 		// They have no attempts: neither timeout nor retries apply.
@@ -423,10 +429,11 @@ func normalizedStep(s Step) Step {
 		if s.Timeout == 0 {
 			s.Timeout = DefaultStepTimeout
 		}
-		r := RetryConfig{}
-		if s.Retries != nil {
-			r = *s.Retries
+		if s.Retries == nil {
+			s.Retries = &defaultRetries // shared: normalized workflows are not changed
+			return s
 		}
+		r := *s.Retries
 		if r.MaxAttempts == 0 {
 			r.MaxAttempts = DefaultMaxAttempts
 		}
@@ -486,7 +493,9 @@ func (w *Workflow) canonical() Workflow {
 		if s.Timeout == DefaultStepTimeout {
 			s.Timeout = 0
 		}
-		if s.Retries != nil {
+		if s.Retries == &defaultRetries {
+			s.Retries = nil
+		} else if s.Retries != nil {
 			r := *s.Retries
 			if r.MaxAttempts == DefaultMaxAttempts {
 				r.MaxAttempts = 0

@@ -38,8 +38,8 @@ func (e *env) Child(store.Tx, *store.Run, int, int, json.RawMessage) (json.RawMe
 	return nil, nil, errors.New("no children here")
 }
 func (e *env) Webhooks(store.Tx, *store.Run, *flow.Plan) ([]store.Webhook, error) { return nil, nil }
-func (e *env) CanRun(*flow.Plan, int, bool) bool                                 { return true }
-func (e *env) Jitter(d time.Duration) time.Duration                              { return d } // the interval itself
+func (e *env) CanRun(*flow.Plan, int, bool) bool                                  { return true }
+func (e *env) Jitter(d time.Duration) time.Duration                               { return d } // the interval itself
 func (e *env) Limits() flow.Limits {
 	return flow.Limits{Owner: e.owner, Lease: e.lease, MaxInterruptions: 3, MaxMapItems: 100}
 }
@@ -87,7 +87,9 @@ func (h *harness) try(fn func(x *flow.Txn) error) (flow.Effects, error) {
 func (h *harness) create(id string, p *flow.Plan) {
 	h.t.Helper()
 	h.env.plans[id] = p
-	h.do(func(x *flow.Txn) error { return x.Create(store.Run{ID: id, CreatedAt: h.now}, json.RawMessage(`{}`), p, "") })
+	h.do(func(x *flow.Txn) error {
+		return x.Create(store.Run{ID: id, CreatedAt: h.now}, json.RawMessage(`{}`), p, "")
+	})
 }
 
 // claim claims up to n due records and returns the claims by step id.
@@ -360,7 +362,9 @@ func TestStopping(t *testing.T) {
 	if len(eff.Stopped) != 1 || !eff.Stopped[0].Cancel || eff.Stopped[0].Cause != store.CauseCancelled {
 		t.Errorf("stopped %+v", eff.Stopped)
 	}
-	h.do(func(x *flow.Txn) error { return x.Finish(ptr(c["a"]), flow.Outcome{Err: "cancelled: context canceled", Permanent: true}) })
+	h.do(func(x *flow.Txn) error {
+		return x.Finish(ptr(c["a"]), flow.Outcome{Err: "cancelled: context canceled", Permanent: true})
+	})
 	want := map[string]store.StepState{"a": store.StepCancelled, "b": store.StepCancelled}
 	if d := cmp.Diff(want, h.states("x")); d != "" {
 		t.Errorf("after cancel (-want +got):\n%s", d)
@@ -443,7 +447,9 @@ func TestRedrive(t *testing.T) {
 	h.do(func(x *flow.Txn) error { return x.Finish(ptr(c["a"]), flow.Outcome{Result: json.RawMessage(`"a"`)}) })
 	h.do(func(x *flow.Txn) error { return x.Finish(ptr(c["b"]), flow.Outcome{Err: "down"}) })
 	c = h.claim(10)
-	h.do(func(x *flow.Txn) error { return x.Finish(ptr(c["fan"]), flow.Outcome{Result: json.RawMessage(`"partial"`)}) })
+	h.do(func(x *flow.Txn) error {
+		return x.Finish(ptr(c["fan"]), flow.Outcome{Result: json.RawMessage(`"partial"`)})
+	})
 	c = h.claim(10)
 	h.do(func(x *flow.Txn) error { return x.Finish(ptr(c["after"]), flow.Outcome{}) })
 	if r := h.run("r"); r.State != store.RunFailed {

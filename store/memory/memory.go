@@ -7,7 +7,6 @@ package memory
 
 import (
 	"cmp"
-	"container/heap"
 	"context"
 	"encoding/json"
 	"slices"
@@ -43,11 +42,14 @@ type Store struct {
 	undo []func() // of the Update under way
 }
 
+// runData is a run and what belongs to it. Records are kept by pointer and
+// never changed in place: a write puts a new record, and its undo puts the
+// old pointer back.
 type runData struct {
-	run      store.Run
+	run      *store.Run
 	spec     json.RawMessage
-	steps    []store.Step         // by Index
-	items    map[int][]store.Step // by step Index, then Item-1
+	steps    []*store.Step         // by Index
+	items    map[int][]*store.Step // by step Index, then Item-1
 	attempts map[attemptKey]store.Attempt
 	hooks    map[string]store.Webhook
 }
@@ -155,7 +157,7 @@ func (t *tx) Run(id string) (store.Run, error) {
 	if !ok {
 		return store.Run{}, store.ErrNotFound
 	}
-	return d.run, nil
+	return *d.run, nil
 }
 
 func (t *tx) PutRun(r store.Run) error {
@@ -164,21 +166,21 @@ func (t *tx) PutRun(r store.Run) error {
 	}
 	d, ok := t.s.runs[r.ID]
 	if !ok {
-		d = &runData{items: map[int][]store.Step{}, attempts: map[attemptKey]store.Attempt{}, hooks: map[string]store.Webhook{}}
+		d = &runData{items: map[int][]*store.Step{}, attempts: map[attemptKey]store.Attempt{}, hooks: map[string]store.Webhook{}}
 		t.s.runs[r.ID] = d
 		t.log(func() { delete(t.s.runs, r.ID) })
 	} else {
 		old := d.run
 		t.log(func() { d.run = old })
 	}
-	d.run = r
+	d.run = &r
 	return nil
 }
 
 func (t *tx) Runs(q store.RunQuery) ([]store.Run, error) {
 	var out []store.Run
 	for _, d := range t.s.runs {
-		r := &d.run
+		r := d.run
 		switch {
 		case q.State != "" && r.State != q.State,
 			q.IDContains != "" && !strings.Contains(r.ID, q.IDContains),
@@ -211,11 +213,15 @@ func (t *tx) DeleteRun(id string) error {
 	}
 	// Through the index-keeping writes, so that their undo restores them.
 	for _, st := range d.steps {
-		t.index(st, store.Step{RunID: id, Index: st.Index, Item: st.Item})
+		if st != nil {
+			t.index(st, &store.Step{RunID: id, Index: st.Index, Item: st.Item})
+		}
 	}
 	for _, items := range d.items {
 		for _, st := range items {
-			t.index(st, store.Step{RunID: id, Index: st.Index, Item: st.Item})
+			if st != nil {
+				t.index(st, &store.Step{RunID: id, Index: st.Index, Item: st.Item})
+			}
 		}
 	}
 	for _, w := range d.hooks {
@@ -248,17 +254,17 @@ func (t *tx) PutSpec(runID string, spec json.RawMessage) error {
 	return nil
 }
 
-// slot returns where a step or item is kept, or nil.
+// slot returns a step or item, or nil.
 func (d *runData) slot(index, item int) *store.Step {
 	list := d.steps
 	if item > 0 {
 		list = d.items[index]
 		index = item - 1
 	}
-	if index < 0 || index >= len(list) || list[index].ID == "" && list[index].State == "" {
+	if index < 0 || index >= len(list) {
 		return nil
 	}
-	return &list[index]
+	return list[index]
 }
 
 func (t *tx) Step(runID string, index, item int) (store.Step, error) {
@@ -280,60 +286,42 @@ func (t *tx) PutStep(st store.Step) error {
 	if !ok {
 		return store.ErrNotFound
 	}
-	list, i := &d.steps, st.Index
-	if st.Item > 0 {
-		l := d.items[st.Index]
-		list, i = &l, st.Item-1
-		defer func() { d.items[st.Index] = *list }()
-	}
-	if i >= len(*list) {
-		n := len(*list)
-		*list = append(*list, make([]store.Step, i+1-n)...)
-		index, item := st.Index, st.Item
-		t.log(func() {
-			if item > 0 {
-				d.items[index] = d.items[index][:n]
-			} else {
-				d.steps = d.steps[:n]
-			}
-		})
-	}
-	p := &(*list)[i]
-	old := *p
+	old := d.slot(st.Index, st.Item)
+	t.set(d, st.Index, st.Item, &st)
 	index, item := st.Index, st.Item
-	t.log(func() {
-		if q := d.slotAt(index, item); q != nil {
-			*q = old
-		}
-	})
-	t.index(old, st)
-	*p = st
+	t.log(func() { t.set(d, index, item, old) })
+	was := old
+	if was == nil {
+		was = &store.Step{RunID: st.RunID, Index: st.Index, Item: st.Item}
+	}
+	t.index(was, &st)
 	return nil
 }
 
-// slotAt is slot without the check that the slot holds a record.
-func (d *runData) slotAt(index, item int) *store.Step {
-	list := d.steps
+// set keeps p (nil for none) as a step or item.
+func (t *tx) set(d *runData, index, item int, p *store.Step) {
+	list, i := &d.steps, index
 	if item > 0 {
-		list = d.items[index]
-		index = item - 1
+		l := d.items[index]
+		list, i = &l, item-1
+		defer func() { d.items[index] = *list }()
 	}
-	if index < len(list) {
-		return &list[index]
+	for len(*list) <= i {
+		*list = append(*list, nil)
 	}
-	return nil
+	(*list)[i] = p
 }
 
 // index keeps the due and event indexes in step with a record that changes
 // from old to st.
-func (t *tx) index(old, st store.Step) {
+func (t *tx) index(old, st *store.Step) {
 	s := t.s
 	k := stepKey{st.RunID, st.Index, st.Item}
 	if prev, had := s.dueAt[k]; !had || !prev.Equal(st.DueAt) {
 		t.log(func() {
 			if had {
 				s.dueAt[k] = prev
-				heap.Push(&s.due, dueEntry{at: prev, step: k})
+				s.due.push(dueEntry{at: prev, step: k})
 			} else {
 				delete(s.dueAt, k)
 			}
@@ -342,10 +330,10 @@ func (t *tx) index(old, st store.Step) {
 			delete(s.dueAt, k)
 		} else {
 			s.dueAt[k] = st.DueAt
-			heap.Push(&s.due, dueEntry{at: st.DueAt, step: k})
+			s.due.push(dueEntry{at: st.DueAt, step: k})
 		}
 	}
-	oldW, newW := waitKey(&old), waitKey(&st)
+	oldW, newW := waitKey(old), waitKey(st)
 	if oldW != newW {
 		if oldW != "" {
 			t.setWaiting(oldW, k, false)
@@ -404,12 +392,12 @@ func (t *tx) Items(runID string, index int) ([]store.Step, error) {
 	return present(d.items[index]), nil
 }
 
-// present copies the slots that hold a record.
-func present(list []store.Step) []store.Step {
+// present copies the records of a list.
+func present(list []*store.Step) []store.Step {
 	out := make([]store.Step, 0, len(list))
 	for _, st := range list {
-		if st.ID != "" || st.State != "" {
-			out = append(out, st)
+		if st != nil {
+			out = append(out, *st)
 		}
 	}
 	return out
@@ -437,8 +425,8 @@ func (t *tx) DueWebhooks(now time.Time, max int) ([]store.Webhook, error) {
 func (s *Store) popDue(h *dueHeap, now time.Time, max int) []dueEntry {
 	var out []dueEntry
 	seen := map[dueEntry]bool{}
-	for len(out) < max && h.Len() > 0 && !(*h)[0].at.After(now) {
-		e := heap.Pop(h).(dueEntry)
+	for len(out) < max && len(*h) > 0 && !(*h)[0].at.After(now) {
+		e := h.pop()
 		if !s.current(e) || seen[e] {
 			continue // stale, or a copy of one already taken
 		}
@@ -446,7 +434,7 @@ func (s *Store) popDue(h *dueHeap, now time.Time, max int) []dueEntry {
 		out = append(out, e)
 	}
 	for _, e := range out {
-		heap.Push(h, e)
+		h.push(e)
 	}
 	return out
 }
@@ -471,11 +459,11 @@ func (t *tx) NextDue() (time.Time, error) {
 
 // first returns the time of the earliest current entry of h, or zero.
 func (s *Store) first(h *dueHeap) time.Time {
-	for h.Len() > 0 {
+	for len(*h) > 0 {
 		if e := (*h)[0]; s.current(e) {
 			return e.at
 		}
-		heap.Pop(h) // stale, and stale for good: an undo pushes anew
+		h.pop() // stale, and stale for good: an undo pushes anew
 	}
 	return time.Time{}
 }
@@ -570,7 +558,7 @@ func (t *tx) indexHook(old, w store.Webhook) {
 	t.log(func() {
 		if had {
 			s.hookDueAt[k] = prev
-			heap.Push(&s.hookDue, dueEntry{at: prev, hook: k})
+			s.hookDue.push(dueEntry{at: prev, hook: k})
 		} else {
 			delete(s.hookDueAt, k)
 		}
@@ -579,7 +567,7 @@ func (t *tx) indexHook(old, w store.Webhook) {
 		delete(s.hookDueAt, k)
 	} else {
 		s.hookDueAt[k] = w.DueAt
-		heap.Push(&s.hookDue, dueEntry{at: w.DueAt, hook: k})
+		s.hookDue.push(dueEntry{at: w.DueAt, hook: k})
 	}
 }
 
@@ -729,13 +717,39 @@ type dueEntry struct {
 // dueHeap is a min-heap of due entries, earliest first.
 type dueHeap []dueEntry
 
-func (h dueHeap) Len() int           { return len(h) }
-func (h dueHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *dueHeap) Push(x any)        { *h = append(*h, x.(dueEntry)) }
-func (h *dueHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return e
+func (h *dueHeap) push(e dueEntry) {
+	*h = append(*h, e)
+	a := *h
+	for i := len(a) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if !a[i].at.Before(a[parent].at) {
+			break
+		}
+		a[i], a[parent] = a[parent], a[i]
+		i = parent
+	}
+}
+
+func (h *dueHeap) pop() dueEntry {
+	a := *h
+	top := a[0]
+	n := len(a) - 1
+	a[0] = a[n]
+	a = a[:n]
+	for i := 0; ; {
+		l, small := 2*i+1, i
+		if l < n && a[l].at.Before(a[small].at) {
+			small = l
+		}
+		if r := l + 1; r < n && a[r].at.Before(a[small].at) {
+			small = r
+		}
+		if small == i {
+			break
+		}
+		a[i], a[small] = a[small], a[i]
+		i = small
+	}
+	*h = a
+	return top
 }
