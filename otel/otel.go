@@ -51,9 +51,9 @@ var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 // (otel.GetTracerProvider, otel.GetMeterProvider) as it is when New is
 // called.
 //
-// New does not make the engine send traceparent to HTTP steps by itself:
-// give the engine an HTTP client whose transport is [Transport] (see the
-// package documentation).
+// The option also makes HTTP steps and webhooks send the attempt's W3C
+// trace context (traceparent) through dagflow.Hooks.HTTPHeader, whatever
+// HTTP client the engine uses.
 func New(tp trace.TracerProvider, mp metric.MeterProvider) dagflow.Option {
 	return dagflow.WithHooks(newObserver(tp, mp).hooks())
 }
