@@ -11,7 +11,7 @@ import (
 
 // attemptCtx is the context of one attempt: its run's (or, for a
 // compensation, the engine's) values and cancellation, the attempt's
-// deadline, and the lines its handler logs. It makes its Done channel, and
+// deadline, the lines its handler logs, and the results it may read. It makes its Done channel, and
 // the timer that closes it at the deadline, only when a handler asks for
 // Done, so that an attempt that never waits on its context costs no timer;
 // Err reports the deadline whether or not Done was asked for.
@@ -28,6 +28,8 @@ type attemptCtx struct {
 
 	logs *attemptLog // made on the handler's first Logger call
 	logl *slog.Logger
+
+	results attemptResults // the Input's PreviousSteps
 }
 
 func newAttemptCtx(parent context.Context, deadline time.Time, e *Engine) *attemptCtx {

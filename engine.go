@@ -188,29 +188,37 @@ func (e *Engine) goBackground(f func()) {
 // update runs fn in a store transaction, with the state machine over it,
 // and acts on its effects once it has committed.
 func (e *Engine) update(ctx context.Context, fn func(tx store.Tx, x *flow.Txn) error) error {
-	var eff flow.Effects
-	var w txcache.Tx
-	err := e.store.Update(ctx, func(tx store.Tx) error { return e.inTx(tx, &w, &eff, fn) })
+	var ts txState
+	err := e.store.Update(ctx, func(tx store.Tx) error { return e.inTx(tx, &ts, fn) })
 	if err != nil {
 		return err
 	}
-	e.apply(&eff) // claims nothing: only the scheduler and workers claim
+	e.apply(&ts.eff) // claims nothing: only the scheduler and workers claim
 	return nil
 }
 
-// inTx runs fn in tx with the state machine over it, through w, a
-// write-back cache of the transaction's step records (each is then written
-// once), and writes what they changed.
-func (e *Engine) inTx(tx store.Tx, w *txcache.Tx, eff *flow.Effects, fn func(tx store.Tx, x *flow.Txn) error) error {
-	w.Reset(tx)
-	x := flow.Begin(w, e.env(), e.now(), eff)
-	if err := fn(w, x); err != nil {
+// txState is what a transaction of the state machine works with: a
+// write-back cache of its step records (each is then read and written once),
+// the state machine, and the effects it collects. A worker keeps one from a
+// transaction to the next.
+type txState struct {
+	cache txcache.Tx
+	x     flow.Txn
+	eff   flow.Effects
+}
+
+// inTx runs fn in tx with the state machine over it and writes what it
+// changed.
+func (e *Engine) inTx(tx store.Tx, ts *txState, fn func(tx store.Tx, x *flow.Txn) error) error {
+	ts.cache.Reset(tx)
+	ts.x.Reset(&ts.cache, e.env(), e.now(), &ts.eff)
+	if err := fn(&ts.cache, &ts.x); err != nil {
 		return err
 	}
-	if err := x.Flush(); err != nil {
+	if err := ts.x.Flush(); err != nil {
 		return err
 	}
-	return w.Flush()
+	return ts.cache.Flush()
 }
 
 // handler returns the handler registered under name, or nil.

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/dagflow/dagflow/internal/flow"
-	"github.com/dagflow/dagflow/internal/txcache"
 	"github.com/dagflow/dagflow/store"
 )
 
@@ -42,8 +41,8 @@ type scheduler struct {
 	nextPrune    time.Time
 	schedChanged atomic.Bool // schedules changed: read them again
 
-	cache  txcache.Tx       // owned by loop: the claim transaction's records
-	caches chan *txcache.Tx // the workers' caches, kept between claims
+	claimTx txState       // owned by loop: the claim transaction's
+	spare   chan *txState // the workers', kept between claims
 }
 
 // maxBacklog bounds the count of due steps the Backlog hook gets.
@@ -54,7 +53,7 @@ const maxHooks = 16
 
 func newScheduler(e *Engine) *scheduler {
 	return &scheduler{e: e, wake: make(chan struct{}, 1), freed: make(chan int, e.cfg.concurrency+1),
-		free: e.cfg.concurrency, hookSem: make(chan struct{}, maxHooks), caches: make(chan *txcache.Tx, e.cfg.concurrency)}
+		free: e.cfg.concurrency, hookSem: make(chan struct{}, maxHooks), spare: make(chan *txState, e.cfg.concurrency)}
 }
 
 // poke tells the loop that work may be due now.
@@ -203,7 +202,6 @@ func (s *scheduler) pass() {
 // pruning's work when due. It returns the earliest time anything is due.
 func (s *scheduler) claim(n int) ([]*task, []store.Webhook, time.Time, error) {
 	e := s.e
-	var eff flow.Effects
 	var hooks []store.Webhook
 	var next time.Time
 	tickDue := s.schedChanged.Swap(false) || !s.ticksRead || !s.nextTick.IsZero() && !s.nextTick.After(e.now())
@@ -213,11 +211,13 @@ func (s *scheduler) claim(n int) ([]*task, []store.Webhook, time.Time, error) {
 	if e.backlogHooked() {
 		backlog = 0
 	}
+	ts := &s.claimTx
 	err := e.store.Update(e.ctx, func(stx store.Tx) error {
-		tx := &s.cache
+		tx := &ts.cache
 		tx.Reset(stx)
 		now := e.now()
-		x := flow.Begin(tx, e.env(), now, &eff)
+		x := &ts.x
+		x.Reset(tx, e.env(), now, &ts.eff)
 		if err := x.Claim(n); err != nil {
 			return err
 		}
@@ -258,7 +258,13 @@ func (s *scheduler) claim(n int) ([]*task, []store.Webhook, time.Time, error) {
 	if backlog >= 0 {
 		e.hookBacklog(backlog)
 	}
-	return e.apply(&eff), hooks, next, nil
+	e.apply(&ts.eff)
+	tasks := make([]*task, len(ts.eff.Claimed))
+	for i := range ts.eff.Claimed {
+		c := &ts.eff.Claimed[i]
+		tasks[i] = &task{c: *c, ri: e.claimedRun(c)}
+	}
+	return tasks, hooks, next, nil
 }
 
 // schedulesChanged makes the loop read the schedules again.
@@ -281,9 +287,8 @@ func (s *scheduler) deliver(w store.Webhook) {
 	}()
 }
 
-// apply acts on the effects of a committed transaction and returns the
-// tasks it claimed.
-func (e *Engine) apply(eff *flow.Effects) []*task {
+// apply acts on the effects of a committed transaction but its claims.
+func (e *Engine) apply(eff *flow.Effects) {
 	for _, id := range eff.Redriven {
 		e.runs.redriven(id)
 		e.notify(store.Change{Kind: store.ChangeRun, RunID: id})
@@ -317,25 +322,25 @@ func (e *Engine) apply(eff *flow.Effects) []*task {
 	if !eff.NextDue.IsZero() {
 		e.sched.setTimer(eff.NextDue)
 	}
-	tasks := make([]*task, 0, len(eff.Claimed))
-	for i := range eff.Claimed {
-		c := &eff.Claimed[i]
-		ri := e.runs.get(c.RunID)
-		if ri == nil {
-			// Dropped from the cache since the claim: read it again.
-			err := e.store.View(e.bgCtx, func(tx store.Tx) error {
-				var err error
-				ri, err = e.runs.load(tx, c.RunID)
-				return err
-			})
-			if err != nil {
-				e.log.Error("dagflow: reading a claimed step's run", "run", c.RunID, "error", err)
-				ri = &runInfo{id: c.RunID, wf: &Workflow{Context: json0}, plan: c.Plan}
-			}
-		}
-		tasks = append(tasks, &task{c: *c, ri: ri})
+}
+
+// claimedRun returns what the engine knows of the run of a claim.
+func (e *Engine) claimedRun(c *flow.Claim) *runInfo {
+	if ri := e.runs.get(c.RunID); ri != nil {
+		return ri
 	}
-	return tasks
+	// Dropped from the cache since the claim: read it again.
+	var ri *runInfo
+	err := e.store.View(e.bgCtx, func(tx store.Tx) error {
+		var err error
+		ri, err = e.runs.load(tx, c.RunID)
+		return err
+	})
+	if err != nil {
+		e.log.Error("dagflow: reading a claimed step's run", "run", c.RunID, "error", err)
+		ri = &runInfo{id: c.RunID, wf: &Workflow{Context: json0}, plan: c.Plan}
+	}
+	return ri
 }
 
 // json0 is an empty JSON object.

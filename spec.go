@@ -21,7 +21,7 @@ import (
 func specOf(w *Workflow) (json.RawMessage, Workflow, error) {
 	n := w.normalized()
 	c := n.canonical()
-	b, err := json.Marshal(c)
+	b, err := c.MarshalJSON() // json.Marshal(c) would compact its output again
 	return b, n, err
 }
 

@@ -50,7 +50,7 @@ type Input struct {
 	// skipped, for a step that runs despite them (allowFailedDeps).
 	FailedDependencies []string
 
-	logger func() *slog.Logger // the attempt's, set by the engine
+	attempt *attemptCtx // the attempt's context, set by the engine, for Logger
 }
 
 // DecodeContext decodes the workflow's context into v. An empty context
@@ -82,10 +82,10 @@ func (in Input) DecodeItem(v any) error {
 // logger. Lines past a limit per attempt are dropped, and the attempt notes
 // that they were.
 func (in Input) Logger() *slog.Logger {
-	if in.logger == nil {
+	if in.attempt == nil {
 		return slog.New(slog.DiscardHandler)
 	}
-	return in.logger()
+	return in.attempt.logger(&in)
 }
 
 // IdempotencyKey returns the key that stays the same on every attempt of

@@ -12,7 +12,6 @@ import (
 
 	"github.com/dagflow/dagflow/httpstep"
 	"github.com/dagflow/dagflow/internal/flow"
-	"github.com/dagflow/dagflow/internal/txcache"
 	"github.com/dagflow/dagflow/store"
 )
 
@@ -36,19 +35,19 @@ type task struct {
 // work runs t, then whatever its outcome's transaction claims next, and
 // gives the worker's slot back.
 func (e *Engine) work(t *task) {
-	var w *txcache.Tx
+	var ts *txState
 	select {
-	case w = <-e.sched.caches:
+	case ts = <-e.sched.spare:
 	default:
-		w = new(txcache.Tx)
+		ts = new(txState)
 	}
 	for t != nil {
 		o := e.execute(t)
-		t = e.finish(t, o, w)
+		t = e.finish(t, o, ts)
 	}
-	w.Reset(nil)
+	ts.cache.Reset(nil)
 	select {
-	case e.sched.caches <- w:
+	case e.sched.spare <- ts:
 	default:
 	}
 	e.sched.release(1)
@@ -60,7 +59,7 @@ const maxStoreRetries = 8
 
 // finish records an attempt's outcome and, with the same transaction, claims
 // the next due step for this worker. It returns the task claimed, if any.
-func (e *Engine) finish(t *task, o flow.Outcome, w *txcache.Tx) *task {
+func (e *Engine) finish(t *task, o flow.Outcome, ts *txState) *task {
 	e.leases.remove(t)
 	if o.Err == "" && !e.now().Before(t.deadline) {
 		late(t, &o)
@@ -81,11 +80,10 @@ func (e *Engine) finish(t *task, o flow.Outcome, w *txcache.Tx) *task {
 	if !closing && !e.draining.Load() {
 		want = 1
 	}
-	var eff flow.Effects
 	var err error
 	for try := 0; ; try++ {
 		err = e.store.Update(e.bgCtx, func(tx store.Tx) error {
-			return e.inTx(tx, w, &eff, func(_ store.Tx, x *flow.Txn) error {
+			return e.inTx(tx, ts, func(_ store.Tx, x *flow.Txn) error {
 				if err := x.Finish(&t.c, o); err != nil {
 					return err
 				}
@@ -108,10 +106,14 @@ func (e *Engine) finish(t *task, o flow.Outcome, w *txcache.Tx) *task {
 		return nil
 	}
 	e.logAttempt(t, &o)
-	if tasks := e.apply(&eff); len(tasks) > 0 {
-		return tasks[0] // Continue claims one at most
+	e.apply(&ts.eff)
+	if len(ts.eff.Claimed) == 0 {
+		return nil
 	}
-	return nil
+	// Continue claims one at most: the worker goes on with it.
+	c := &ts.eff.Claimed[0]
+	*t = task{c: *c, ri: e.claimedRun(c)}
+	return t
 }
 
 // outcomeLost handles an outcome the store would not record.
@@ -250,12 +252,13 @@ func (e *Engine) input(t *task, ctx *attemptCtx) Input {
 	c, ri := &t.c, t.ri
 	in := Input{WorkflowID: c.RunID, StepID: c.StepID, Attempt: c.Attempt, Generation: c.Generation,
 		Context: ri.wf.Context, Compensation: c.Comp, Result: c.Result, FailedDependencies: c.FailedDeps}
-	in.PreviousSteps = Results{src: &attemptResults{e: e, ri: ri, gen: c.Generation, step: c.Index, seq: c.Seq,
-		all: ri.wf.PreviousSteps == PreviousAll}}
+	ctx.results = attemptResults{e: e, ri: ri, gen: c.Generation, step: c.Index, seq: c.Seq,
+		all: ri.wf.PreviousSteps == PreviousAll}
+	in.PreviousSteps = Results{src: &ctx.results}
 	if c.Item > 0 {
 		in.Item, in.Index = c.Input, c.Item-1
 	}
-	in.logger = func() *slog.Logger { return ctx.logger(&in) }
+	in.attempt = ctx
 	return in
 }
 

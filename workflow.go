@@ -229,7 +229,8 @@ const (
 
 // The JSON forms, with durations in seconds.
 type (
-	workflowJSON struct {
+	// workflowHead is the workflow's fields but its steps.
+	workflowHead struct {
 		ID            string          `json:"id"`
 		Saga          bool            `json:"saga,omitempty"`
 		Context       json.RawMessage `json:"context,omitempty"`
@@ -239,7 +240,17 @@ type (
 		OnStepFailure FailurePolicy   `json:"onStepFailure,omitempty"`
 		PreviousSteps PreviousSteps   `json:"previousSteps,omitempty"`
 		Concurrency   *Concurrency    `json:"concurrency,omitempty"`
-		Steps         []Step          `json:"steps"`
+	}
+	workflowJSON struct {
+		workflowHead
+		Steps []Step `json:"steps"`
+	}
+	// workflowOut is what MarshalJSON writes: the steps' JSON forms in one
+	// pass of the encoder, not one json.Marshal (and the compaction of its
+	// output) per step.
+	workflowOut struct {
+		workflowHead
+		Steps []stepJSON `json:"steps"`
 	}
 	stepJSON struct {
 		ID              string        `json:"id"`
@@ -305,8 +316,12 @@ func durationOf(f float64) time.Duration {
 
 // MarshalJSON writes the workflow's JSON form, durations in seconds.
 func (w Workflow) MarshalJSON() ([]byte, error) {
-	return json.Marshal(workflowJSON{w.ID, w.Saga, w.Context, w.OnComplete, w.OnError, seconds(w.Timeout),
-		w.OnStepFailure, w.PreviousSteps, w.Concurrency, w.Steps})
+	steps := make([]stepJSON, len(w.Steps))
+	for i := range w.Steps {
+		steps[i] = w.Steps[i].wire()
+	}
+	return json.Marshal(workflowOut{workflowHead{w.ID, w.Saga, w.Context, w.OnComplete, w.OnError, seconds(w.Timeout),
+		w.OnStepFailure, w.PreviousSteps, w.Concurrency}, steps})
 }
 
 // UnmarshalJSON reads the workflow's JSON form. ParseWorkflow reads it too,
@@ -316,15 +331,20 @@ func (w *Workflow) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	*w = Workflow{j.ID, j.Saga, j.Context, j.OnComplete, j.OnError, time.Duration(j.Timeout), j.OnStepFailure,
-		j.PreviousSteps, j.Concurrency, j.Steps}
+	h := &j.workflowHead
+	*w = Workflow{h.ID, h.Saga, h.Context, h.OnComplete, h.OnError, time.Duration(h.Timeout), h.OnStepFailure,
+		h.PreviousSteps, h.Concurrency, j.Steps}
 	return nil
 }
 
 // MarshalJSON writes the step's JSON form, durations in seconds.
 func (s Step) MarshalJSON() ([]byte, error) {
-	return json.Marshal(stepJSON{s.ID, s.URL, s.Handler, s.DependsOn, s.Parallel, s.Retries, seconds(s.Timeout),
-		s.Compensation, s.AllowFailedDeps, s.Map, s.Workflow, s.Sleep, s.WaitForEvent})
+	return json.Marshal(s.wire())
+}
+
+func (s *Step) wire() stepJSON {
+	return stepJSON{s.ID, s.URL, s.Handler, s.DependsOn, s.Parallel, s.Retries, seconds(s.Timeout),
+		s.Compensation, s.AllowFailedDeps, s.Map, s.Workflow, s.Sleep, s.WaitForEvent}
 }
 
 // UnmarshalJSON reads the step's JSON form.

@@ -181,6 +181,7 @@ type Txn struct {
 	readied     []store.Ref
 	readiedRuns []*runState
 	taken       int // of readied, claimed by Continue
+	spare       []*runState // kept by Reset for track
 }
 
 type runState struct {
@@ -192,6 +193,21 @@ type runState struct {
 func Begin(tx store.Tx, env Env, now time.Time, eff *Effects) *Txn {
 	*eff = Effects{}
 	return &Txn{tx: tx, env: env, lim: env.Limits(), now: now, eff: eff}
+}
+
+// Reset makes x a Txn over tx as Begin does, keeping the memory it used
+// before: for a caller that runs one transaction after another.
+func (x *Txn) Reset(tx store.Tx, env Env, now time.Time, eff *Effects) {
+	clear(eff.Claimed)
+	*eff = Effects{Claimed: eff.Claimed[:0]}
+	spare := x.spare
+	for _, rs := range x.runs {
+		*rs = runState{}
+		spare = append(spare, rs)
+	}
+	clear(x.readiedRuns)
+	*x = Txn{tx: tx, env: env, lim: env.Limits(), now: now, eff: eff,
+		runs: x.runs[:0], readied: x.readied[:0], readiedRuns: x.readiedRuns[:0], spare: spare}
 }
 
 // Flush writes back the runs the Txn changed.
@@ -242,7 +258,13 @@ func (x *Txn) Record(id string) (store.Run, bool) {
 
 // track makes a run part of the transaction, to be written by Flush.
 func (x *Txn) track(r store.Run, p *Plan) *runState {
-	rs := &runState{rec: r, plan: p}
+	var rs *runState
+	if n := len(x.spare); n > 0 {
+		rs, x.spare = x.spare[n-1], x.spare[:n-1]
+		*rs = runState{rec: r, plan: p}
+	} else {
+		rs = &runState{rec: r, plan: p}
+	}
 	x.runs = append(x.runs, rs)
 	return rs
 }
