@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -236,7 +237,31 @@ func TestMultiProcessChild(t *testing.T) {
 		opts = append(opts, dagflow.WithHandler("work", work), dagflow.WithHandler("slow", slow), dagflow.WithHandler("join", join))
 	} else {
 		noop := func(ctx context.Context, in dagflow.Input) (any, error) { return nil, nil }
-		opts = append(opts, dagflow.WithHandler("noop", noop))
+		sleep := func(ctx context.Context, in dagflow.Input) (any, error) {
+			select {
+			case <-time.After(benchSleep):
+				return nil, nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		opts = append(opts, dagflow.WithHandler("noop", noop), dagflow.WithHandler("sleep", sleep))
+		for _, name := range orderSteps {
+			opts = append(opts, dagflow.WithHandler(name, func(ctx context.Context, in dagflow.Input) (any, error) {
+				return orderResult{Step: name, OK: true}, nil
+			}))
+		}
+	}
+	if path := os.Getenv("MP_CPUPROFILE"); path != "" {
+		f, err := os.Create(fmt.Sprintf("%s.%d", path, pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	eng, err := dagflow.Open(opts...)
 	if err != nil {
@@ -271,9 +296,13 @@ func TestMultiProcessChild(t *testing.T) {
 				}
 			}
 			say("done")
-		case "run": // a benchmark iteration: run ID N-LEAVES
+		case "run": // a benchmark iteration: run ID N-LEAVES [HANDLER]
 			n, _ := strconv.Atoi(cmd[2])
-			if _, err := eng.Create(ctx, fanOutWorkflow(cmd[1], n)); err != nil {
+			handler := "noop"
+			if len(cmd) > 3 {
+				handler = cmd[3]
+			}
+			if _, err := eng.Create(ctx, fanOutWorkflow(cmd[1], n, handler)); err != nil {
 				t.Fatal(err)
 			}
 			st, err := eng.Wait(ctx, cmd[1])
@@ -281,6 +310,32 @@ func TestMultiProcessChild(t *testing.T) {
 				t.Fatal(err)
 			}
 			say("done %s %s", cmd[1], st.State)
+		case "orders": // a benchmark iteration: orders PREFIX FROM TO
+			from, _ := strconv.Atoi(cmd[2])
+			to, _ := strconv.Atoi(cmd[3])
+			// Each run created and waited for on a goroutine of its own,
+			// as a service does per request.
+			var wg sync.WaitGroup
+			var failed atomic.Int64
+			for i := from; i < to; i++ {
+				wg.Go(func() {
+					wf := orderWorkflow(fmt.Sprintf("%s-%d", cmd[1], i))
+					if _, err := eng.Create(ctx, wf); err != nil {
+						t.Error(err)
+						failed.Add(1)
+						return
+					}
+					if st, err := eng.Wait(ctx, wf.ID); err != nil || st.State != dagflow.StateCompleted {
+						t.Error(wf.ID, st, err)
+						failed.Add(1)
+					}
+				})
+			}
+			wg.Wait()
+			say("done %s %d", cmd[1], failed.Load())
+		case "stats": // the store's counters
+			st := s.Stats()
+			say("stats %d %d %d %d %d", st.Groups, st.Functions, st.Retries, st.LockTimeouts, st.Reordered)
 		}
 	}
 }
@@ -329,15 +384,39 @@ func mpWorkload(seed uint64, hook string) []dagflow.Workflow {
 	return wfs
 }
 
-// fanOutWorkflow is a root, n parallel no-op leaves and a join.
-func fanOutWorkflow(id string, n int) dagflow.Workflow {
+// fanOutWorkflow is a root, n parallel leaves that run handler, and a join.
+func fanOutWorkflow(id string, n int, handler string) dagflow.Workflow {
 	wf := dagflow.Workflow{ID: id, Steps: []dagflow.Step{{ID: "root", Handler: "noop"}}}
 	leaves := make([]string, n)
 	for i := range n {
 		leaves[i] = fmt.Sprintf("leaf%04d", i)
-		wf.Steps = append(wf.Steps, dagflow.Step{ID: leaves[i], Handler: "noop", DependsOn: []string{"root"}, Parallel: true})
+		wf.Steps = append(wf.Steps, dagflow.Step{ID: leaves[i], Handler: handler, DependsOn: []string{"root"}, Parallel: true})
 	}
 	wf.Steps = append(wf.Steps, dagflow.Step{ID: "join", Handler: "noop", DependsOn: leaves})
+	return wf
+}
+
+// benchSleep is how long the leaves of the I/O-bound fan-out sleep.
+const benchSleep = 20 * time.Millisecond
+
+// orderSteps is the order workflow of the root package's benchmarks: the
+// hosted docs' order chain and one more step; each returns a small result.
+var orderSteps = []string{"validate-order", "charge-payment", "ship-order", "send-confirmation", "archive-order"}
+
+type orderResult struct {
+	Step string `json:"step"`
+	OK   bool   `json:"ok"`
+}
+
+func orderWorkflow(id string) dagflow.Workflow {
+	wf := dagflow.Workflow{ID: id, Context: []byte(fmt.Sprintf(`{"orderId":%q,"amount":49.9}`, id))}
+	for k, name := range orderSteps {
+		s := dagflow.Step{ID: name, Handler: name}
+		if k > 0 {
+			s.DependsOn = []string{orderSteps[k-1]}
+		}
+		wf.Steps = append(wf.Steps, s)
+	}
 	return wf
 }
 
@@ -520,12 +599,8 @@ func TestMultiProcess(t *testing.T) {
 	t.Logf("children ready after %v", time.Since(t0).Round(time.Millisecond))
 	start := time.Now()
 	creator, victim := children[0], children[2]
+	// The victim is killed while the creator still creates runs, or after.
 	creator.send(t, "create")
-	creator.expect(t, "created", 30*time.Second)
-	t.Logf("created 200 runs in %v", time.Since(start).Round(time.Millisecond))
-	for _, c := range children {
-		c.send(t, "wait")
-	}
 
 	wfs := mpWorkload(seed, "")
 	total := 0
@@ -533,7 +608,7 @@ func TestMultiProcess(t *testing.T) {
 		total += len(wf.Steps)
 	}
 	// Kill the victim midway, while it runs attempts.
-	deadline := time.Now().Add(40 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		lines := readMPLog(t, logPath)
 		ends, victimOpen := 0, map[string]bool{}
@@ -558,13 +633,19 @@ func TestMultiProcess(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the workload did not get midway within 40 s (%d of %d steps done)", ends, total)
+			t.Fatalf("the workload did not get midway within 60 s (%d of %d steps done)", ends, total)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	<-victim.exited
+	creator.expect(t, "created", 60*time.Second)
+	t.Logf("created 200 runs in %v", time.Since(start).Round(time.Millisecond))
+	for _, c := range children[:2] {
+		c.send(t, "wait")
+	}
 	for _, c := range children[:2] {
 		c.expect(t, "done", 60*time.Second)
+		logStats(t, c)
 	}
 	t.Logf("every run ended %v after creation", time.Since(start).Round(time.Millisecond))
 	defer func() { t.Logf("checked after %v", time.Since(t0).Round(time.Millisecond)) }()
@@ -771,16 +852,66 @@ func TestMultiProcess(t *testing.T) {
 
 // ---- the benchmark ----
 
-// fanOutLeaves is the size of the benchmark's fan-out: a root, 2,000 leaves
-// and a join.
+// fanOutLeaves is the size of the benchmark's fan-outs: a root, 2,000
+// leaves and a join.
 const fanOutLeaves = 2000
 
-// fanOutCluster runs reps fan-outs, one after the other, on procs child
-// engine processes sharing a fresh schema, and calls each with the time each
-// took from its Create to its end.
-func fanOutCluster(tb testing.TB, procs, reps int, each func(i int, d time.Duration)) {
+// orderRuns is the number of order workflows of the orders benchmark.
+const orderRuns = 1000
+
+// benchWorkload is one workload of the benchmark table.
+type benchWorkload struct {
+	name string
+	// conc is the workers per process.
+	conc  int
+	steps int
+	// run runs one iteration on the cluster, as iteration i.
+	run func(tb testing.TB, children []*mpChild, i int)
+}
+
+// benchWorkloads are the workloads of the table: a 2,000-step fan-out of
+// no-op steps (with the benchmark's old 16 workers per process, and with
+// the engine's default of 64), of steps that each sleep 20 ms (16 workers
+// per process), and 1,000 five-step order workflows, each created and
+// waited for on a goroutine of its own, spread over the processes.
+var benchWorkloads = []benchWorkload{
+	{"fan-out 2,000 no-op", 16, fanOutLeaves + 2, fanOut("noop")},
+	{"fan-out 2,000 no-op", dagflow.DefaultConcurrency, fanOutLeaves + 2, fanOut("noop")},
+	{"fan-out 2,000 x 20 ms", 16, fanOutLeaves + 2, fanOut("sleep")},
+	{"1,000 orders x 5 steps", dagflow.DefaultConcurrency, orderRuns * len(orderSteps), orders},
+}
+
+func fanOut(handler string) func(tb testing.TB, children []*mpChild, i int) {
+	return func(tb testing.TB, children []*mpChild, i int) {
+		id := fmt.Sprintf("fan-%s-%d", handler, i)
+		children[0].send(tb, fmt.Sprintf("run %s %d %s", id, fanOutLeaves, handler))
+		if line := children[0].expect(tb, "done "+id, 5*time.Minute); !strings.HasSuffix(line, " completed") {
+			tb.Fatalf("run %s: %s", id, line)
+		}
+	}
+}
+
+func orders(tb testing.TB, children []*mpChild, i int) {
+	prefix := fmt.Sprintf("order%d", i)
+	per := (orderRuns + len(children) - 1) / len(children)
+	for k, c := range children {
+		c.send(tb, fmt.Sprintf("orders %s %d %d", prefix, k*per, min((k+1)*per, orderRuns)))
+	}
+	for _, c := range children {
+		if line := c.expect(tb, "done "+prefix, 5*time.Minute); line != "done "+prefix+" 0" {
+			tb.Fatalf("orders %s: %s", prefix, line)
+		}
+	}
+}
+
+// benchCluster starts procs child engine processes with conc workers each
+// on a fresh schema, runs reps iterations of w on them one after the other,
+// and calls each with the time each took. It returns the mean number of
+// functions per group of the children's stores.
+func benchCluster(tb testing.TB, w benchWorkload, procs, reps int, each func(i int, d time.Duration)) float64 {
 	schema := pgSchema(tb)
-	env := []string{"MP_SCHEMA=" + schema, "MP_CONC=" + benchEnv("MP_CONC", "16"), "MP_CONNS=" + benchEnv("MP_CONNS", "10"), "MP_LEASE=10s", "MP_POLL=1s"}
+	env := []string{"MP_SCHEMA=" + schema, "MP_CONC=" + benchEnv("MP_CONC", strconv.Itoa(w.conc)),
+		"MP_CONNS=" + benchEnv("MP_CONNS", "10"), "MP_LEASE=10s", "MP_POLL=1s"}
 	children := make([]*mpChild, procs)
 	for i := range children {
 		children[i] = startChild(tb, "bench", env...)
@@ -789,16 +920,29 @@ func fanOutCluster(tb testing.TB, procs, reps int, each func(i int, d time.Durat
 		c.expect(tb, "ready", 30*time.Second)
 	}
 	for i := range reps {
-		id := fmt.Sprintf("fan-%d", i)
 		start := time.Now()
-		children[0].send(tb, fmt.Sprintf("run %s %d", id, fanOutLeaves))
-		line := children[0].expect(tb, "done "+id, 5*time.Minute)
-		d := time.Since(start)
-		if !strings.HasSuffix(line, " completed") {
-			tb.Fatalf("run %s: %s", id, line)
-		}
-		each(i, d)
+		w.run(tb, children, i)
+		each(i, time.Since(start))
 	}
+	var groups, fns int64
+	for _, c := range children {
+		g, f := logStats(tb, c)
+		groups, fns = groups+g, fns+f
+	}
+	return float64(fns) / float64(max(groups, 1))
+}
+
+// logStats logs what a child's store's group committer did, and returns
+// its groups and their functions.
+func logStats(tb testing.TB, c *mpChild) (groups, fns int64) {
+	tb.Helper()
+	c.send(tb, "stats")
+	line := c.expect(tb, "stats", 30*time.Second)
+	var retries, timeouts, reordered int64
+	fmt.Sscanf(line, "stats %d %d %d %d %d", &groups, &fns, &retries, &timeouts, &reordered)
+	tb.Logf("child %d: %d groups of %.1f functions on average; %d run again at once to lock in order, %d after a backoff (%d after a lock timeout)",
+		c.pid, groups, float64(fns)/float64(max(groups, 1)), reordered, retries, timeouts)
+	return groups, fns
 }
 
 func benchEnv(key, def string) string {
@@ -808,33 +952,51 @@ func benchEnv(key, def string) string {
 	return def
 }
 
-// BenchmarkPostgresFanOut measures steps per second of a 2,000-step fan-out
-// run by 1, 2 and 3 engine processes on one PostgreSQL database.
+// BenchmarkPostgresFanOut measures steps per second of a 2,000-step no-op
+// fan-out run by 1, 2 and 3 engine processes on one PostgreSQL database.
 func BenchmarkPostgresFanOut(b *testing.B) {
 	for _, procs := range []int{1, 2, 3} {
 		b.Run(fmt.Sprintf("procs=%d", procs), func(b *testing.B) {
 			var total time.Duration
-			fanOutCluster(b, procs, b.N, func(i int, d time.Duration) { total += d })
-			b.ReportMetric(float64(b.N*(fanOutLeaves+2))/total.Seconds(), "steps/s")
+			benchCluster(b, benchWorkloads[0], procs, b.N, func(i int, d time.Duration) { total += d })
+			b.ReportMetric(float64(b.N*benchWorkloads[0].steps)/total.Seconds(), "steps/s")
 			b.ReportMetric(total.Seconds()/float64(b.N), "s/run")
 		})
 	}
 }
 
-// TestPostgresFanOutTable prints the benchmark's table (the median of three
-// runs for 1, 2 and 3 processes). It runs only with DAGFLOW_BENCH=1.
+// TestPostgresFanOutTable prints the benchmark's table: for each workload
+// and 1, 2 and 3 processes, the median of three iterations (the first
+// iteration of each cluster also warms it up), steps per second, the ratio
+// to one process, and the mean size of the store's groups. It runs only
+// with DAGFLOW_BENCH=1; BENCH_WORKLOADS=0,2 picks workloads by their index.
 func TestPostgresFanOutTable(t *testing.T) {
 	if os.Getenv("DAGFLOW_BENCH") != "1" {
-		t.Skip("set DAGFLOW_BENCH=1 to measure the PostgreSQL fan-out table")
+		t.Skip("set DAGFLOW_BENCH=1 to measure the PostgreSQL benchmark table")
 	}
-	table := "\n| processes | seconds | steps/s |\n| ---: | ---: | ---: |\n"
-	for _, procs := range []int{1, 2, 3} {
-		var ds []time.Duration
-		fanOutCluster(t, procs, 3, func(i int, d time.Duration) { ds = append(ds, d) })
-		t.Logf("%d processes: %v", procs, ds)
-		slices.Sort(ds)
-		med := ds[1]
-		table += fmt.Sprintf("| %d | %.2f | %.0f |\n", procs, med.Seconds(), float64(fanOutLeaves+2)/med.Seconds())
+	pick := map[int]bool{}
+	for _, f := range strings.Split(os.Getenv("BENCH_WORKLOADS"), ",") {
+		if n, err := strconv.Atoi(f); err == nil {
+			pick[n] = true
+		}
+	}
+	table := "\n| workload | workers/process | processes | seconds | steps/s | vs 1 process | functions/group |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+	for wi, w := range benchWorkloads {
+		if len(pick) > 0 && !pick[wi] {
+			continue
+		}
+		var one float64
+		for _, procs := range []int{1, 2, 3} {
+			var ds []time.Duration
+			group := benchCluster(t, w, procs, 3, func(i int, d time.Duration) { ds = append(ds, d) })
+			t.Logf("%s, %d processes: %v", w.name, procs, ds)
+			slices.Sort(ds)
+			rate := float64(w.steps) / ds[1].Seconds()
+			if procs == 1 {
+				one = rate
+			}
+			table += fmt.Sprintf("| %s | %d | %d | %.2f | %.0f | %.2fx | %.1f |\n", w.name, w.conc, procs, ds[1].Seconds(), rate, rate/one, group)
+		}
 	}
 	t.Log(table)
 }

@@ -3,9 +3,9 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +24,9 @@ type proxy struct {
 	down  bool
 	conns map[net.Conn]bool
 	wg    sync.WaitGroup
+	// drop, while set, discards what the client sends (toServer) or
+	// what the server answers (toClient).
+	dropToServer, dropToClient atomic.Bool
 }
 
 func newProxy(t *testing.T, target string) *proxy {
@@ -64,14 +67,25 @@ func (p *proxy) serve() {
 		p.conns[c], p.conns[up] = true, true
 		p.wg.Add(2)
 		p.mu.Unlock()
-		pipe := func(dst, src net.Conn) {
+		pipe := func(dst, src net.Conn, drop *atomic.Bool) {
 			defer p.wg.Done()
-			io.Copy(dst, src)
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := src.Read(buf)
+				if n > 0 && !drop.Load() {
+					if _, werr := dst.Write(buf[:n]); werr != nil {
+						break
+					}
+				}
+				if err != nil {
+					break
+				}
+			}
 			dst.Close()
 			src.Close()
 		}
-		go pipe(up, c)
-		go pipe(c, up)
+		go pipe(up, c, &p.dropToServer)
+		go pipe(c, up, &p.dropToClient)
 	}
 }
 

@@ -16,10 +16,10 @@
 // item: the items of map steps share the table with the steps, item 0 being
 // the step itself), attempts, webhooks, events, schedules, slots (the
 // concurrency slots of a key), and schema_version, which records the
-// migrations applied. Open creates the schema and applies the migrations embedded in
-// this package that it lacks, in order, in one transaction that holds an
-// advisory lock named after the schema, so that processes opening the store
-// at the same moment do not trip over each other. Creating needs the CREATE
+// migrations applied. Open creates the schema and applies the migrations
+// embedded in this package that it lacks, in order, in one transaction that
+// holds an advisory lock named after the schema, so that processes opening
+// the store at the same moment do not trip over each other. Creating needs the CREATE
 // privilege on the database; a role without it can open a schema that an
 // administrator set up by opening it once. Open refuses a schema that a newer
 // dagflow has migrated further than this one knows ("written by a newer
@@ -28,45 +28,65 @@
 //
 // # Transactions
 //
-// Update runs its function in a READ COMMITTED transaction in which every
-// read locks the rows it returns (SELECT ... FOR NO KEY UPDATE) until the
-// transaction ends, so that concurrent Updates that read the same records
-// run one after the other, as if serialized. (NextDue, an aggregate, locks
-// nothing: the engine takes it as a hint of when to look again.) DueSteps
-// and DueWebhooks skip rows that other transactions hold (FOR NO KEY UPDATE
-// SKIP LOCKED), so that engines claiming work at the same moment get
-// different steps and do not wait for each other. A function that reads a
-// run (or the slots of a concurrency key) as missing and then writes it runs
-// again if another transaction created it in the meantime.
+// Update does not open a transaction per call: the functions of the Updates
+// under way at the same moment in one process share one (group commit, see
+// Update; at most Options.MaxBatch of them), run one after the other on one
+// connection, and commit with one COMMIT. A function that fails keeps none
+// of its changes and costs the others nothing; see Update.
 //
-// Row locks taken in different orders can deadlock: a claim holds the steps
-// it took and then reads (locks) their run, while the transaction that
-// holds that run may want those steps, or a step of a run the claim holds.
-// PostgreSQL breaks a deadlock after deadlock_timeout (one second by
-// default); the store breaks it sooner with a lock timeout
-// (Options.LockTimeout) and runs the aborted function again.
+// The transaction is READ COMMITTED, and every read locks the rows it
+// returns (SELECT ... FOR NO KEY UPDATE) until it ends, so that concurrent
+// Updates that read the same records run one after the other, as if
+// serialized. (NextDue, an aggregate, locks nothing: the engine takes it as
+// a hint of when to look again.) DueSteps and DueWebhooks skip rows that
+// other transactions hold (FOR NO KEY UPDATE SKIP LOCKED), so that engines
+// claiming work at the same moment get different steps and do not wait for
+// each other. A function that reads a run (or the slots of a concurrency
+// key) as missing and then writes it runs again if another transaction
+// created it in the meantime.
+//
+// Row locks taken in different orders can deadlock. A transaction waits for
+// the row of a run only when it holds no run with a greater id: otherwise
+// it takes the row only if it is free (SKIP LOCKED), and when it is not,
+// the group runs again at once, first locking every run it needs in the
+// order of their ids. A claim made while holding runs takes only due steps
+// whose run is free too, and locks both. What is left (a step waited for
+// while its run is held elsewhere, say) PostgreSQL would break after
+// deadlock_timeout (one second by default); the store breaks it sooner with
+// a lock timeout (Options.LockTimeout), and the group runs again after a
+// backoff, first locking its runs in order.
 //
 // View runs its function in a READ ONLY, REPEATABLE READ transaction: one
 // consistent snapshot, and no locks.
 //
-// Update and View run their function again, with backoff, up to
+// Update and View run their functions again, with backoff, up to
 // Options.MaxRetries times, when PostgreSQL aborts the transaction (a
 // deadlock, a lock timeout, a serialization failure) and when the connection
 // is lost before COMMIT was sent, or cannot be made: a database that
 // restarts makes Updates wait and carry on, not fail. When the connection
-// breaks while COMMIT is under way, the outcome is unknown, and Update
-// returns an error saying so rather than run the function again.
+// breaks while COMMIT is under way, Update asks PostgreSQL, on another
+// connection, whether the transaction committed (txid_status of its id,
+// read when it began): committed, its callers get nil; not committed, its
+// functions run again. The store logs that once, with Options.Logger. Only
+// when even that cannot be told does Update return an error saying the
+// outcome is unknown.
 //
-// A transaction costs one round trip per read, plus one: BEGIN travels with
-// the first statement, and writes are queued and sent in one pipelined batch
-// with the next read or with COMMIT. (An Update that reads and writes
-// nothing costs none.) A write of a record that belongs to a run (a step,
-// an item, an attempt, a spec, a webhook) is queued only when the
-// transaction has read or written that run or a record of it; otherwise it
-// first checks the run, in a round trip of its own, so that it can return
-// store.ErrNotFound itself. A write that
-// PostgreSQL refuses (JSON that is not valid, say) fails the read or COMMIT
-// it was sent with. The statements are prepared once per connection (pgx's
+// Round trips: BEGIN travels with the first statement, and writes are queued
+// and sent in one pipelined batch with the next read or with COMMIT; the
+// runs and steps written whole go in one multi-row statement each. (An
+// Update that reads and writes nothing costs none.) The transaction
+// remembers the runs, steps and items it holds, as they now are, and
+// answers reads of them without a round trip: the functions of a group that
+// finish steps of one run read the run and its fan-in step once. When a run
+// is first read, the steps of it that this process claimed are read with
+// it, so that a worker's outcome finds its step there; a transaction that
+// reads more than a few steps of one run one by one reads the rest at once.
+// A write of a record that belongs to a run (a step, an item, an attempt, a
+// spec, a webhook) is queued only when the transaction holds that run or a
+// record of it; otherwise it first checks the run, in a round trip of its
+// own, so that it can return store.ErrNotFound itself. A write that
+// PostgreSQL refuses (JSON that is not valid, say) fails the function that
+// wrote it. The statements are prepared once per connection (pgx's
 // statement cache).
 //
 // # Leases and fencing
@@ -95,6 +115,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -122,14 +143,15 @@ type Options struct {
 	Schema string
 	// MaxConns caps the connections of the pool that Open creates (New
 	// uses the pool it is given as it is). Zero keeps the DSN's
-	// pool_max_conns, or else DefaultMaxConns. An engine holds a connection
-	// for each transaction under way, so give it about as many as the
-	// engine's concurrency when steps are short. Every Watch holds one
-	// more connection, outside the pool.
+	// pool_max_conns, or else DefaultMaxConns. Updates use one connection
+	// at a time (their group's); each View under way holds one, and every
+	// Watch holds one more, outside the pool.
 	MaxConns int32
-	// MaxRetries is how many times Update and View run their function
-	// again after a deadlock, a lock timeout, a serialization failure or a
-	// lost connection before they give up and return the error. Zero means
+	// MaxRetries is how many times Update and View run their functions
+	// again, after a backoff, after a deadlock, a lock timeout, a
+	// serialization failure or a lost connection before they give up and
+	// return the error. (Running a group again at once to take its rows
+	// in order does not count.) Zero means
 	// 10 (about six seconds of backoff, growing from 20 ms to 2 s); a
 	// negative value means never.
 	MaxRetries int
@@ -140,7 +162,19 @@ type Options struct {
 	// would (deadlock_timeout, one second by default). Zero means 250 ms;
 	// a negative value leaves the server's lock_timeout as it is.
 	LockTimeout time.Duration
+	// MaxBatch bounds how many functions of concurrent Updates share one
+	// transaction (see Update). Zero means DefaultMaxBatch; 1 gives each
+	// Update a transaction of its own.
+	MaxBatch int
+	// Logger receives what the store tells an operator: a COMMIT whose
+	// outcome had to be looked up after the connection broke. Nil means
+	// slog.Default().
+	Logger *slog.Logger
 }
+
+// DefaultMaxBatch is the most functions of concurrent Updates that share one
+// transaction when Options.MaxBatch is zero.
+const DefaultMaxBatch = 64
 
 func (o *Options) withDefaults() error {
 	if o.Schema == "" {
@@ -151,6 +185,15 @@ func (o *Options) withDefaults() error {
 	}
 	if o.MaxConns < 0 {
 		return fmt.Errorf("postgres: Options.MaxConns is %d; want 0 (the default) or more", o.MaxConns)
+	}
+	if o.MaxBatch < 0 {
+		return fmt.Errorf("postgres: Options.MaxBatch is %d; want 0 (the default) or more", o.MaxBatch)
+	}
+	if o.MaxBatch == 0 {
+		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
 	if o.LockTimeout == 0 {
 		o.LockTimeout = 250 * time.Millisecond
@@ -168,18 +211,34 @@ func (o *Options) withDefaults() error {
 // safe for concurrent use; several Stores, in one process or many, may use
 // the same schema at once.
 type Store struct {
-	pool    *pgxpool.Pool
-	ownPool bool
-	schema  string
-	channel string
-	q       *queries
-	retries int
+	pool     *pgxpool.Pool
+	ownPool  bool
+	schema   string
+	channel  string
+	q        *queries
+	retries  int
+	maxBatch int
+	log      *slog.Logger
 
 	closing context.Context // done when Close begins
 	stop    context.CancelFunc
 	mu      sync.Mutex
 	closed  bool
 	wg      sync.WaitGroup // transactions and watchers under way
+
+	// The group committer (group.go): Updates waiting for their group,
+	// and the loop that runs the groups.
+	pending []*request
+	stats   stats
+	// The claimed set (group.go), by run; the commit loop's.
+	claimed  map[string]map[stepKey]struct{}
+	nclaimed int
+	// commitHook, when set (by tests), runs before the batch that ends
+	// with COMMIT is sent.
+	commitHook func(*tx)
+	kick       chan struct{}
+	loopStop   chan struct{}
+	loopDone   chan struct{}
 }
 
 var _ store.Watcher = (*Store)(nil)
@@ -231,24 +290,18 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, o Options) (*Store, error
 	if err := migrate(ctx, pool, o.Schema); err != nil {
 		return nil, err
 	}
-	s := &Store{pool: pool, schema: o.Schema, channel: channelName(o.Schema), q: newQueries(o.Schema, o.LockTimeout), retries: o.MaxRetries}
+	s := &Store{pool: pool, schema: o.Schema, channel: channelName(o.Schema), q: newQueries(o.Schema, o.LockTimeout),
+		retries: o.MaxRetries, maxBatch: o.MaxBatch, log: o.Logger,
+		claimed: map[string]map[stepKey]struct{}{}, kick: make(chan struct{}, 1), loopStop: make(chan struct{}), loopDone: make(chan struct{})}
 	s.closing, s.stop = context.WithCancel(context.Background())
+	go s.commitLoop()
 	return s, nil
-}
-
-// Update runs fn in a read-write transaction and commits it when fn returns
-// nil; see the package documentation for how reads lock and when fn runs
-// again. It returns fn's error unchanged when fn fails for a reason of its
-// own, ctx.Err() when ctx is done before fn runs, and store.ErrClosed after
-// Close.
-func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
-	return s.do(ctx, fn, modeUpdate)
 }
 
 // View runs fn in a read-only transaction that sees one snapshot of the
 // database. The write methods of its Tx return store.ErrReadOnly.
 func (s *Store) View(ctx context.Context, fn func(store.Tx) error) error {
-	return s.do(ctx, fn, modeView)
+	return s.do(ctx, fn)
 }
 
 // Close waits for the transactions under way, stops every Watch (closing
@@ -264,6 +317,8 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	s.stop()
 	s.wg.Wait()
+	close(s.loopStop)
+	<-s.loopDone
 	if s.ownPool {
 		s.pool.Close()
 	}
@@ -281,7 +336,7 @@ func (s *Store) enter() bool {
 	return true
 }
 
-func (s *Store) do(ctx context.Context, fn func(store.Tx) error, mode int) error {
+func (s *Store) do(ctx context.Context, fn func(store.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -290,7 +345,7 @@ func (s *Store) do(ctx context.Context, fn func(store.Tx) error, mode int) error
 	}
 	defer s.wg.Done()
 	for try := 0; ; try++ {
-		err, again := s.attempt(ctx, fn, mode)
+		err, again := s.view(ctx, fn)
 		if !again {
 			return err
 		}
@@ -306,9 +361,9 @@ func (s *Store) do(ctx context.Context, fn func(store.Tx) error, mode int) error
 	}
 }
 
-// attempt runs fn once in a transaction, and reports whether it is worth
-// running again.
-func (s *Store) attempt(ctx context.Context, fn func(store.Tx) error, mode int) (err error, again bool) {
+// view runs fn once in a read-only transaction, and reports whether it is
+// worth running again.
+func (s *Store) view(ctx context.Context, fn func(store.Tx) error) (err error, again bool) {
 	c, err := s.pool.Acquire(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -317,12 +372,11 @@ func (s *Store) attempt(ctx context.Context, fn func(store.Tx) error, mode int) 
 		return fmt.Errorf("postgres: connecting: %w", err), retryable(err)
 	}
 	defer c.Release()
-	t := &tx{s: s, ctx: ctx, conn: c.Conn(), mode: mode}
-	defer t.end()
+	t := newTx(s, ctx, c.Conn(), modeView)
+	defer t.end() // rolls back: there is nothing to commit
 	ferr := fn(t)
 	switch {
 	case t.err != nil:
-		// A statement failed, and the transaction with it.
 		if ctx.Err() == nil && retryable(t.err) {
 			return t.err, true
 		}
@@ -330,19 +384,8 @@ func (s *Store) attempt(ctx context.Context, fn func(store.Tx) error, mode int) 
 			return ferr, false
 		}
 		return fmt.Errorf("postgres: the transaction failed: %w", t.err), false
-	case ferr != nil:
-		return ferr, false
-	case mode == modeView:
-		return nil, false // end rolls back: there is nothing to commit
 	}
-	sent, err := t.commit()
-	switch {
-	case err == nil:
-		return nil, false
-	case sent:
-		return fmt.Errorf("postgres: the connection broke while committing; the transaction may or may not have been committed: %w", err), false
-	}
-	return err, ctx.Err() == nil && retryable(err)
+	return ferr, false
 }
 
 // retryable reports whether a transaction that failed with err may succeed
@@ -352,7 +395,7 @@ func retryable(err error) bool {
 		return false
 	}
 	var lost *connLostError
-	if errors.As(err, &lost) || pgconn.SafeToRetry(err) {
+	if errors.As(err, &lost) || pgconn.SafeToRetry(err) || errors.Is(err, errLockOrder) {
 		return true
 	}
 	var ce *pgconn.ConnectError

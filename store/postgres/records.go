@@ -124,22 +124,37 @@ func runArgs(r *store.Run) []any {
 }
 
 func scanRun(row scanner) (store.Run, error) {
-	var r store.Run
-	var state, phase, outcome, cause string
-	var created time.Time
-	var started, completed, deadline, updated pgtype.Timestamptz
-	var cq, ci []int
-	err := row.Scan(&r.ID, &state, &phase, &outcome, &r.Error, &created, &started, &completed, &deadline, &updated,
-		&r.Generation, &r.Total, &r.Done, &r.Running, &r.Failed, &r.Seq, &r.Serial, &r.SerialQueue, &cq,
-		&cause, &r.Parent, &r.ParentIndex, &r.ParentItem, &r.ConcurrencyKey, &r.Limit, &r.Trace, &ci)
-	if err != nil {
-		return r, fmt.Errorf("decoding a run: %w", err)
+	var x runScan
+	if err := row.Scan(x.dests()...); err != nil {
+		return store.Run{}, fmt.Errorf("decoding a run: %w", err)
 	}
-	if r.CompQueue, err = toRefs(cq, ci); err != nil {
+	return x.run()
+}
+
+// runScan receives the columns of a run (runCols), for rows that hold more.
+type runScan struct {
+	r                                    store.Run
+	state, phase, outcome, cause         string
+	created                              time.Time
+	started, completed, deadline, update pgtype.Timestamptz
+	cq, ci                               []int
+}
+
+func (x *runScan) dests() []any {
+	r := &x.r
+	return []any{&r.ID, &x.state, &x.phase, &x.outcome, &r.Error, &x.created, &x.started, &x.completed, &x.deadline, &x.update,
+		&r.Generation, &r.Total, &r.Done, &r.Running, &r.Failed, &r.Seq, &r.Serial, &r.SerialQueue, &x.cq,
+		&x.cause, &r.Parent, &r.ParentIndex, &r.ParentItem, &r.ConcurrencyKey, &r.Limit, &r.Trace, &x.ci}
+}
+
+func (x *runScan) run() (store.Run, error) {
+	r := x.r
+	var err error
+	if r.CompQueue, err = toRefs(x.cq, x.ci); err != nil {
 		return r, fmt.Errorf("decoding run %q: %w", r.ID, err)
 	}
-	r.State, r.Phase, r.Outcome, r.Cause = store.RunState(state), store.Phase(phase), store.RunState(outcome), store.Cause(cause)
-	r.CreatedAt, r.StartedAt, r.CompletedAt, r.Deadline, r.UpdatedAt = created.UTC(), tm(started), tm(completed), tm(deadline), tm(updated)
+	r.State, r.Phase, r.Outcome, r.Cause = store.RunState(x.state), store.Phase(x.phase), store.RunState(x.outcome), store.Cause(x.cause)
+	r.CreatedAt, r.StartedAt, r.CompletedAt, r.Deadline, r.UpdatedAt = x.created.UTC(), tm(x.started), tm(x.completed), tm(x.deadline), tm(x.update)
 	return r, nil
 }
 
@@ -152,22 +167,37 @@ func stepArgs(s *store.Step) []any {
 }
 
 func scanStep(row scanner) (store.Step, error) {
-	var s store.Step
-	var state, comp string
-	var result, input []byte
-	var due, started, completed, lease, compStarted, compEnded, attemptAt pgtype.Timestamptz
-	err := row.Scan(&s.RunID, &s.Index, &s.ID, &state, &s.Waiting, &s.Attempts,
-		&due, &started, &completed, &result, &s.Error, &s.Seq,
-		&s.Owner, &s.Token, &lease, &comp, &s.CompAttempts, &s.CompError, &compStarted, &compEnded,
-		&s.Item, &s.Interruptions, &attemptAt, &input, &s.CompInterruptions, &s.Event, &s.EventKey,
-		&s.Items, &s.ItemsDone, &s.ItemsFailed, &s.ItemsRunning, &s.ItemsNext)
-	if err != nil {
-		return s, fmt.Errorf("decoding a step: %w", err)
+	var x stepScan
+	if err := row.Scan(x.dests()...); err != nil {
+		return store.Step{}, fmt.Errorf("decoding a step: %w", err)
 	}
-	s.State, s.Comp, s.Result, s.Input = store.StepState(state), store.CompState(comp), raw(result), raw(input)
-	s.DueAt, s.StartedAt, s.CompletedAt, s.LeaseUntil, s.AttemptAt = tm(due), tm(started), tm(completed), tm(lease), tm(attemptAt)
-	s.CompStartedAt, s.CompEndedAt = tm(compStarted), tm(compEnded)
-	return s, nil
+	return x.step(), nil
+}
+
+// stepScan receives the columns of a step (stepCols), for rows that hold
+// more.
+type stepScan struct {
+	s                                                               store.Step
+	state, comp                                                     string
+	result, input                                                   []byte
+	due, started, completed, lease, compStarted, compEnded, attempt pgtype.Timestamptz
+}
+
+func (x *stepScan) dests() []any {
+	s := &x.s
+	return []any{&s.RunID, &s.Index, &s.ID, &x.state, &s.Waiting, &s.Attempts,
+		&x.due, &x.started, &x.completed, &x.result, &s.Error, &s.Seq,
+		&s.Owner, &s.Token, &x.lease, &x.comp, &s.CompAttempts, &s.CompError, &x.compStarted, &x.compEnded,
+		&s.Item, &s.Interruptions, &x.attempt, &x.input, &s.CompInterruptions, &s.Event, &s.EventKey,
+		&s.Items, &s.ItemsDone, &s.ItemsFailed, &s.ItemsRunning, &s.ItemsNext}
+}
+
+func (x *stepScan) step() store.Step {
+	s := x.s
+	s.State, s.Comp, s.Result, s.Input = store.StepState(x.state), store.CompState(x.comp), raw(x.result), raw(x.input)
+	s.DueAt, s.StartedAt, s.CompletedAt, s.LeaseUntil, s.AttemptAt = tm(x.due), tm(x.started), tm(x.completed), tm(x.lease), tm(x.attempt)
+	s.CompStartedAt, s.CompEndedAt = tm(x.compStarted), tm(x.compEnded)
+	return s
 }
 
 func attemptArgs(a *store.Attempt) ([]any, error) {

@@ -52,8 +52,19 @@ type queries struct {
 	putEvent, putSchedule, putSlots, insertSlots             string
 	deleteRun, deleteEvents, deleteSchedule, deleteSlots     string
 	// lockRun checks that a run exists and keeps it from being deleted
-	// until the transaction ends.
-	lockRun string
+	// until the transaction ends. lockRuns locks runs in the order of
+	// their ids (the Sort runs below the LockRows that locks each row).
+	lockRun, lockRuns string
+	// lockSteps locks steps and items by key (three arrays: run ids,
+	// indexes, items).
+	lockSteps string
+	// bulkRuns and bulkSteps write many rows at once (bulk.go).
+	bulkRuns, bulkSteps string
+	// tryRun reads a run and locks it if no other transaction holds it;
+	// its last column says whether it did. dueStepsRuns is dueSteps[Update]
+	// that also locks the steps' runs, skipping steps whose run another
+	// transaction holds. (See tx.Run: a transaction waits only in order.)
+	tryRun, dueStepsRuns string
 }
 
 // Flags of the variants of the Runs query.
@@ -96,7 +107,16 @@ func newQueries(schema string, lockTimeout time.Duration) *queries {
 		deleteSchedule: "DELETE FROM " + s + "schedules WHERE id = $1",
 		deleteSlots:    "DELETE FROM " + s + "slots WHERE key = $1",
 		lockRun:        "SELECT 1 FROM " + s + "runs WHERE id = $1 FOR KEY SHARE",
+		lockRuns:       "SELECT " + runCols + " FROM " + s + "runs WHERE id = ANY ($1::text[]) ORDER BY id FOR NO KEY UPDATE",
+		lockSteps: "SELECT " + stepCols + " FROM " + s + "steps WHERE (run_id, idx, item) IN " +
+			"(SELECT * FROM unnest($1::text[], $2::integer[], $3::integer[])) FOR NO KEY UPDATE",
 	}
+	q.tryRun = "WITH l AS (SELECT " + runCols + " FROM " + s + "runs WHERE id = $1 FOR NO KEY UPDATE SKIP LOCKED) " +
+		"SELECT l.*, true FROM l UNION ALL SELECT " + runCols + ", false FROM " + s + "runs WHERE id = $1 AND NOT EXISTS (SELECT FROM l)"
+	q.dueStepsRuns = "SELECT " + qualify(stepCols, "s") + ", " + qualify(runCols, "r") + " FROM " + s + "steps s JOIN " + s +
+		"runs r ON r.id = s.run_id WHERE s.due_at <= $1 ORDER BY s.due_at LIMIT $2 FOR NO KEY UPDATE OF s, r SKIP LOCKED"
+	q.bulkRuns = bulkUpsert(s+"runs", runCols, types(runCols), "id")
+	q.bulkSteps = bulkUpsert(s+"steps", stepCols, types(stepCols), "run_id, idx, item")
 	if lockTimeout > 0 {
 		q.lockTimeout = fmt.Sprintf("SET LOCAL lock_timeout = %d", max(lockTimeout.Milliseconds(), 1))
 	}
@@ -185,6 +205,15 @@ func upsert(table, cols, key string) string {
 		}
 	}
 	return "INSERT INTO " + table + " (" + cols + ") VALUES (" + params(cols) + ") ON CONFLICT (" + key + ") DO UPDATE SET " + strings.Join(set, ", ")
+}
+
+// qualify prefixes each column of cols with table.
+func qualify(cols, table string) string {
+	var out []string
+	for _, c := range strings.Split(cols, ",") {
+		out = append(out, table+"."+strings.TrimSpace(c))
+	}
+	return strings.Join(out, ", ")
 }
 
 // params returns "$1, $2, ..." with one parameter per column of cols.

@@ -1,10 +1,13 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,47 +17,133 @@ import (
 	"github.com/dagflow/dagflow/store"
 )
 
-// tx implements store.Tx on one connection.
+// tx implements store.Tx on one connection. An Update's tx serves every
+// function of a group (see group.go), one after the other; a View's serves
+// one function.
 //
-// It saves round trips: BEGIN is not sent on its own but with the first
-// statement, and writes are queued and sent, in one pipelined batch, with the
-// next read or with COMMIT. So a transaction costs one round trip per read
-// plus one. A write is queued only when it cannot fail for want of the run
-// it belongs to: the transaction has read or written that run, or a record
-// of it, and holds a lock on that row, so nobody can delete the run.
-// Otherwise the write first checks (and locks) the run in a round trip of
-// its own, so that it can return store.ErrNotFound itself.
+// It saves round trips in three ways.
 //
-// Once a statement has failed, the PostgreSQL transaction is aborted: err
-// keeps the failure and every later call returns it.
+//   - BEGIN is not sent on its own but with the first statement, and writes
+//     are queued and sent, in one pipelined batch, with the next read or
+//     with COMMIT. So a transaction costs at most one round trip per read
+//     plus one.
+//   - An Update remembers the runs, steps and items it holds locked (read
+//     with FOR NO KEY UPDATE, or written) as they now are, and answers Run
+//     and Step from that memory: no other transaction can change a row this
+//     one holds. The functions of a group that finish steps of one run read
+//     the run and its fan-in step once.
+//   - A write is queued only when it cannot fail for want of the run it
+//     belongs to: the transaction holds that run's row, or a row of one of
+//     its records, so nobody can delete the run. Otherwise the write first
+//     checks (and locks) the run in a round trip of its own, so that it can
+//     return store.ErrNotFound itself.
+//
+// Every statement is tagged with the function of the group that caused it,
+// so that a statement PostgreSQL refuses is blamed on its function. Once a
+// statement has failed, the PostgreSQL transaction is aborted: err keeps the
+// failure and every later call returns it.
 type tx struct {
 	s *Store
-	// ctx is the context given to Update or View; a tx lives only while
-	// their function runs, and store.Tx methods take no context.
+	// ctx is the context of the statements: a View's, or the group's; a
+	// tx lives only while the functions run, and store.Tx methods take no
+	// context.
 	ctx   context.Context
 	conn  *pgx.Conn
 	mode  int // modeView or modeUpdate
 	begun bool
 	queue []queued
 	err   error
+	// errOwner is the function whose statement failed with err, or -1.
+	errOwner int
 	// last is set when err came from the last statement of a batch (or
 	// after it): for COMMIT, the server may have run it.
 	last bool
+	// xid is the transaction's id (an Update's, read with its BEGIN), so
+	// that the outcome of a COMMIT whose answer was lost can be looked up.
+	xid int64
 
-	// runs holds the runs that exist for the rest of the transaction
+	// owner is the function of the group that runs now (its index), or
+	// -1 for the store's own statements. mark is the length of the queue
+	// when it began, dirty is set once a statement of its was sent, and
+	// undo holds how to take back what its queued writes did to the
+	// memory below: a function that fails before any of its writes reached
+	// the server is taken back here, without touching the others.
+	owner int
+	mark  int
+	dirty bool
+	undo  []func()
+	// extra is how many functions of the group are still to run: DueSteps
+	// takes that many more due records than it is asked for (see
+	// DueSteps).
+	extra int
+
+	// exists holds the runs that exist for the rest of the transaction
 	// (true), and those an Update read as absent (false): a PutRun of an
 	// absent run inserts it and fails, to be run again, when another
 	// transaction created it in the meantime. slots does the same for the
 	// concurrency slots of a key.
-	runs  map[string]bool
-	slots map[string]bool
+	exists map[string]bool
+	slots  map[string]bool
+	// runs and steps are the rows this Update holds, as they now are;
+	// due is the set of steps among them that are due at some time and
+	// that the Update read with DueSteps or wrote.
+	runs  map[string]store.Run
+	steps map[stepKey]store.Step
+	due   map[stepKey]bool
+	// lockingRun is the run whose row (or a record of which) the
+	// statement under way may wait for.
+	lockingRun string
+	// claims records, for the store's claimed set, the steps this Update
+	// wrote: true when written running (claimed by this process), false
+	// otherwise; deleted the runs it deleted.
+	claims  map[stepKey]bool
+	deleted []string
+	// queued maps the rows written whole by the queued writes to their
+	// place in the queue.
+	queued map[rowKey]int
+	// noBulk sends the queued writes one statement per row (bulk.go).
+	noBulk bool
+	// fetched holds the runs whose steps in the claimed set were read.
+	fetched map[string]bool
+	// maxRun is the greatest id of the runs whose rows this Update holds
+	// (or held, before a function was taken back).
+	maxRun string
+	// misses counts, by run (and by step of a run, for items), the steps
+	// read one by one that the memory did not hold: past a few, Step reads
+	// them all at once.
+	misses map[stepKey]int
 }
 
+// bulkAfter is how many steps of one run (or items of one step) an Update
+// reads one by one before Step reads the rest of them with the next: a
+// step that completes reads each of its dependents, and a fan-out's root
+// has thousands.
+const bulkAfter = 3
+
 type queued struct {
-	sql  string
-	args []any
-	what string
+	sql   string
+	args  []any
+	what  string
+	owner int
 }
+
+// rowKey names the row a queued write replaces whole (a run, a step or
+// item), so that a later write of it replaces the queued one.
+type rowKey struct {
+	table byte // 'r' or 's'
+	step  stepKey
+}
+
+type stepKey struct {
+	run         string
+	index, item int
+}
+
+// errLockOrder is the error of a read that would wait for a run's row
+// while the transaction holds the row of a run with a greater id: two
+// transactions doing that each way round deadlock. The group runs again at
+// once, first locking, in order, the runs it held and this one.
+var errLockOrder = errors.New("a run's row is held by another transaction, and waiting for it here could deadlock")
 
 // connLostError marks an error after which the transaction's connection is
 // gone.
@@ -63,41 +152,112 @@ type connLostError struct{ err error }
 func (e *connLostError) Error() string { return e.err.Error() }
 func (e *connLostError) Unwrap() error { return e.err }
 
-func (t *tx) fail(what string, err error) error {
+func newTx(s *Store, ctx context.Context, conn *pgx.Conn, mode int) *tx {
+	t := &tx{s: s, ctx: ctx, conn: conn, mode: mode, errOwner: -1, owner: -1}
+	if mode == modeUpdate {
+		t.exists, t.slots = map[string]bool{}, map[string]bool{}
+		t.runs, t.steps, t.due = map[string]store.Run{}, map[stepKey]store.Step{}, map[stepKey]bool{}
+		t.claims, t.misses, t.queued = map[stepKey]bool{}, map[stepKey]int{}, map[rowKey]int{}
+		t.fetched = map[string]bool{}
+	}
+	return t
+}
+
+func (t *tx) fail(what string, err error, owner int) error {
 	if t.err == nil {
-		t.err = err
+		t.err, t.errOwner = err, owner
 	}
 	return fmt.Errorf("postgres: %s: %w", what, err)
 }
 
-// send sends the queued writes and then sql (a read, or COMMIT) in one
-// batch, beginning the transaction first if it has not begun. It calls read
-// with the rows of sql when read is not nil; otherwise it returns sql's
-// command tag.
-func (t *tx) send(what, sql string, args []any, read func(pgx.Rows) error) (pgconn.CommandTag, error) {
+// start makes function i of the group the one that runs now.
+func (t *tx) start(i, extra int) {
+	t.owner, t.mark, t.dirty, t.undo, t.extra = i, len(t.queue), false, t.undo[:0], extra
+}
+
+// discard takes back what the function running now did, when none of its
+// statements reached the server: its queued writes are dropped and the
+// memory is as it was before it ran. It reports false when it cannot.
+func (t *tx) discard() bool {
+	if t.dirty || t.err != nil {
+		return false
+	}
+	for k, i := range t.queued {
+		if i >= t.mark {
+			delete(t.queued, k)
+		}
+	}
+	clear(t.queue[t.mark:])
+	t.queue = t.queue[:t.mark]
+	for i := len(t.undo) - 1; i >= 0; i-- {
+		t.undo[i]()
+	}
+	t.undo = t.undo[:0]
+	return true
+}
+
+// logUndo records how to take back a change to the memory.
+func (t *tx) logUndo(f func()) {
+	if t.owner >= 0 {
+		t.undo = append(t.undo, f)
+	}
+}
+
+// stmt is a statement that send sends after the queued writes: a read
+// (read is called with its rows), or a write whose outcome the caller
+// needs (tag receives its command tag).
+type stmt struct {
+	sql  string
+	args []any
+	read func(pgx.Rows) error
+	tag  *pgconn.CommandTag
+	// after, when set, runs once the batch succeeded.
+	after func()
+}
+
+// send sends the queued writes and then stmts in one batch, beginning the
+// transaction first if it has not begun.
+func (t *tx) send(what string, stmts ...stmt) error {
 	if t.err != nil {
-		return pgconn.CommandTag{}, fmt.Errorf("postgres: %s: the transaction failed earlier: %w", what, t.err)
+		return fmt.Errorf("postgres: %s: the transaction failed earlier: %w", what, t.err)
 	}
 	var b pgx.Batch
-	setTimeout := !t.begun && t.mode == modeUpdate && t.s.q.lockTimeout != ""
-	if !t.begun {
+	begin := !t.begun
+	setTimeout := begin && t.mode == modeUpdate && t.s.q.lockTimeout != ""
+	readXID := begin && t.mode == modeUpdate
+	if begin {
 		b.Queue(t.s.q.begin[t.mode])
 		if setTimeout {
 			b.Queue(t.s.q.lockTimeout)
 		}
+		if readXID {
+			b.Queue("SELECT txid_current()")
+		}
 	}
 	for _, w := range t.queue {
+		if w.owner == t.owner && t.owner >= 0 {
+			t.dirty = true
+		}
+	}
+	sent := t.bulk(t.queue)
+	for _, w := range sent {
 		b.Queue(w.sql, w.args...)
 	}
-	b.Queue(sql, args...)
+	for _, st := range stmts {
+		b.Queue(st.sql, st.args...)
+	}
 	queue := t.queue
 	t.queue = t.queue[:0]
-	begin := !t.begun
+	t.mark = 0
 	t.begun = true
+	clear(t.queued)
 
+	if t.s.commitHook != nil && len(stmts) > 0 && stmts[len(stmts)-1].sql == "COMMIT" {
+		t.s.commitHook(t) // tests: lose the batch, or its answer
+	}
 	br := t.conn.SendBatch(t.ctx, &b)
-	var tag pgconn.CommandTag
 	last := false
+	owner := -1
 	err := func() error {
 		if begin {
 			if _, err := br.Exec(); err != nil {
@@ -109,27 +269,35 @@ func (t *tx) send(what, sql string, args []any, read func(pgx.Rows) error) (pgco
 				return fmt.Errorf("setting lock_timeout: %w", err)
 			}
 		}
-		for _, w := range queue {
+		if readXID {
+			if err := br.QueryRow().Scan(&t.xid); err != nil {
+				return fmt.Errorf("reading the transaction's id: %w", err)
+			}
+		}
+		for _, w := range sent {
+			owner = w.owner
 			if _, err := br.Exec(); err != nil {
 				return fmt.Errorf("%s: %w", w.what, err)
 			}
 		}
-		last = true
-		if read == nil {
-			var err error
-			tag, err = br.Exec()
-			return err
+		owner = t.owner
+		for i, st := range stmts {
+			last = i == len(stmts)-1
+			if st.read == nil {
+				tag, err := br.Exec()
+				if st.tag != nil {
+					*st.tag = tag
+				}
+				if err != nil {
+					return err
+				}
+				continue
+			}
+			if err := readRows(br, st.read); err != nil {
+				return err
+			}
 		}
-		rows, err := br.Query()
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		if err := read(rows); err != nil {
-			return err
-		}
-		rows.Close()
-		return rows.Err()
+		return nil
 	}()
 	if cerr := br.Close(); err == nil {
 		err = cerr
@@ -142,27 +310,80 @@ func (t *tx) send(what, sql string, args []any, read func(pgx.Rows) error) (pgco
 		if t.err == nil {
 			t.last = last
 		}
-		return tag, t.fail(what, err)
+		return t.fail(what, err, owner)
 	}
-	return tag, nil
+	for _, st := range stmts {
+		if st.after != nil {
+			st.after()
+		}
+	}
+	return nil
 }
 
-// get runs a read that returns rows; each row goes to row.
-func (t *tx) get(what, sql string, args []any, row func(pgx.Rows) error) error {
-	_, err := t.send(what, sql, args, func(rows pgx.Rows) error {
+func readRows(br pgx.BatchResults, read func(pgx.Rows) error) error {
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if err := read(rows); err != nil {
+		return err
+	}
+	rows.Close()
+	return rows.Err()
+}
+
+// eachRow makes a read function that calls row for each row.
+func eachRow(row func(pgx.Rows) error) func(pgx.Rows) error {
+	return func(rows pgx.Rows) error {
 		for rows.Next() {
 			if err := row(rows); err != nil {
 				return err
 			}
 		}
 		return nil
-	})
-	return err
+	}
+}
+
+// get runs a read that returns rows; each row goes to row.
+func (t *tx) get(what, sql string, args []any, row func(pgx.Rows) error) error {
+	return t.send(what, stmt{sql: sql, args: args, read: eachRow(row)})
+}
+
+// exec runs a write at once (one whose outcome the caller needs).
+func (t *tx) exec(what, sql string, args ...any) (pgconn.CommandTag, error) {
+	if t.owner >= 0 {
+		t.dirty = true
+	}
+	var tag pgconn.CommandTag
+	err := t.send(what, stmt{sql: sql, args: args, tag: &tag})
+	return tag, err
 }
 
 // put queues a write.
 func (t *tx) put(what, sql string, args ...any) {
-	t.queue = append(t.queue, queued{sql: sql, args: args, what: what})
+	t.queue = append(t.queue, queued{sql: sql, args: args, what: what, owner: t.owner})
+}
+
+// putRow queues a write that replaces row k whole. When a write of the
+// same row is queued already, it takes that one's place: the functions of
+// a group that finish steps of one run write its record, and its fan-in
+// step, once per COMMIT rather than once each. (The queued write keeps its
+// statement, an INSERT of a run read as absent say, and its place, ahead of
+// the writes of records that need the row.)
+func (t *tx) putRow(k rowKey, what, sql string, args ...any) {
+	if i, ok := t.queued[k]; ok && t.mode == modeUpdate {
+		old := t.queue[i]
+		t.queue[i].args, t.queue[i].what, t.queue[i].owner = args, what, t.owner
+		if i < t.mark {
+			t.logUndo(func() { t.queue[i] = old })
+		}
+		return
+	}
+	if t.mode == modeUpdate {
+		t.queued[k] = len(t.queue)
+	}
+	t.put(what, sql, args...)
 }
 
 // writable returns why the transaction cannot take a write, if it cannot.
@@ -178,12 +399,14 @@ func (t *tx) writable() error {
 
 // commit sends the queued writes and COMMIT. It reports whether COMMIT may
 // have reached the server (then a lost connection leaves the outcome
-// unknown).
+// unknown, and xid says which transaction to look up).
 func (t *tx) commit() (sent bool, err error) {
 	if !t.begun && len(t.queue) == 0 {
 		return false, nil // nothing read, nothing written
 	}
-	tag, err := t.send("committing", "COMMIT", nil, nil)
+	t.owner = -1
+	var tag pgconn.CommandTag
+	err = t.send("committing", stmt{sql: "COMMIT", tag: &tag})
 	if err != nil {
 		// The server answers in order. An ERROR it reports means that
 		// the statement failed and that it skipped the rest of the batch,
@@ -219,20 +442,95 @@ func (t *tx) end() {
 	}
 }
 
-func (t *tx) knowRun(id string) {
-	if t.runs == nil {
-		t.runs = make(map[string]bool)
+// The memory of an Update. Each setter records how to undo itself.
+
+func (t *tx) setExists(id string, v bool) {
+	if t.mode != modeUpdate {
+		return
 	}
-	t.runs[id] = true
+	old, had := t.exists[id]
+	if had && old == v {
+		return
+	}
+	t.exists[id] = v
+	t.logUndo(func() {
+		if had {
+			t.exists[id] = old
+		} else {
+			delete(t.exists, id)
+		}
+	})
+}
+
+func (t *tx) setRun(r store.Run) {
+	if t.mode != modeUpdate {
+		return
+	}
+	t.maxRun = max(t.maxRun, r.ID)
+	old, had := t.runs[r.ID]
+	t.runs[r.ID] = r
+	t.logUndo(func() {
+		if had {
+			t.runs[r.ID] = old
+		} else {
+			delete(t.runs, r.ID)
+		}
+	})
+	t.setExists(r.ID, true)
+}
+
+// setStep remembers a step this Update holds; reserve adds it to the due
+// set when it is due at some time (it was read by DueSteps, or written).
+func (t *tx) setStep(st store.Step, reserve bool) {
+	if t.mode != modeUpdate {
+		return
+	}
+	k := stepKey{st.RunID, st.Index, st.Item}
+	old, had := t.steps[k]
+	wasDue := t.due[k]
+	t.steps[k] = st
+	switch {
+	case st.DueAt.IsZero():
+		delete(t.due, k)
+	case reserve:
+		t.due[k] = true
+	}
+	t.logUndo(func() {
+		if had {
+			t.steps[k] = old
+		} else {
+			delete(t.steps, k)
+		}
+		if wasDue {
+			t.due[k] = true
+		} else {
+			delete(t.due, k)
+		}
+	})
+	t.setExists(st.RunID, true)
+}
+
+// forgetRun drops a deleted run from the memory (DeleteRun is sent at once,
+// so a function that deletes a run is never taken back by discard).
+func (t *tx) forgetRun(id string) {
+	delete(t.exists, id)
+	delete(t.runs, id)
+	for k := range t.steps {
+		if k.run == id {
+			delete(t.steps, k)
+			delete(t.due, k)
+		}
+	}
 }
 
 // needRun makes sure that run id exists and stays so until the end of the
 // transaction, reading it when the transaction does not know.
 func (t *tx) needRun(id string) error {
-	if t.runs[id] {
+	if t.exists[id] {
 		return nil
 	}
 	found := false
+	t.lockingRun = id
 	err := t.get(fmt.Sprintf("checking run %q", id), t.s.q.lockRun, []any{id}, func(pgx.Rows) error { found = true; return nil })
 	if err != nil {
 		return err
@@ -240,33 +538,135 @@ func (t *tx) needRun(id string) error {
 	if !found {
 		return store.ErrNotFound
 	}
-	t.knowRun(id)
+	t.setExists(id, true)
 	return nil
 }
 
+// held returns the runs this Update holds or waited for, sorted: the rows
+// to lock first, in this order, when it runs again after a lock timeout.
+func (t *tx) held() []string {
+	var ids []string
+	for id, ok := range t.exists {
+		if ok {
+			ids = append(ids, id)
+		}
+	}
+	if t.lockingRun != "" && !t.exists[t.lockingRun] {
+		ids = append(ids, t.lockingRun)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// lockRuns locks runs in the order of their ids and remembers them: the
+// first statement of a group that runs again after a lock timeout.
+func (t *tx) lockRuns(ids []string) error {
+	return t.get("locking runs", t.s.q.lockRuns, []any{ids}, func(rows pgx.Rows) error {
+		r, err := scanRun(rows)
+		if err != nil {
+			return err
+		}
+		t.setRun(r)
+		return nil
+	})
+}
+
+// isClaimed reports whether k is in the store's claimed set. Only an
+// Update, which runs on the commit loop's goroutine, may ask.
+func (t *tx) isClaimed(k stepKey) bool {
+	_, ok := t.s.claimed[k.run][k]
+	return ok
+}
+
+// claimedOf returns a read of the steps of run id in the store's claimed set
+// (group.go) that this Update has not read yet, or nil. The read locks them
+// and remembers them; those not found running leave the set.
+func (t *tx) claimedOf(id string) *stmt {
+	if t.mode != modeUpdate || t.fetched[id] {
+		return nil
+	}
+	set := t.s.claimed[id]
+	if len(set) == 0 {
+		return nil
+	}
+	t.fetched[id] = true
+	keys := make([]stepKey, 0, len(set))
+	idx, items := make([]int, 0, len(set)), make([]int, 0, len(set))
+	ids := make([]string, 0, len(set))
+	for k := range set {
+		keys = append(keys, k)
+		ids, idx, items = append(ids, k.run), append(idx, k.index), append(items, k.item)
+	}
+	found := map[stepKey]bool{}
+	return &stmt{sql: t.s.q.lockSteps, args: []any{ids, idx, items}, read: eachRow(func(rows pgx.Rows) error {
+		st, err := scanStep(rows)
+		if err != nil {
+			return err
+		}
+		k := stepKey{st.RunID, st.Index, st.Item}
+		if _, ok := t.steps[k]; !ok {
+			t.setStep(st, false)
+		}
+		if st.State == store.StepRunning || st.Comp == store.CompRunning {
+			found[k] = true
+		}
+		return nil
+	}), after: func() {
+		for _, k := range keys {
+			if !found[k] {
+				t.s.unclaim(k) // ended, or taken over, since
+			}
+		}
+	}}
+}
+
 func (t *tx) Run(id string) (store.Run, error) {
+	if t.err != nil {
+		return store.Run{}, fmt.Errorf("postgres: reading run %q: the transaction failed earlier: %w", id, t.err)
+	}
+	if r, ok := t.runs[id]; ok {
+		return r, nil
+	}
 	var r store.Run
-	found := false
-	err := t.get(fmt.Sprintf("reading run %q", id), t.s.q.run[t.mode], []any{id}, func(rows pgx.Rows) (err error) {
+	found, locked := false, true
+	t.lockingRun = id
+	stmts := []stmt{{sql: t.s.q.run[t.mode], args: []any{id}, read: eachRow(func(rows pgx.Rows) (err error) {
 		r, err = scanRun(rows)
 		found = err == nil
 		return err
-	})
-	if err != nil {
+	})}}
+	if t.mode == modeUpdate && t.maxRun > id {
+		// Rows are waited for in the order of their runs' ids: holding a
+		// greater one, take this one only if it is free.
+		stmts[0] = stmt{sql: t.s.q.tryRun, args: []any{id}, read: eachRow(func(rows pgx.Rows) error {
+			var x runScan
+			if err := rows.Scan(append(x.dests(), &locked)...); err != nil {
+				return fmt.Errorf("decoding a run: %w", err)
+			}
+			var err error
+			r, err = x.run()
+			found = err == nil
+			return err
+		})}
+	}
+	if c := t.claimedOf(id); c != nil {
+		stmts = append(stmts, *c) // after the run: runs are locked before their steps
+	}
+	if err := t.send(fmt.Sprintf("reading run %q", id), stmts...); err != nil {
 		return store.Run{}, err
+	}
+	if found && !locked {
+		return store.Run{}, t.fail(fmt.Sprintf("reading run %q", id), errLockOrder, t.owner)
 	}
 	if !found {
 		if t.mode == modeUpdate {
-			if t.runs == nil {
-				t.runs = make(map[string]bool)
-			}
-			if _, ok := t.runs[id]; !ok {
-				t.runs[id] = false
+			if _, ok := t.exists[id]; !ok {
+				t.setExists(id, false)
 			}
 		}
 		return store.Run{}, store.ErrNotFound
 	}
-	t.knowRun(id)
+	t.setRun(r)
 	return r, nil
 }
 
@@ -275,13 +675,13 @@ func (t *tx) PutRun(r store.Run) error {
 		return err
 	}
 	sql := t.s.q.putRun
-	if known, ok := t.runs[r.ID]; ok && !known {
+	if known, ok := t.exists[r.ID]; ok && !known {
 		// Read as absent: insert, and fail (to run again) if another
 		// transaction created the run since.
 		sql = t.s.q.insertRun
 	}
-	t.put(fmt.Sprintf("writing run %q", r.ID), sql, runArgs(&r)...)
-	t.knowRun(r.ID)
+	t.putRow(rowKey{table: 'r', step: stepKey{run: r.ID}}, fmt.Sprintf("writing run %q", r.ID), sql, runArgs(&r)...)
+	t.setRun(r)
 	return nil
 }
 
@@ -324,10 +724,8 @@ func (t *tx) Runs(q store.RunQuery) ([]store.Run, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t.mode == modeUpdate {
-		for _, r := range out {
-			t.knowRun(r.ID)
-		}
+	for _, r := range out {
+		t.setRun(r)
 	}
 	return out, nil
 }
@@ -336,11 +734,12 @@ func (t *tx) DeleteRun(id string) error {
 	if err := t.writable(); err != nil {
 		return err
 	}
-	tag, err := t.send(fmt.Sprintf("deleting run %q", id), t.s.q.deleteRun, []any{id}, nil)
+	tag, err := t.exec(fmt.Sprintf("deleting run %q", id), t.s.q.deleteRun, id)
 	if err != nil {
 		return err
 	}
-	delete(t.runs, id)
+	t.forgetRun(id)
+	t.deleted = append(t.deleted, id)
 	if tag.RowsAffected() == 0 {
 		return store.ErrNotFound
 	}
@@ -373,8 +772,47 @@ func (t *tx) PutSpec(runID string, spec json.RawMessage) error {
 }
 
 func (t *tx) Step(runID string, index, item int) (store.Step, error) {
+	if t.err != nil {
+		return store.Step{}, fmt.Errorf("postgres: reading step %d item %d of run %q: the transaction failed earlier: %w", index, item, runID, t.err)
+	}
+	if st, ok := t.steps[stepKey{runID, index, item}]; ok {
+		return st, nil
+	}
+	if t.mode == modeUpdate && !t.fetched[runID] && t.isClaimed(stepKey{runID, index, item}) {
+		// One of the steps this process claimed: read them all.
+		if err := t.send(fmt.Sprintf("reading the steps of run %q claimed here", runID), *t.claimedOf(runID)); err != nil {
+			return store.Step{}, err
+		}
+		if st, ok := t.steps[stepKey{runID, index, item}]; ok {
+			return st, nil
+		}
+	}
+	if t.mode == modeUpdate {
+		// Many steps of one run read one by one: read them all, and
+		// hold them, in one round trip.
+		mk := stepKey{run: runID}
+		if item > 0 {
+			mk.index, mk.item = index, 1
+		}
+		if t.misses[mk]++; t.misses[mk] > bulkAfter {
+			var err error
+			if item > 0 {
+				_, err = t.Items(runID, index)
+			} else {
+				_, err = t.Steps(runID)
+			}
+			if err != nil {
+				return store.Step{}, err
+			}
+			if st, ok := t.steps[stepKey{runID, index, item}]; ok {
+				return st, nil
+			}
+			return store.Step{}, store.ErrNotFound
+		}
+	}
 	var st store.Step
 	found := false
+	t.lockingRun = runID
 	err := t.get(fmt.Sprintf("reading step %d item %d of run %q", index, item, runID), t.s.q.step[t.mode], []any{runID, index, item}, func(rows pgx.Rows) (err error) {
 		st, err = scanStep(rows)
 		found = err == nil
@@ -386,7 +824,7 @@ func (t *tx) Step(runID string, index, item int) (store.Step, error) {
 	if !found {
 		return store.Step{}, store.ErrNotFound
 	}
-	t.knowRun(runID)
+	t.setStep(st, false)
 	return st, nil
 }
 
@@ -400,13 +838,25 @@ func (t *tx) PutStep(st store.Step) error {
 	if err := t.needRun(st.RunID); err != nil {
 		return err
 	}
-	t.put(fmt.Sprintf("writing step %d item %d of run %q", st.Index, st.Item, st.RunID), t.s.q.putStep, stepArgs(&st)...)
+	t.putRow(rowKey{table: 's', step: stepKey{st.RunID, st.Index, st.Item}},
+		fmt.Sprintf("writing step %d item %d of run %q", st.Index, st.Item, st.RunID), t.s.q.putStep, stepArgs(&st)...)
+	t.setStep(st, true)
+	k := stepKey{st.RunID, st.Index, st.Item}
+	old, had := t.claims[k]
+	t.claims[k] = st.State == store.StepRunning || st.Comp == store.CompRunning
+	t.logUndo(func() {
+		if had {
+			t.claims[k] = old
+		} else {
+			delete(t.claims, k)
+		}
+	})
 	return nil
 }
 
-// readSteps runs a read of steps, whose runs the transaction then knows
-// exist.
-func (t *tx) readSteps(what, sql string, args ...any) ([]store.Step, error) {
+// readSteps runs a read of steps, which an Update then holds; reserve puts
+// them in its due set.
+func (t *tx) readSteps(what, sql string, reserve bool, args ...any) ([]store.Step, error) {
 	out := []store.Step{}
 	err := t.get(what, sql, args, func(rows pgx.Rows) error {
 		st, err := scanStep(rows)
@@ -419,27 +869,125 @@ func (t *tx) readSteps(what, sql string, args ...any) ([]store.Step, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t.mode == modeUpdate {
-		for i := range out {
-			t.knowRun(out[i].RunID)
-		}
+	for i := range out {
+		t.setStep(out[i], reserve)
 	}
 	return out, nil
 }
 
 func (t *tx) Steps(runID string) ([]store.Step, error) {
-	return t.readSteps(fmt.Sprintf("reading the steps of run %q", runID), t.s.q.steps[t.mode], runID)
+	t.lockingRun = runID
+	return t.readSteps(fmt.Sprintf("reading the steps of run %q", runID), t.s.q.steps[t.mode], false, runID)
 }
 
 func (t *tx) Items(runID string, index int) ([]store.Step, error) {
-	return t.readSteps(fmt.Sprintf("reading the items of step %d of run %q", index, runID), t.s.q.items[t.mode], runID, index)
+	t.lockingRun = runID
+	return t.readSteps(fmt.Sprintf("reading the items of step %d of run %q", index, runID), t.s.q.items[t.mode], false, runID, index)
 }
 
+// DueSteps in an Update takes, besides the max records it returns, one more
+// for each function of the group still to run (each of which is likely to
+// ask for one: a worker's outcome claims the next step), and keeps them
+// locked in its due set. A later call answers from that set, without a
+// round trip, when it holds enough records due at now: they are locked by
+// this transaction, so they are as the set says. It misses records that
+// other transactions made due since the set was read; the next transaction
+// finds them.
 func (t *tx) DueSteps(now time.Time, max int) ([]store.Step, error) {
 	if max <= 0 {
 		return []store.Step{}, t.err
 	}
-	return t.readSteps("reading due steps", t.s.q.dueSteps[t.mode], now, max)
+	if t.mode == modeUpdate && t.err == nil && len(t.due) >= max {
+		if out := t.dueHeld(now, max); out != nil {
+			return out, nil
+		}
+	}
+	limit := max
+	if t.mode == modeUpdate {
+		limit += t.extra
+	}
+	var out []store.Step
+	var err error
+	if t.mode == modeUpdate && t.maxRun != "" {
+		// Holding runs, take only steps whose runs are free too, and
+		// lock those: the claim then waits for no run (see Run).
+		out, err = t.dueWithRuns(now, limit)
+	} else {
+		out, err = t.readSteps("reading due steps", t.s.q.dueSteps[t.mode], true, now, limit)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(out) > max {
+		out = out[:max]
+	}
+	return out, nil
+}
+
+// dueWithRuns reads up to limit due steps with their runs, both locked,
+// skipping those of which either is held by another transaction.
+func (t *tx) dueWithRuns(now time.Time, limit int) ([]store.Step, error) {
+	out := []store.Step{}
+	var runs []store.Run
+	err := t.get("reading due steps", t.s.q.dueStepsRuns, []any{now, limit}, func(rows pgx.Rows) error {
+		var xs stepScan
+		var xr runScan
+		if err := rows.Scan(append(xs.dests(), xr.dests()...)...); err != nil {
+			return fmt.Errorf("decoding a step and its run: %w", err)
+		}
+		r, err := xr.run()
+		if err != nil {
+			return err
+		}
+		out, runs = append(out, xs.step()), append(runs, r)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if _, ok := t.runs[runs[i].ID]; !ok {
+			t.setRun(runs[i])
+		}
+		if _, ok := t.steps[stepKey{out[i].RunID, out[i].Index, out[i].Item}]; !ok {
+			t.setStep(out[i], true)
+		} else {
+			t.due[stepKey{out[i].RunID, out[i].Index, out[i].Item}] = true
+		}
+	}
+	return out, nil
+}
+
+// dueHeld returns the max earliest records of the due set that are due at
+// now, or nil when it holds fewer.
+func (t *tx) dueHeld(now time.Time, max int) []store.Step {
+	var out []store.Step
+	for k := range t.due {
+		if st := t.steps[k]; !st.DueAt.After(now) {
+			out = append(out, st)
+		}
+	}
+	if len(out) < max {
+		return nil
+	}
+	less := func(a, b *store.Step) int {
+		return cmp.Or(a.DueAt.Compare(b.DueAt), strings.Compare(a.RunID, b.RunID), cmp.Compare(a.Index, b.Index), cmp.Compare(a.Item, b.Item))
+	}
+	if max > 4 {
+		slices.SortFunc(out, func(a, b store.Step) int { return less(&a, &b) })
+		return out[:max]
+	}
+	// A worker asks for one: pick the earliest, without sorting them all.
+	for i := range max {
+		m := i
+		for j := i + 1; j < len(out); j++ {
+			if less(&out[j], &out[m]) < 0 {
+				m = j
+			}
+		}
+		out[i], out[m] = out[m], out[i]
+	}
+	return out[:max]
 }
 
 func (t *tx) NextDue() (time.Time, error) {
@@ -452,7 +1000,7 @@ func (t *tx) NextDue() (time.Time, error) {
 }
 
 func (t *tx) Waiting(event, key string) ([]store.Step, error) {
-	return t.readSteps(fmt.Sprintf("reading the steps waiting for event %q key %q", event, key), t.s.q.waiting[t.mode], event, key)
+	return t.readSteps(fmt.Sprintf("reading the steps waiting for event %q key %q", event, key), t.s.q.waiting[t.mode], false, event, key)
 }
 
 func (t *tx) PutAttempt(a store.Attempt) error {
@@ -516,7 +1064,7 @@ func (t *tx) readHooks(what, sql string, args ...any) ([]store.Webhook, error) {
 	}
 	if t.mode == modeUpdate {
 		for i := range out {
-			t.knowRun(out[i].RunID)
+			t.setExists(out[i].RunID, true)
 		}
 	}
 	return out, nil
@@ -564,7 +1112,7 @@ func (t *tx) DeleteEvents(before time.Time, max int) (int, error) {
 	if max <= 0 {
 		return 0, nil
 	}
-	tag, err := t.send("deleting old events", t.s.q.deleteEvents, []any{before, max}, nil)
+	tag, err := t.exec("deleting old events", t.s.q.deleteEvents, before, max)
 	if err != nil {
 		return 0, err
 	}
@@ -600,7 +1148,7 @@ func (t *tx) DeleteSchedule(id string) error {
 	if err := t.writable(); err != nil {
 		return err
 	}
-	tag, err := t.send(fmt.Sprintf("deleting schedule %q", id), t.s.q.deleteSchedule, []any{id}, nil)
+	tag, err := t.exec(fmt.Sprintf("deleting schedule %q", id), t.s.q.deleteSchedule, id)
 	if err != nil {
 		return err
 	}
@@ -638,11 +1186,8 @@ func (t *tx) Slots(key string) (store.Slots, error) {
 		return store.Slots{}, err
 	}
 	if t.mode == modeUpdate {
-		if t.slots == nil {
-			t.slots = make(map[string]bool)
-		}
 		if _, ok := t.slots[key]; found || !ok {
-			t.slots[key] = found
+			t.setSlots(key, found)
 		}
 	}
 	if !found {
@@ -655,12 +1200,9 @@ func (t *tx) PutSlots(sl store.Slots) error {
 	if err := t.writable(); err != nil {
 		return err
 	}
-	if t.slots == nil {
-		t.slots = make(map[string]bool)
-	}
 	if len(sl.Holders) == 0 && len(sl.Queue) == 0 {
 		t.put(fmt.Sprintf("deleting the slots of key %q", sl.Key), t.s.q.deleteSlots, sl.Key)
-		t.slots[sl.Key] = false
+		t.setSlots(sl.Key, false)
 		return nil
 	}
 	sql := t.s.q.putSlots
@@ -670,6 +1212,20 @@ func (t *tx) PutSlots(sl store.Slots) error {
 		sql = t.s.q.insertSlots
 	}
 	t.put(fmt.Sprintf("writing the slots of key %q", sl.Key), sql, slotsArgs(&sl)...)
-	t.slots[sl.Key] = true
+	t.setSlots(sl.Key, true)
 	return nil
+}
+
+// setSlots records whether the slots row of a key exists (true) or was read
+// or made absent (false).
+func (t *tx) setSlots(key string, v bool) {
+	old, had := t.slots[key]
+	t.slots[key] = v
+	t.logUndo(func() {
+		if had {
+			t.slots[key] = old
+		} else {
+			delete(t.slots, key)
+		}
+	})
 }

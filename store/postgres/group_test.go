@@ -1,0 +1,422 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dagflow/dagflow/store"
+)
+
+// hold blocks s's commit loop in an Update until release is called, so
+// that the Updates started meanwhile form one group; wait returns once n of
+// them are queued.
+func hold(t *testing.T, s *Store) (wait func(n int), release func()) {
+	t.Helper()
+	in, out := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Update(context.Background(), func(store.Tx) error {
+			close(in)
+			<-out
+			return nil
+		})
+	}()
+	<-in
+	wait = func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			s.mu.Lock()
+			queued := len(s.pending)
+			s.mu.Unlock()
+			if queued >= n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d Updates queued after 10 s, want %d", queued, n)
+			}
+		}
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			close(out)
+			if err := <-done; err != nil {
+				t.Errorf("the holding Update: %v", err)
+			}
+		})
+	}
+	t.Cleanup(release)
+	return wait, release
+}
+
+// bump increments run id's Done and its step 0's Attempts.
+func bump(tx store.Tx, id string) error {
+	r, err := tx.Run(id)
+	if err != nil {
+		return err
+	}
+	st, err := tx.Step(id, 0, 0)
+	if err != nil {
+		return err
+	}
+	r.Done++
+	st.Attempts++
+	if err := tx.PutStep(st); err != nil {
+		return err
+	}
+	return tx.PutRun(r)
+}
+
+// counts returns Done of each run and Attempts of its step 0.
+func counts(t *testing.T, s *Store, ids ...string) (done, attempts []int) {
+	t.Helper()
+	err := s.View(context.Background(), func(tx store.Tx) error {
+		for _, id := range ids {
+			r, err := tx.Run(id)
+			if err != nil {
+				return err
+			}
+			st, err := tx.Step(id, 0, 0)
+			if err != nil {
+				return err
+			}
+			done, attempts = append(done, r.Done), append(attempts, st.Attempts)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return
+}
+
+// A full group in which functions fail: one before any of its writes was
+// sent (taken back in place), one after (the group runs again without it),
+// one whose write PostgreSQL refuses (blamed on it, inside a bulk
+// statement), one that panics. The others commit, each once, and nothing of
+// the failed ones is kept.
+func TestGroupFailures(t *testing.T) {
+	t.Parallel()
+	const n = 12
+	s := openStore(t, newSchema(t), Options{MaxBatch: n})
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprint("r", i)
+		putRun(t, s, ids[i], 1)
+	}
+	errEarly, errLate := errors.New("early"), errors.New("late")
+	calls := make([]atomic.Int32, n)
+	fns := make([]func(store.Tx) error, n)
+	for i := range fns {
+		fns[i] = func(tx store.Tx) error { calls[i].Add(1); return bump(tx, ids[i]) }
+	}
+	fns[2] = func(tx store.Tx) error { // fails before anything of it was sent
+		calls[2].Add(1)
+		if err := bump(tx, ids[2]); err != nil {
+			return err
+		}
+		return errEarly
+	}
+	fns[5] = func(tx store.Tx) error { // fails after its writes were sent
+		calls[5].Add(1)
+		if err := bump(tx, ids[5]); err != nil {
+			return err
+		}
+		if _, err := tx.Attempts(ids[5], -1); err != nil { // a read: sends the writes
+			return err
+		}
+		return errLate
+	}
+	fns[7] = func(tx store.Tx) error { // writes a result that is not JSON
+		calls[7].Add(1)
+		st, err := tx.Step(ids[7], 0, 0)
+		if err != nil {
+			return err
+		}
+		st.Result = json.RawMessage(`{not json`)
+		return tx.PutStep(st)
+	}
+	fns[9] = func(tx store.Tx) error {
+		calls[9].Add(1)
+		panic("nine")
+	}
+	wait, release := hold(t, s)
+	errs := make([]error, n)
+	panics := make([]any, n)
+	var wg sync.WaitGroup
+	for i := range fns {
+		wg.Go(func() {
+			defer func() { panics[i] = recover() }()
+			errs[i] = s.Update(context.Background(), fns[i])
+		})
+	}
+	wait(n)
+	before := s.Stats()
+	release()
+	wg.Wait()
+	after := s.Stats()
+
+	for i := range n {
+		switch i {
+		case 2:
+			if errs[i] != errEarly {
+				t.Errorf("function 2 (fails early): %v, want its error", errs[i])
+			}
+		case 5:
+			if errs[i] != errLate {
+				t.Errorf("function 5 (fails late): %v, want its error", errs[i])
+			}
+		case 7:
+			if errs[i] == nil || !strings.Contains(errs[i].Error(), "json") {
+				t.Errorf("function 7 (refused write): %v, want PostgreSQL's refusal", errs[i])
+			}
+		case 9:
+			if panics[i] != "nine" {
+				t.Errorf("function 9 (panics): Update panicked with %v, want its panic", panics[i])
+			}
+		default:
+			if errs[i] != nil || panics[i] != nil {
+				t.Errorf("function %d: %v, %v", i, errs[i], panics[i])
+			}
+		}
+	}
+	done, attempts := counts(t, s, ids...)
+	for i := range n {
+		want := 1
+		if i == 2 || i == 5 || i == 7 || i == 9 {
+			want = 0
+		}
+		if done[i] != want || attempts[i] != want {
+			t.Errorf("run %d: Done %d, Attempts %d; want %d (function called %d times)", i, done[i], attempts[i], want, calls[i].Load())
+		}
+	}
+	if calls[2].Load() != 1 {
+		t.Errorf("the function that failed early ran %d times, want once (taken back in place)", calls[2].Load())
+	}
+	// (Less the holding Update's group.)
+	g, f := after.Groups-before.Groups-1, after.Functions-before.Functions-1
+	t.Logf("%d groups, %d functions, %d dropped, %d retries", g, f, after.Dropped-before.Dropped, after.Retries-before.Retries)
+	if g != 1 || f != n-4 {
+		t.Errorf("%d groups committed %d functions, want 1 of %d", g, f, n-4)
+	}
+}
+
+// Functions of a group see what the functions before them wrote, and not
+// what a function taken back wrote.
+func TestGroupSeesEarlierFunctions(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, newSchema(t), Options{})
+	putRun(t, s, "a", 1)
+	wait, release := hold(t, s)
+	errBack := errors.New("taken back")
+	seen := make([]int, 4)
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			err := s.Update(context.Background(), func(tx store.Tx) error {
+				r, err := tx.Run("a")
+				if err != nil {
+					return err
+				}
+				seen[i] = r.Done
+				r.Done += 10
+				st, err := tx.Step("a", 0, 0)
+				if err != nil {
+					return err
+				}
+				st.Attempts += 10
+				if err := tx.PutStep(st); err != nil {
+					return err
+				}
+				if err := tx.PutRun(r); err != nil {
+					return err
+				}
+				if i == 1 {
+					return errBack
+				}
+				return nil
+			})
+			if i == 1 && err != errBack || i != 1 && err != nil {
+				t.Errorf("function %d: %v", i, err)
+			}
+		})
+		wait(i + 1)
+	}
+	release()
+	wg.Wait()
+	// Queued in order: 0 saw 0, 1 saw 10 (and was taken back), 2 saw 10,
+	// 3 saw 20.
+	if want := []int{0, 10, 10, 20}; fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Errorf("functions saw Done %v, want %v", seen, want)
+	}
+	done, attempts := counts(t, s, "a")
+	if done[0] != 30 || attempts[0] != 30 {
+		t.Errorf("Done %d, Attempts %d; want 30, 30", done[0], attempts[0])
+	}
+}
+
+// MaxBatch bounds a group.
+func TestGroupMaxBatch(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, newSchema(t), Options{MaxBatch: 4})
+	putRun(t, s, "a", 1)
+	wait, release := hold(t, s)
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			if err := s.Update(context.Background(), func(tx store.Tx) error { return bump(tx, "a") }); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wait(10)
+	before := s.Stats()
+	release()
+	wg.Wait()
+	after := s.Stats()
+	if g, f := after.Groups-before.Groups-1, after.Functions-before.Functions-1; g != 3 || f != 10 { // less the holding one
+		t.Errorf("10 Updates in %d groups (%d functions), want 3 groups of at most 4", g, f)
+	}
+	if done, _ := counts(t, s, "a"); done[0] != 10 {
+		t.Errorf("Done %d, want 10", done[0])
+	}
+}
+
+// A connection killed in the middle of a group makes the whole group run
+// again, on another connection: each function's writes are committed once.
+func TestGroupLostConnection(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, newSchema(t), Options{})
+	ids := []string{"a", "b", "c", "d"}
+	for _, id := range ids {
+		putRun(t, s, id, 1)
+	}
+	wait, release := hold(t, s)
+	var killed atomic.Bool
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() {
+			err := s.Update(context.Background(), func(stx store.Tx) error {
+				if err := bump(stx, id); err != nil {
+					return err
+				}
+				if i == 2 && killed.CompareAndSwap(false, true) {
+					pid := stx.(*tx).conn.PgConn().PID()
+					if _, err := adminPool(t).Exec(context.Background(), "SELECT pg_terminate_backend($1)", pid); err != nil {
+						t.Error(err)
+					}
+				}
+				_, err := stx.Attempts(id, -1) // a read: finds the connection gone
+				return err
+			})
+			if err != nil {
+				t.Errorf("Update %s: %v", id, err)
+			}
+		})
+		wait(i + 1)
+	}
+	release()
+	wg.Wait()
+	done, attempts := counts(t, s, ids...)
+	for i := range ids {
+		if done[i] != 1 || attempts[i] != 1 {
+			t.Errorf("run %s: Done %d, Attempts %d; want 1 each", ids[i], done[i], attempts[i])
+		}
+	}
+	if st := s.Stats(); st.Retries == 0 {
+		t.Errorf("no group ran again after the connection was killed: %+v", st)
+	}
+}
+
+// When the connection breaks while COMMIT is under way, the store looks up
+// the transaction's outcome: the callers learn it, the functions' writes are
+// kept once, and the store logs it once. The connection goes through a
+// proxy that loses the batch with COMMIT (the server never commits) or its
+// answer (the server commits), and then cuts the connection.
+func TestGroupCommitOutcomeLost(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		toServer  bool // lose the batch, not its answer
+		committed string
+	}{
+		{"AnswerLost", false, "had committed"},
+		{"BatchLost", true, "had not committed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var logs bytes.Buffer
+			var lmu sync.Mutex
+			s, p := openThroughProxy(t, Options{Logger: slog.New(slog.NewTextHandler(lockedWriter{&lmu, &logs}, nil))})
+			ids := []string{"a", "b", "c"}
+			for _, id := range ids {
+				putRun(t, s, id, 1)
+			}
+			var once sync.Once
+			s.commitHook = func(*tx) {
+				once.Do(func() {
+					drop := &p.dropToClient
+					if tc.toServer {
+						drop = &p.dropToServer
+					}
+					drop.Store(true)
+					go func() {
+						time.Sleep(200 * time.Millisecond) // the server commits, or not
+						p.setDown(true)
+						drop.Store(false)
+						p.setDown(false)
+					}()
+				})
+			}
+			wait, release := hold(t, s)
+			var wg sync.WaitGroup
+			for i, id := range ids {
+				wg.Go(func() {
+					if err := s.Update(context.Background(), func(tx store.Tx) error { return bump(tx, id) }); err != nil {
+						t.Errorf("Update %s: %v", id, err)
+					}
+				})
+				wait(i + 1)
+			}
+			release()
+			wg.Wait()
+			done, attempts := counts(t, s, ids...)
+			for i := range ids {
+				if done[i] != 1 || attempts[i] != 1 {
+					t.Errorf("run %s: Done %d, Attempts %d; want 1 each", ids[i], done[i], attempts[i])
+				}
+			}
+			lmu.Lock()
+			out := logs.String()
+			lmu.Unlock()
+			t.Logf("log: %s", out)
+			st := s.Stats()
+			if st.CommitsLost != 1 || st.CommitsResolved != 1 {
+				t.Errorf("stats %+v, want one COMMIT lost and resolved", st)
+			}
+			if n := strings.Count(out, "\n"); n != 1 || !strings.Contains(out, tc.committed) {
+				t.Errorf("the store logged %d lines, want one saying %q", n, tc.committed)
+			}
+		})
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(p)
+}
