@@ -18,13 +18,18 @@ import (
 // claims due steps for the free worker slots, acts on timers (sleeps that
 // ended, waits that timed out, leases that ran out), and takes due webhooks
 // to deliver; schedules' ticks and the pruning of old events and runs ride
-// on the same loop. The loop's goroutine owns the count of free worker
-// slots: workers give theirs back through a channel.
+// on the same loop.
+//
+// Every claimed step holds one of the engine's worker slots from the
+// transaction that claims it to the one that records its outcome. That
+// transaction also claims, with the worker's slot and any slots free then,
+// the steps the outcome made ready (else the steps due longest), so that a
+// run goes on without waiting for the loop (see Engine.finish).
 type scheduler struct {
 	e     *Engine
 	wake  chan struct{} // something may be due now
-	freed chan int      // worker slots given back
-	free  int           // owned by loop
+	freed chan struct{} // a worker slot was given back
+	free  atomic.Int64  // worker slots no claim holds
 	more  bool          // owned by loop: work may be due now
 	busy  atomic.Int64  // workers under way, for Shutdown
 
@@ -52,8 +57,10 @@ const maxBacklog = 10_000
 const maxHooks = 16
 
 func newScheduler(e *Engine) *scheduler {
-	return &scheduler{e: e, wake: make(chan struct{}, 1), freed: make(chan int, e.cfg.concurrency+1),
-		free: e.cfg.concurrency, hookSem: make(chan struct{}, maxHooks), spare: make(chan *txState, e.cfg.concurrency)}
+	s := &scheduler{e: e, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
+		hookSem: make(chan struct{}, maxHooks), spare: make(chan *txState, e.cfg.concurrency)}
+	s.free.Store(int64(e.cfg.concurrency))
+	return s
 }
 
 // poke tells the loop that work may be due now.
@@ -64,10 +71,35 @@ func (s *scheduler) poke() {
 	}
 }
 
-// release gives a worker's slot back to the loop.
+// reserve takes every free worker slot and returns how many it took.
+func (s *scheduler) reserve() int {
+	for {
+		n := s.free.Load()
+		if n <= 0 {
+			return 0
+		}
+		if s.free.CompareAndSwap(n, 0) {
+			return int(n)
+		}
+	}
+}
+
+// release gives n worker slots back, and tells the loop.
 func (s *scheduler) release(n int) {
+	if n <= 0 {
+		return
+	}
+	s.free.Add(int64(n))
+	select {
+	case s.freed <- struct{}{}:
+	default:
+	}
+}
+
+// workerDone gives back the slot of a worker that stops.
+func (s *scheduler) workerDone() {
 	s.busy.Add(-1)
-	s.freed <- n
+	s.release(1)
 }
 
 // submit hands a claimed task to a worker; the task holds a slot.
@@ -125,16 +157,7 @@ func (s *scheduler) loop() {
 			return
 		case <-s.wake:
 			s.more = true
-		case n := <-s.freed:
-			s.free += n
-		}
-		for drained := false; !drained; {
-			select {
-			case n := <-s.freed:
-				s.free += n
-			default:
-				drained = true
-			}
+		case <-s.freed:
 		}
 		if s.more {
 			s.pass()
@@ -146,12 +169,13 @@ func (s *scheduler) loop() {
 func (s *scheduler) pass() {
 	e := s.e
 	for e.ctx.Err() == nil {
-		n := s.free
-		if e.draining.Load() {
-			n = 0
+		n := 0
+		if !e.draining.Load() {
+			n = s.reserve()
 		}
 		tasks, hooks, next, err := s.claim(n)
 		if err != nil {
+			s.free.Add(int64(n))
 			if e.ctx.Err() == nil {
 				e.log.Error("dagflow: claiming due work", "error", err)
 				s.setTimer(e.now().Add(time.Second))
@@ -159,7 +183,7 @@ func (s *scheduler) pass() {
 			s.more = false
 			return
 		}
-		s.free -= len(tasks)
+		s.free.Add(int64(n - len(tasks)))
 		for _, t := range tasks {
 			s.submit(t)
 		}
@@ -172,7 +196,7 @@ func (s *scheduler) pass() {
 		s.more = false
 		now := e.now()
 		switch {
-		case !next.IsZero() && !next.After(now) && s.free == 0:
+		case !next.IsZero() && !next.After(now) && s.free.Load() == 0:
 			s.more = true // due now: claimed when a slot frees up
 			return
 		case !next.IsZero() && !next.After(now):

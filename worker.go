@@ -50,7 +50,7 @@ func (e *Engine) work(t *task) {
 	case e.sched.spare <- ts:
 	default:
 	}
-	e.sched.release(1)
+	e.sched.workerDone()
 }
 
 // maxStoreRetries bounds how often the engine tries again to record an
@@ -58,7 +58,9 @@ func (e *Engine) work(t *task) {
 const maxStoreRetries = 8
 
 // finish records an attempt's outcome and, with the same transaction, claims
-// the next due step for this worker. It returns the task claimed, if any.
+// due steps for this worker's slot and the slots free then: those the outcome
+// made ready first. It hands all but the first to new workers and returns
+// the first, if any, for this worker to run next.
 func (e *Engine) finish(t *task, o flow.Outcome, ts *txState) *task {
 	e.leases.remove(t)
 	if o.Err == "" && !e.now().Before(t.deadline) {
@@ -76,9 +78,11 @@ func (e *Engine) finish(t *task, o flow.Outcome, ts *txState) *task {
 		}
 		return nil
 	}
+	// Claim, with this worker's slot and the slots free now, the steps
+	// the outcome made ready (else those due longest).
 	want := 0
 	if !closing && !e.draining.Load() {
-		want = 1
+		want = 1 + e.sched.reserve()
 	}
 	var err error
 	for try := 0; ; try++ {
@@ -102,17 +106,22 @@ func (e *Engine) finish(t *task, o flow.Outcome, ts *txState) *task {
 		time.Sleep(time.Duration(10<<try) * time.Millisecond)
 	}
 	if err != nil {
+		e.sched.release(want - 1)
 		e.outcomeLost(t, o, err)
 		return nil
 	}
 	e.logAttempt(t, &o)
 	e.apply(&ts.eff)
-	if len(ts.eff.Claimed) == 0 {
+	claimed := ts.eff.Claimed
+	e.sched.release(want - max(len(claimed), 1))
+	if len(claimed) == 0 {
 		return nil
 	}
-	// Continue claims one at most: the worker goes on with it.
-	c := &ts.eff.Claimed[0]
-	*t = task{c: *c, ri: e.claimedRun(c)}
+	for i := 1; i < len(claimed); i++ {
+		e.sched.submit(&task{c: claimed[i], ri: e.claimedRun(&claimed[i])})
+	}
+	// The worker goes on with the first.
+	*t = task{c: claimed[0], ri: e.claimedRun(&claimed[0])}
 	return t
 }
 
