@@ -19,9 +19,10 @@ const sendEventHelp = `Usage: dagflow send-event [--db FILE] NAME KEY [PAYLOAD.j
 
 Send-event sends an event to the runs in the database: every step waiting for
 an event named NAME ("waitForEvent": {"name": NAME, "key": "context.orderId"})
-whose key path has the value KEY receives it, and completes with the payload
-as its result. PAYLOAD.json is a file holding any JSON value ("-" reads stdin);
-without it the payload is null.
+whose key path has the value KEY (the text of a string, the JSON of any other
+value: KEY 42 matches the number 42) receives it, and completes with the
+payload as its result. PAYLOAD.json is a file holding any JSON value ("-" reads
+stdin); without it the payload is null.
 
 The event is kept in the database for 7 days, so that a step that starts
 waiting for it later, in a run created before it was sent, receives it too.
@@ -31,9 +32,11 @@ that received it now ("received": [{"run": ID, "step": ID}], with "item" for
 an item of a map step). The runs go on when a command next opens the database
 and resumes them: 'dagflow resume'. Send-event itself runs nothing.
 
-The database must not be in use: a run that 'dagflow run' waits for holds it.
-Interrupt that command (Ctrl-C leaves the run unfinished in the database), send
-the event, then finish the run with 'dagflow resume'.
+The database must not be in use by another process. 'dagflow run', retry and
+resume do not hold it waiting for an event: when a run can only go on with one,
+they print its status, say on stderr what it waits for, and exit 1. Another
+command that holds the database can be interrupted (Ctrl-C leaves its runs
+unfinished in the database, for 'dagflow resume').
 
 Exit status: 0 sent (also when no step waits for it yet), 2 a bad name,
 key or payload, or no such database, 3 the database is in use or cannot be

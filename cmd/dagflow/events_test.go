@@ -207,3 +207,35 @@ func TestSendEventBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestEventInChildRun: 'dagflow run' stops waiting for a run whose only way
+// on is an event that a step of its child run waits for, even when a later
+// step waits for the serial slot that the sub-workflow step holds.
+func TestEventInChildRun(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "flows.db")
+	file := writeFile(t, dir, "parent.json", `{"id": "p1", "context": {"orderId": "order 1"}, "steps": [
+		{"id": "ship", "workflow": {"steps": [{"id": "approval", "waitForEvent": {"name": "approved", "key": "context.orderId"}}]}},
+		{"id": "nap", "sleep": {"seconds": 0.01}}]}`)
+	r := dagflowCmd(t, "run", "--db", db, file)
+	r.want(t, 1, `run "p1" waits for event "approved" with key "order 1" (step "approval" of its child run "p1/ship")`,
+		`'dagflow send-event --db `+db+` approved 'order 1' [PAYLOAD.json]'`)
+	if st := r.status(t); st.State != dagflow.StateRunning || st.Steps[0].Run != "p1/ship" || st.Steps[1].State != dagflow.StatePending {
+		t.Errorf("run printed %s: ship %s, nap %s", st.State, st.Steps[0].State, st.Steps[1].State)
+	}
+	if r.took > 10*time.Second {
+		t.Errorf("run took %v", r.took)
+	}
+	r = dagflowCmd(t, "send-event", "--db", db, "approved", "order 1")
+	r.want(t, 0)
+	if got := r.sent(t); len(got.Received) != 1 || got.Received[0].Run != "p1/ship" || got.Received[0].Step != "approval" {
+		t.Errorf("send-event printed %s", r.stdout)
+	}
+	r = dagflowCmd(t, "resume", "--db", db)
+	r.want(t, 0)
+	var out []*dagflow.Status
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || len(out) != 1 || out[0].ID != "p1" || out[0].State != dagflow.StateCompleted {
+		t.Fatalf("resume printed %v:\n%s", err, r.stdout)
+	}
+}

@@ -56,37 +56,47 @@ func eventBlocked(ctx context.Context, eng *dagflow.Engine, id string) (*dagflow
 	if err != nil {
 		return nil, nil, err
 	}
-	deps := make(map[string][]string, len(wf.Steps))
-	for _, s := range wf.Steps {
-		deps[s.ID] = s.DependsOn
+	spec := make(map[string]*dagflow.Step, len(wf.Steps))
+	for i := range wf.Steps {
+		spec[wf.Steps[i].ID] = &wf.Steps[i]
 	}
 	state := make(map[string]dagflow.State, len(st.Steps))
+	// A step not marked parallel that runs or waits holds the run's serial
+	// slot: the other such steps wait for it to end.
+	serialHeld := false
 	for _, s := range st.Steps {
 		state[s.ID] = s.State
+		if sp := spec[s.ID]; (s.State == dagflow.StateWaiting || s.State == dagflow.StateRunning) && sp != nil && !sp.Parallel {
+			serialHeld = true
+		}
 	}
 	var waits []eventWait
 	for _, s := range st.Steps {
 		switch s.State {
-		case dagflow.StateRunning:
-			return st, nil, nil
-		case dagflow.StateWaiting:
+		case dagflow.StateRunning, dagflow.StateWaiting:
 			switch {
-			case s.Event != nil:
+			case s.Event != nil && s.State == dagflow.StateWaiting:
 				waits = append(waits, eventWait{run: id, step: s.ID, event: *s.Event})
 			case s.Run != "":
-				// A sub-workflow: blocked when its child run is.
+				// A sub-workflow (shown running while its child run is
+				// under way): blocked when its child run is.
 				_, child, err := eventBlocked(ctx, eng, s.Run)
 				if err != nil || len(child) == 0 {
 					return st, nil, err
 				}
 				waits = append(waits, child...)
 			default:
-				// A sleep, or a map step's items: they end by themselves.
+				// An attempt under way, a sleep, a map step's items:
+				// they end by themselves.
 				return st, nil, nil
 			}
 		case dagflow.StatePending:
-			ready := true
-			for _, d := range deps[s.ID] {
+			sp := spec[s.ID]
+			if sp == nil {
+				return st, nil, nil
+			}
+			ready := sp.Parallel || !serialHeld
+			for _, d := range sp.DependsOn {
 				ready = ready && state[d] != dagflow.StatePending && state[d] != dagflow.StateRunning && state[d] != dagflow.StateWaiting
 			}
 			if ready {
