@@ -1,6 +1,7 @@
 package dagflow
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -28,11 +29,15 @@ var (
 )
 
 // ValidationError reports every problem found in a workflow at once. Create
-// and ParseWorkflow return it; find it with errors.As.
+// and ParseWorkflow return it, Schedule for a bad schedule and SendEvent for
+// a bad event too; find it with errors.As.
 type ValidationError struct {
-	// WorkflowID is the id of the workflow, when it has one.
+	// Of says what is invalid: "" for a workflow, "schedule" or "event".
+	Of string
+	// WorkflowID is the id of the workflow (or schedule), when it has one.
 	WorkflowID string
-	// Problems lists each problem with its place in the workflow.
+	// Problems lists each problem with its place in the workflow (or the
+	// schedule, or the event).
 	Problems []Problem
 }
 
@@ -58,12 +63,13 @@ func (p Problem) String() string {
 // all).
 const maxProblemsShown = 50
 
-// Error returns "invalid workflow" with the workflow's id and its problems,
+// Error returns "invalid workflow" (or schedule, or event) with the id and its problems,
 // one to a line after the first when there are several, up to 50 of them
 // and how many more there are (Problems holds them all).
 func (e *ValidationError) Error() string {
 	var b strings.Builder
-	b.WriteString("invalid workflow")
+	b.WriteString("invalid ")
+	b.WriteString(cmp.Or(e.Of, "workflow"))
 	if e.WorkflowID != "" {
 		fmt.Fprintf(&b, " %q", e.WorkflowID)
 	}

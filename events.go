@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -32,7 +31,9 @@ type Event struct {
 // and keeps it (WithEventRetention) so that a step that starts waiting for it
 // later, in a run created before it was sent, receives it too. It returns
 // once the event and the steps it completed are in the store. On a shared
-// store, steps waiting in runs of other engines receive it too.
+// store, steps waiting in runs of other engines receive it too. A bad event
+// (no name, a payload that is not JSON or is over WithMaxPayload) gets a
+// *ValidationError.
 func (e *Engine) SendEvent(ctx context.Context, ev Event) error {
 	if e.closed.Load() {
 		return ErrClosed
@@ -52,28 +53,28 @@ func (e *Engine) SendEvent(ctx context.Context, ev Event) error {
 
 // checkEvent checks an event, and compacts its payload.
 func (e *Engine) checkEvent(ev *Event) error {
-	var problems []string
+	var ps []Problem
 	if strings.TrimSpace(ev.Name) == "" {
-		problems = append(problems, "name: is required")
+		ps = append(ps, Problem{"name", "is required"})
 	} else if msg := checkID(ev.Name, true); msg != "" {
-		problems = append(problems, "name: "+msg)
+		ps = append(ps, Problem{"name", msg})
 	}
 	if len(ev.Key) > maxIDLen*4 {
-		problems = append(problems, fmt.Sprintf("key: is %d bytes long; the limit is %d", len(ev.Key), maxIDLen*4))
+		ps = append(ps, Problem{"key", fmt.Sprintf("is %d bytes long; the limit is %d", len(ev.Key), maxIDLen*4)})
 	}
 	p := bytes.TrimSpace(ev.Payload)
 	switch {
 	case len(p) == 0:
 		ev.Payload = json.RawMessage("null")
 	case !json.Valid(p):
-		problems = append(problems, "payload: is not valid JSON")
+		ps = append(ps, Problem{"payload", "is not valid JSON"})
 	case len(p) > e.cfg.maxPayload:
-		problems = append(problems, fmt.Sprintf("payload: is %d bytes; the limit is %d (WithMaxPayload)", len(p), e.cfg.maxPayload))
+		ps = append(ps, Problem{"payload", fmt.Sprintf("is %d bytes; the limit is %d (WithMaxPayload)", len(p), e.cfg.maxPayload)})
 	default:
 		ev.Payload = compactJSON(p)
 	}
-	if len(problems) > 0 {
-		return fmt.Errorf("dagflow: SendEvent: %w", errors.New("bad event: "+strings.Join(problems, "; ")))
+	if len(ps) > 0 {
+		return &ValidationError{Of: "event", Problems: ps}
 	}
 	return nil
 }

@@ -572,8 +572,9 @@ func childRedrive(op string, r *store.Run) error {
 
 // Delete removes a run that has ended, with its steps, attempts, webhooks
 // and child runs. It returns a *StateError matching ErrConflict for a run
-// that has not ended (cancel it first), and an error matching ErrNotFound
-// for an unknown run. A child run is deleted with its parent, not alone.
+// that has not ended (cancel it first) or is a child run (it is deleted with
+// its parent, not alone), and an error matching ErrNotFound for an unknown
+// run.
 func (e *Engine) Delete(ctx context.Context, id string) error {
 	if e.closed.Load() {
 		return ErrClosed
@@ -585,6 +586,10 @@ func (e *Engine) Delete(ctx context.Context, id string) error {
 		}
 		if !r.State.Final() {
 			return &StateError{Op: "delete", RunID: id, State: string(r.State), Reason: "cancel it first"}
+		}
+		if r.Parent != "" {
+			return &StateError{Op: "delete", RunID: id, State: string(r.State),
+				Reason: fmt.Sprintf("it is a child run of %q, whose status names it: delete the parent, which deletes its children", r.Parent)}
 		}
 		return deleteRun(tx, id)
 	})

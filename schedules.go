@@ -77,7 +77,9 @@ func (e *Engine) Schedule(ctx context.Context, s Schedule) error {
 		return ErrClosed
 	}
 	var ps []Problem
-	if msg := checkID(s.ID, false); msg != "" {
+	if strings.Contains(s.ID, "/") {
+		ps = append(ps, Problem{Path: "id", Message: fmt.Sprintf("%s contains \"/\", which the ids of its runs (<scheduleId>/<time>) reserve", quote(s.ID))})
+	} else if msg := checkID(s.ID, true); msg != "" {
 		ps = append(ps, Problem{Path: "id", Message: msg})
 	}
 	sched, loc, sps := parseSchedule(s.Cron, s.Timezone)
@@ -94,7 +96,7 @@ func (e *Engine) Schedule(ctx context.Context, s Schedule) error {
 		}
 	}
 	if len(ps) > 0 {
-		return &ValidationError{WorkflowID: s.ID, Problems: ps}
+		return &ValidationError{Of: "schedule", WorkflowID: s.ID, Problems: ps}
 	}
 	w.ID = ""
 	spec, err := json.Marshal(w)

@@ -114,7 +114,7 @@ func TestScheduleBadInput(t *testing.T) {
 		s    dagflow.Schedule
 		want string
 	}{
-		{dagflow.Schedule{ID: "a/b", Cron: "@hourly", Workflow: ok}, `id: "a/b" contains "/"`},
+		{dagflow.Schedule{ID: "a/b", Cron: "@hourly", Workflow: ok}, `id: "a/b" contains "/", which the ids of its runs (<scheduleId>/<time>) reserve`},
 		{dagflow.Schedule{ID: "x", Cron: "61 * * * *", Workflow: ok}, `cron: "61 * * * *" is not a cron expression`},
 		{dagflow.Schedule{ID: "x", Cron: "* * *", Workflow: ok}, `cron: "* * *" is not a cron expression`},
 		{dagflow.Schedule{ID: "x", Cron: "@hourly", Timezone: "Mars/Olympus", Workflow: ok}, `timezone: unknown time zone "Mars/Olympus"`},
@@ -123,8 +123,8 @@ func TestScheduleBadInput(t *testing.T) {
 	} {
 		err := eng.Schedule(ctxT(t), tc.s)
 		var ve *dagflow.ValidationError
-		if !errors.As(err, &ve) || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("Schedule(%+v) = %v, want %q", tc.s.Cron, err, tc.want)
+		if !errors.As(err, &ve) || ve.Of != "schedule" || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Schedule(%+v) = %v, want a *ValidationError of a schedule saying %q", tc.s.Cron, err, tc.want)
 		}
 	}
 }

@@ -292,6 +292,13 @@ func TestDeleteAndRetention(t *testing.T) {
 	if err := eng.Delete(ctx, "busy"); !errors.Is(err, dagflow.ErrConflict) {
 		t.Errorf("Delete of a running run = %v", err)
 	}
+	var se *dagflow.StateError
+	if err := eng.Delete(ctx, "done/c"); !errors.As(err, &se) || !strings.Contains(se.Reason, "delete the parent") {
+		t.Errorf("Delete of a child run on its own = %v, want a *StateError saying to delete the parent", err)
+	}
+	if _, err := eng.Status(ctx, "done/c"); err != nil {
+		t.Errorf("a refused Delete removed the child run: %v", err)
+	}
 	if err := eng.Delete(ctx, "done"); err != nil {
 		t.Fatal(err)
 	}

@@ -259,8 +259,9 @@ func TestBadEvents(t *testing.T) {
 		{dagflow.Event{Name: "e", Payload: json.RawMessage(`"` + strings.Repeat("x", 200) + `"`)}, "payload: is 202 bytes; the limit is 100"},
 	} {
 		err := eng.SendEvent(ctxT(t), tc.ev)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("SendEvent(%+v) = %v, want %q", tc.ev, err, tc.want)
+		var ve *dagflow.ValidationError
+		if !errors.As(err, &ve) || ve.Of != "event" || !strings.HasPrefix(err.Error(), "invalid event: ") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("SendEvent(%+v) = %v, want a *ValidationError of an event saying %q", tc.ev, err, tc.want)
 		}
 	}
 	if err := eng.SendEvent(ctxT(t), dagflow.Event{Name: "e"}); err != nil {

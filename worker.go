@@ -149,10 +149,18 @@ func (e *Engine) logAttempt(t *task, o *flow.Outcome) {
 	if t.c.Comp {
 		what = "dagflow: compensation attempt"
 	}
+	if o.Err == "" && !e.log.Enabled(e.bgCtx, slog.LevelDebug) {
+		return
+	}
+	args := []any{"run", t.c.RunID, "step", t.c.StepID}
+	if t.c.Item > 0 {
+		args = append(args, "item", t.c.Item-1)
+	}
+	args = append(args, "attempt", t.c.Attempt)
 	if o.Err != "" {
-		e.log.Info(what+" failed", "run", t.c.RunID, "step", t.c.StepID, "item", t.c.Item-1, "attempt", t.c.Attempt, "error", o.Err, "permanent", o.Permanent)
-	} else if e.log.Enabled(e.bgCtx, slog.LevelDebug) {
-		e.log.Debug(what+" completed", "run", t.c.RunID, "step", t.c.StepID, "item", t.c.Item-1, "attempt", t.c.Attempt)
+		e.log.Info(what+" failed", append(args, "error", o.Err, "permanent", o.Permanent)...)
+	} else {
+		e.log.Debug(what+" completed", args...)
 	}
 }
 
