@@ -84,10 +84,8 @@ func (c *cli) cmdSendEvent(ctx context.Context, args []string) error {
 		return opError("%s: reading the waiting steps: %v", f.db, err)
 	}
 	if err := eng.SendEvent(ctx, ev); err != nil {
-		// SendEvent's errors carry no type: what it refuses in an event
-		// says "bad event".
-		if msg, ok := strings.CutPrefix(err.Error(), "dagflow: SendEvent: bad event: "); ok {
-			return inputError("send-event: %s", msg)
+		if ve, ok := errors.AsType[*dagflow.ValidationError](err); ok {
+			return inputError("send-event: %s", strings.TrimPrefix(ve.Error(), "invalid event: "))
 		}
 		return opError("%s: sending the event: %v", f.db, err)
 	}
