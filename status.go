@@ -29,7 +29,10 @@ const (
 // or never started, is cancelled; a step that never started, or whose wait
 // was cut short, because another step failed is skipped.
 const (
-	// StateWaiting: a sleep, or a wait for an event; no worker holds it.
+	// StateWaiting: a sleep, or a wait for an event; no worker holds it,
+	// and nothing goes on until the time or the event comes. (A
+	// sub-workflow step whose child run is under way, or a map step whose
+	// items are, is running: work goes on in them.)
 	StateWaiting State = "waiting"
 	// StateSkipped: the step did not run because a dependency failed, or
 	// a step failed and the run stopped before it could start.
