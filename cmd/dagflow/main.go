@@ -1,7 +1,8 @@
 // Command dagflow runs workflow files whose steps are HTTP job handlers;
 // inspects, retries, cancels, resumes and deletes the runs kept in a bbolt
-// database; sends events to the runs that wait for them; and manages the
-// schedules that create runs.
+// database; sends events to the runs that wait for them; manages the
+// schedules that create runs; and serves an engine's JSON API and console
+// (dagflow serve) on bbolt or PostgreSQL.
 //
 // Run 'dagflow help' for the commands, their flags, the environment variables
 // and the exit codes; usage below is that text.
@@ -33,7 +34,8 @@ const (
 )
 
 const usage = `dagflow runs workflow files whose steps are HTTP job handlers, and inspects
-the runs kept in a bbolt database file.
+the runs kept in a bbolt database file; dagflow serve runs an engine with a
+JSON API for programs in any language.
 
 Usage:
   dagflow <command> [flags] [arguments]
@@ -52,6 +54,8 @@ Commands:
   send-event  send an event to the steps waiting for it
   schedule    add, list or remove the schedules that create runs at cron ticks
   console     serve the web console
+  serve       run an engine with a JSON API under /v1 and the console, on a
+              bbolt file or on PostgreSQL shared by several serve processes
 
 Run 'dagflow help <command>' or 'dagflow <command> --help' for a command's flags.
 Flags may come before or after the arguments.
@@ -66,15 +70,18 @@ Environment:
                          (Dagflow-Signature header); unset: requests are unsigned
   DAGFLOW_BASE_URL       the default of --base-url
   DAGFLOW_CONSOLE_TOKEN  the default of console --token
+  DAGFLOW_API_TOKEN      the bearer token every serve API call must carry;
+                         serve needs one to listen beyond this machine
 
 The database:
   One process at a time may open a database file. A command started while
   another process holds it fails within about a second with exit code 3.
-  run, console and schedule add create the file; the other commands need it
-  to exist. Opening a database resumes the runs left unfinished in it (run,
-  retry, cancel, resume, console); status, list, graph and schedule list only
-  read it; delete, prune, send-event, schedule add and schedule remove change
-  it but run nothing in it.
+  run, console, serve and schedule add create the file; the other commands
+  need it to exist. Opening a database resumes the runs left unfinished in it
+  (run, retry, cancel, resume, console, serve); status, list, graph and
+  schedule list only read it; delete, prune, send-event, schedule add and
+  schedule remove change it but run nothing in it. serve --postgres keeps its
+  runs in PostgreSQL instead, which several serve processes may share.
 
 Exit codes:
   0    success; for run, retry, cancel and resume: the run(s) completed
@@ -145,6 +152,7 @@ var commands = []command{
 	{"send-event", (*cli).cmdSendEvent},
 	{"schedule", (*cli).cmdSchedule},
 	{"console", (*cli).cmdConsole},
+	{"serve", (*cli).cmdServe},
 }
 
 func (c *cli) main(ctx context.Context, args []string) int {
