@@ -21,12 +21,14 @@ import (
 // then runs again with a statement per row (tx.noBulk), to blame that one.
 
 // colTypes gives the type of each column that bulk statements write: 't'
-// text, 'i' integer or bigint, 'z' timestamptz, 'j' json, 'a' integer[].
-// json and integer[] travel as text and are cast, so that arrays of them do
-// not nest.
+// text (NOT NULL), 'i' integer or bigint, 'z' timestamptz (NULL when zero),
+// 'Z' timestamptz NOT NULL, 'j' json, 'a' integer[]. json and integer[]
+// travel as text, ” for NULL (which neither can be), and are cast, so that
+// arrays of them do not nest. Each column is an array of a type pgx encodes
+// without reflection ([]string, []int64, []time.Time).
 var colTypes = map[string]byte{
 	// runs
-	"id": 't', "state": 't', "phase": 't', "outcome": 't', "error": 't', "created_at": 'z', "started_at": 'z',
+	"id": 't', "state": 't', "phase": 't', "outcome": 't', "error": 't', "created_at": 'Z', "started_at": 'z',
 	"completed_at": 'z', "deadline": 'z', "updated_at": 'z', "generation": 'i', "total": 'i', "done": 'i',
 	"running": 'i', "failed": 'i', "seq": 'i', "serial": 'i', "serial_queue": 'a', "comp_queue": 'a', "cause": 't',
 	"parent": 't', "parent_index": 'i', "parent_item": 'i', "concurrency_key": 't', "climit": 'i', "trace": 't',
@@ -65,13 +67,15 @@ func bulkUpsert(table, cols, types, key string) string {
 	for i, c := range names {
 		c = strings.TrimSpace(c)
 		names[i] = c
-		typ := map[byte]string{'t': "text", 'i': "bigint", 'z': "timestamptz", 'j': "text", 'a': "text"}[types[i]]
+		typ := map[byte]string{'t': "text", 'i': "bigint", 'z': "timestamptz", 'Z': "timestamptz", 'j': "text", 'a': "text"}[types[i]]
 		params = append(params, fmt.Sprintf("$%d::%s[]", i+1, typ))
 		switch types[i] {
 		case 'j':
-			sel = append(sel, "u."+c+"::json")
+			sel = append(sel, "nullif(u."+c+", '')::json")
 		case 'a':
-			sel = append(sel, "u."+c+"::integer[]")
+			sel = append(sel, "nullif(u."+c+", '')::integer[]")
+		case 'z':
+			sel = append(sel, "nullif(u."+c+", '0001-01-01 00:00:00+00')")
 		default:
 			sel = append(sel, "u."+c)
 		}
@@ -94,7 +98,7 @@ func bulkUpsert(table, cols, types, key string) string {
 // columns collects the values of rows as one array per column.
 type columns struct {
 	types string
-	cols  []any // []*string, []int64 or []*time.Time
+	cols  []any // []string, []int64 or []time.Time
 	row   int
 }
 
@@ -104,18 +108,18 @@ func newColumns(types string, n int) *columns {
 		switch types[i] {
 		case 'i':
 			c.cols[i] = make([]int64, n)
-		case 'z':
-			c.cols[i] = make([]*time.Time, n)
+		case 'z', 'Z':
+			c.cols[i] = make([]time.Time, n)
 		default:
-			c.cols[i] = make([]*string, n)
+			c.cols[i] = make([]string, n)
 		}
 	}
 	return c
 }
 
 // add appends a row; values holds, for each column, a string, an int or
-// int64, a time.Time (zero: NULL), a json.RawMessage (empty: NULL), an
-// []int (empty: NULL) or nil (NULL), as the args functions make them.
+// int64, a time.Time, a json.RawMessage, an []int, or nil (NULL), as the
+// args functions make them.
 func (c *columns) add(values []any) {
 	for i, v := range values {
 		switch c.types[i] {
@@ -128,27 +132,21 @@ func (c *columns) add(values []any) {
 				n = v
 			}
 			c.cols[i].([]int64)[c.row] = n
-		case 'z':
+		case 'z', 'Z':
 			if t, ok := v.(time.Time); ok {
-				c.cols[i].([]*time.Time)[c.row] = &t
+				c.cols[i].([]time.Time)[c.row] = t
 			}
 		default:
 			var s string
 			switch v := v.(type) {
-			case nil:
-				continue
 			case string:
 				s = v
 			case json.RawMessage:
 				s = string(v)
-			case []byte:
-				s = string(v)
 			case []int:
 				s = intArray(v)
-			default:
-				s = fmt.Sprint(v)
 			}
-			c.cols[i].([]*string)[c.row] = &s
+			c.cols[i].([]string)[c.row] = s
 		}
 	}
 	c.row++

@@ -110,10 +110,7 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 	s.wg.Add(1)
 	s.pending = append(s.pending, r)
 	s.mu.Unlock()
-	select {
-	case s.kick <- struct{}{}:
-	default:
-	}
+	s.wake()
 	<-r.done
 	s.wg.Done()
 	if r.pv != nil {
@@ -122,9 +119,11 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 	return r.err
 }
 
-// commitLoop runs the groups, until Close.
+// commitLoop runs groups, until Close. Options.Committers of them run at
+// once, each on a connection of its own: while one group waits for a row
+// or a COMMIT, another can run.
 func (s *Store) commitLoop() {
-	defer close(s.loopDone)
+	defer s.loops.Done()
 	for {
 		select {
 		case <-s.kick:
@@ -137,12 +136,24 @@ func (s *Store) commitLoop() {
 			batch := make([]*request, n)
 			copy(batch, s.pending)
 			s.pending = append(s.pending[:0], s.pending[n:]...)
+			more := len(s.pending) > 0
 			s.mu.Unlock()
 			if n == 0 {
 				break
 			}
+			if more {
+				s.wake() // an idle loop takes the rest
+			}
 			s.runGroup(batch)
 		}
+	}
+}
+
+// wake tells an idle commit loop that Updates wait.
+func (s *Store) wake() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -218,6 +229,7 @@ func (s *Store) runGroup(batch []*request) {
 			continue
 		}
 		s.stats.retries.Add(1)
+		s.log.Debug("postgres: running a group of Updates again", "functions", len(batch), "try", try+1, "error", err)
 		if isLockTimeout(err) || errors.Is(err, errLockOrder) {
 			s.stats.lockTimeouts.Add(1)
 			lock = held
@@ -371,10 +383,9 @@ func (s *Store) tryGroup(batch []*request, lock []string, noBulk bool) (out grou
 // that committed tell. When an Update first reads a run (or one of those
 // steps), it reads and locks that run's claimed steps with it, in the same
 // round trip: the functions of a group that record workers' outcomes then
-// find their steps in the transaction's memory. It is a guess, kept only by
-// the commit loop's goroutine: a step another process took over, or that
-// ended, is dropped when a read finds it so. Nothing outside the runs a
-// function reads is locked for it.
+// find their steps in the transaction's memory. It is a guess: a step
+// another process took over, or that ended, is dropped when a read finds it
+// so. Nothing outside the runs a function reads is locked for it.
 
 // maxClaimed bounds the claimed set.
 const maxClaimed = 4096
@@ -382,6 +393,8 @@ const maxClaimed = 4096
 // noteClaims brings the claimed set up to date with a group that
 // committed.
 func (s *Store) noteClaims(t *tx) {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
 	for _, id := range t.deleted {
 		s.nclaimed -= len(s.claimed[id])
 		delete(s.claimed, id)
@@ -399,13 +412,21 @@ func (s *Store) noteClaims(t *tx) {
 				s.nclaimed++
 			}
 		case !running && set != nil:
-			s.unclaim(k)
+			s.unclaimLocked(k)
 		}
 	}
 }
 
-// unclaim drops k from the claimed set.
-func (s *Store) unclaim(k stepKey) {
+// unclaim drops keys from the claimed set.
+func (s *Store) unclaim(keys []stepKey) {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	for _, k := range keys {
+		s.unclaimLocked(k)
+	}
+}
+
+func (s *Store) unclaimLocked(k stepKey) {
 	set := s.claimed[k.run]
 	if _, ok := set[k]; !ok {
 		return
@@ -415,6 +436,29 @@ func (s *Store) unclaim(k stepKey) {
 	if len(set) == 0 {
 		delete(s.claimed, k.run)
 	}
+}
+
+// claimedOf returns the claimed steps of run id.
+func (s *Store) claimedOf(id string) []stepKey {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	set := s.claimed[id]
+	if len(set) == 0 {
+		return nil
+	}
+	keys := make([]stepKey, 0, len(set))
+	for k := range set {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// isClaimed reports whether k is in the claimed set.
+func (s *Store) isClaimed(k stepKey) bool {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	_, ok := s.claimed[k.run][k]
+	return ok
 }
 
 // compact returns batch without its nil entries.

@@ -16,9 +16,9 @@ import (
 	"github.com/dagflow/dagflow/store"
 )
 
-// hold blocks s's commit loop in an Update until release is called, so
-// that the Updates started meanwhile form one group; wait returns once n of
-// them are queued.
+// hold blocks s's commit loop (s has one: Options.Committers 1) in an
+// Update until release is called, so that the Updates started meanwhile
+// form one group; wait returns once n of them are queued.
 func hold(t *testing.T, s *Store) (wait func(n int), release func()) {
 	t.Helper()
 	in, out := make(chan struct{}), make(chan struct{})
@@ -107,7 +107,7 @@ func counts(t *testing.T, s *Store, ids ...string) (done, attempts []int) {
 func TestGroupFailures(t *testing.T) {
 	t.Parallel()
 	const n = 12
-	s := openStore(t, newSchema(t), Options{MaxBatch: n})
+	s := openStore(t, newSchema(t), Options{MaxBatch: n, Committers: 1})
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = fmt.Sprint("r", i)
@@ -158,8 +158,8 @@ func TestGroupFailures(t *testing.T) {
 			defer func() { panics[i] = recover() }()
 			errs[i] = s.Update(context.Background(), fns[i])
 		})
+		wait(i + 1) // queued in this order
 	}
-	wait(n)
 	before := s.Stats()
 	release()
 	wg.Wait()
@@ -214,7 +214,7 @@ func TestGroupFailures(t *testing.T) {
 // what a function taken back wrote.
 func TestGroupSeesEarlierFunctions(t *testing.T) {
 	t.Parallel()
-	s := openStore(t, newSchema(t), Options{})
+	s := openStore(t, newSchema(t), Options{Committers: 1})
 	putRun(t, s, "a", 1)
 	wait, release := hold(t, s)
 	errBack := errors.New("taken back")
@@ -267,7 +267,7 @@ func TestGroupSeesEarlierFunctions(t *testing.T) {
 // MaxBatch bounds a group.
 func TestGroupMaxBatch(t *testing.T) {
 	t.Parallel()
-	s := openStore(t, newSchema(t), Options{MaxBatch: 4})
+	s := openStore(t, newSchema(t), Options{MaxBatch: 4, Committers: 1})
 	putRun(t, s, "a", 1)
 	wait, release := hold(t, s)
 	var wg sync.WaitGroup
@@ -295,7 +295,7 @@ func TestGroupMaxBatch(t *testing.T) {
 // again, on another connection: each function's writes are committed once.
 func TestGroupLostConnection(t *testing.T) {
 	t.Parallel()
-	s := openStore(t, newSchema(t), Options{})
+	s := openStore(t, newSchema(t), Options{Committers: 1})
 	ids := []string{"a", "b", "c", "d"}
 	for _, id := range ids {
 		putRun(t, s, id, 1)
@@ -356,7 +356,7 @@ func TestGroupCommitOutcomeLost(t *testing.T) {
 			t.Parallel()
 			var logs bytes.Buffer
 			var lmu sync.Mutex
-			s, p := openThroughProxy(t, Options{Logger: slog.New(slog.NewTextHandler(lockedWriter{&lmu, &logs}, nil))})
+			s, p := openThroughProxy(t, Options{Committers: 1, Logger: slog.New(slog.NewTextHandler(lockedWriter{&lmu, &logs}, nil))})
 			ids := []string{"a", "b", "c"}
 			for _, id := range ids {
 				putRun(t, s, id, 1)
@@ -419,4 +419,70 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.w.Write(p)
+}
+
+// Runs and steps written several at a time go in one statement each; they
+// come back as written, NULLs, exact JSON and all.
+func TestBulkRoundTrip(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, newSchema(t), Options{})
+	at := func(sec int) time.Time { return base.Add(time.Duration(sec) * time.Second) }
+	runs := []store.Run{
+		{ID: "full", State: store.RunRunning, Phase: store.PhaseCompensating, Outcome: store.RunFailed, Cause: store.CauseFailed,
+			Error: "bad\\x00", CreatedAt: at(0), StartedAt: at(1), CompletedAt: at(2), Deadline: at(3), UpdatedAt: at(4),
+			Generation: 2, Total: 3, Done: 1, Running: 1, Failed: 1, Seq: 9, Serial: 2, SerialQueue: []int{1, 2},
+			CompQueue: []store.Ref{{Index: 1}, {Index: 2, Item: 3}}, Parent: "p", ParentIndex: 4, ParentItem: 5,
+			ConcurrencyKey: "k", Limit: 2, Trace: "00-aa-bb-01"},
+		{ID: "bare", State: store.RunPending, Serial: -1, CompQueue: []store.Ref{{Index: 7}}},
+	}
+	steps := []store.Step{
+		{RunID: "full", Index: 0, ID: "a", State: store.StepCompleted, Result: json.RawMessage(`{"z": 1,  "a": "nul\u0000"}`),
+			Input: json.RawMessage(`[1, 2]`), StartedAt: at(1), CompletedAt: at(2), AttemptAt: at(1), Seq: 1, Owner: "e", Token: 3,
+			LeaseUntil: at(9), DueAt: at(8), Comp: store.CompFailed, CompAttempts: 2, CompError: "x", CompStartedAt: at(5),
+			CompEndedAt: at(6), Interruptions: 1, CompInterruptions: 2, Event: "ev", EventKey: "ek",
+			Items: 4, ItemsDone: 1, ItemsFailed: 1, ItemsRunning: 1, ItemsNext: 3, Attempts: 5, Waiting: 0},
+		{RunID: "full", Index: 0, Item: 2, ID: "a", State: store.StepPending, Result: json.RawMessage(`null`)},
+		{RunID: "bare", Index: 1, ID: "b", State: store.StepWaiting, Waiting: 2},
+	}
+	err := s.Update(context.Background(), func(tx store.Tx) error {
+		for _, r := range runs {
+			if err := tx.PutRun(r); err != nil {
+				return err
+			}
+		}
+		for _, st := range steps {
+			if err := tx.PutStep(st); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.View(context.Background(), func(tx store.Tx) error {
+		for _, want := range runs {
+			got, err := tx.Run(want.ID)
+			if err != nil {
+				return err
+			}
+			want.Error = clean(want.Error)
+			if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
+				t.Errorf("run %s:\n got %+v\nwant %+v", want.ID, got, want)
+			}
+		}
+		for _, want := range steps {
+			got, err := tx.Step(want.RunID, want.Index, want.Item)
+			if err != nil {
+				return err
+			}
+			if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) || string(got.Result) != string(want.Result) {
+				t.Errorf("step %s/%d#%d:\n got %+v\nwant %+v", want.RunID, want.Index, want.Item, got, want)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

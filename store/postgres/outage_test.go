@@ -103,8 +103,15 @@ func (p *proxy) setDown(down bool) {
 }
 
 // openThroughProxy opens a store whose connections (pool and Watch) go
-// through a proxy.
+// through a proxy, on a new schema.
 func openThroughProxy(t *testing.T, o Options) (*Store, *proxy) {
+	o.Schema = ""
+	return openProxied(t, o)
+}
+
+// openProxied opens a store through a proxy on o.Schema (a new one when
+// empty); its connections' application_name is appName(schema).
+func openProxied(t *testing.T, o Options) (*Store, *proxy) {
 	cfg, err := pgxpool.ParseConfig(testDSN())
 	if err != nil {
 		t.Fatal(err)
@@ -114,12 +121,15 @@ func openThroughProxy(t *testing.T, o Options) (*Store, *proxy) {
 	cfg.ConnConfig.Host, cfg.ConnConfig.Port = addr.IP.String(), uint16(addr.Port)
 	cfg.ConnConfig.Fallbacks = nil
 	cfg.MaxConns = 4
+	if o.Schema == "" {
+		o.Schema = newSchema(t)
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = appName(o.Schema)
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	o.Schema = newSchema(t)
 	s, err := New(context.Background(), pool, o)
 	if err != nil {
 		t.Fatal(err)

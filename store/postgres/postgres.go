@@ -166,6 +166,9 @@ type Options struct {
 	// transaction (see Update). Zero means DefaultMaxBatch; 1 gives each
 	// Update a transaction of its own.
 	MaxBatch int
+	// Committers is how many groups of Updates run at once, each on a
+	// connection of its own. Zero means DefaultCommitters.
+	Committers int
 	// Logger receives what the store tells an operator: a COMMIT whose
 	// outcome had to be looked up after the connection broke. Nil means
 	// slog.Default().
@@ -175,6 +178,10 @@ type Options struct {
 // DefaultMaxBatch is the most functions of concurrent Updates that share one
 // transaction when Options.MaxBatch is zero.
 const DefaultMaxBatch = 64
+
+// DefaultCommitters is how many groups of Updates run at once when
+// Options.Committers is zero.
+const DefaultCommitters = 4
 
 func (o *Options) withDefaults() error {
 	if o.Schema == "" {
@@ -191,6 +198,12 @@ func (o *Options) withDefaults() error {
 	}
 	if o.MaxBatch == 0 {
 		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.Committers < 0 {
+		return fmt.Errorf("postgres: Options.Committers is %d; want 0 (the default) or more", o.Committers)
+	}
+	if o.Committers == 0 {
+		o.Committers = DefaultCommitters
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -230,7 +243,8 @@ type Store struct {
 	// and the loop that runs the groups.
 	pending []*request
 	stats   stats
-	// The claimed set (group.go), by run; the commit loop's.
+	// The claimed set (group.go), by run.
+	cmu      sync.Mutex
 	claimed  map[string]map[stepKey]struct{}
 	nclaimed int
 	// commitHook, when set (by tests), runs before the batch that ends
@@ -238,7 +252,8 @@ type Store struct {
 	commitHook func(*tx)
 	kick       chan struct{}
 	loopStop   chan struct{}
-	loopDone   chan struct{}
+	loops      sync.WaitGroup
+	committers int
 }
 
 var _ store.Watcher = (*Store)(nil)
@@ -292,9 +307,12 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, o Options) (*Store, error
 	}
 	s := &Store{pool: pool, schema: o.Schema, channel: channelName(o.Schema), q: newQueries(o.Schema, o.LockTimeout),
 		retries: o.MaxRetries, maxBatch: o.MaxBatch, log: o.Logger,
-		claimed: map[string]map[stepKey]struct{}{}, kick: make(chan struct{}, 1), loopStop: make(chan struct{}), loopDone: make(chan struct{})}
+		claimed: map[string]map[stepKey]struct{}{}, kick: make(chan struct{}, 1), loopStop: make(chan struct{}), committers: o.Committers}
 	s.closing, s.stop = context.WithCancel(context.Background())
-	go s.commitLoop()
+	for range s.committers {
+		s.loops.Add(1)
+		go s.commitLoop()
+	}
 	return s, nil
 }
 
@@ -318,7 +336,7 @@ func (s *Store) Close() error {
 	s.stop()
 	s.wg.Wait()
 	close(s.loopStop)
-	<-s.loopDone
+	s.loops.Wait()
 	if s.ownPool {
 		s.pool.Close()
 	}

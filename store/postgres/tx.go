@@ -124,7 +124,20 @@ type queued struct {
 	sql   string
 	args  []any
 	what  string
+	row   rowKey // for a write of a whole run or step, what is ""
 	owner int
+}
+
+// describe says what w writes, for an error.
+func (w *queued) describe() string {
+	switch {
+	case w.what != "":
+		return w.what
+	case w.row.table == 'r':
+		return fmt.Sprintf("writing run %q", w.row.step.run)
+	}
+	k := w.row.step
+	return fmt.Sprintf("writing step %d item %d of run %q", k.index, k.item, k.run)
 }
 
 // rowKey names the row a queued write replaces whole (a run, a step or
@@ -277,7 +290,7 @@ func (t *tx) send(what string, stmts ...stmt) error {
 		for _, w := range sent {
 			owner = w.owner
 			if _, err := br.Exec(); err != nil {
-				return fmt.Errorf("%s: %w", w.what, err)
+				return fmt.Errorf("%s: %w", w.describe(), err)
 			}
 		}
 		owner = t.owner
@@ -371,10 +384,10 @@ func (t *tx) put(what, sql string, args ...any) {
 // step, once per COMMIT rather than once each. (The queued write keeps its
 // statement, an INSERT of a run read as absent say, and its place, ahead of
 // the writes of records that need the row.)
-func (t *tx) putRow(k rowKey, what, sql string, args ...any) {
+func (t *tx) putRow(k rowKey, sql string, args ...any) {
 	if i, ok := t.queued[k]; ok && t.mode == modeUpdate {
 		old := t.queue[i]
-		t.queue[i].args, t.queue[i].what, t.queue[i].owner = args, what, t.owner
+		t.queue[i].args, t.queue[i].owner = args, t.owner
 		if i < t.mark {
 			t.logUndo(func() { t.queue[i] = old })
 		}
@@ -383,7 +396,7 @@ func (t *tx) putRow(k rowKey, what, sql string, args ...any) {
 	if t.mode == modeUpdate {
 		t.queued[k] = len(t.queue)
 	}
-	t.put(what, sql, args...)
+	t.queue = append(t.queue, queued{sql: sql, args: args, row: k, owner: t.owner})
 }
 
 // writable returns why the transaction cannot take a write, if it cannot.
@@ -444,7 +457,10 @@ func (t *tx) end() {
 
 // The memory of an Update. Each setter records how to undo itself.
 
-func (t *tx) setExists(id string, v bool) {
+// setExists records whether run id exists; write says that a write of the
+// function running now made it so (a read's findings need no undo: see
+// discard).
+func (t *tx) setExists(id string, v, write bool) {
 	if t.mode != modeUpdate {
 		return
 	}
@@ -453,35 +469,46 @@ func (t *tx) setExists(id string, v bool) {
 		return
 	}
 	t.exists[id] = v
-	t.logUndo(func() {
-		if had {
-			t.exists[id] = old
-		} else {
-			delete(t.exists, id)
-		}
-	})
+	if write {
+		t.logUndo(func() {
+			if had {
+				t.exists[id] = old
+			} else {
+				delete(t.exists, id)
+			}
+		})
+	}
 }
 
-func (t *tx) setRun(r store.Run) {
+// setRun remembers a run this Update holds, read or written (write).
+func (t *tx) setRun(r store.Run, write bool) {
 	if t.mode != modeUpdate {
 		return
 	}
 	t.maxRun = max(t.maxRun, r.ID)
 	old, had := t.runs[r.ID]
 	t.runs[r.ID] = r
-	t.logUndo(func() {
-		if had {
-			t.runs[r.ID] = old
-		} else {
-			delete(t.runs, r.ID)
-		}
-	})
-	t.setExists(r.ID, true)
+	if write {
+		t.logUndo(func() {
+			if had {
+				t.runs[r.ID] = old
+			} else {
+				delete(t.runs, r.ID)
+			}
+		})
+	}
+	t.setExists(r.ID, true, write)
 }
 
-// setStep remembers a step this Update holds; reserve adds it to the due
-// set when it is due at some time (it was read by DueSteps, or written).
-func (t *tx) setStep(st store.Step, reserve bool) {
+// setStep remembers a step this Update holds, read or written (write);
+// reserve adds it to the due set when it is due at some time (it was read
+// by DueSteps, or written).
+//
+// Only writes record how to undo them. A read that reached the server
+// either found rows that no queued write of the function running now had
+// touched, which stay true when discard drops that function, or sent such
+// writes, after which discard does nothing.
+func (t *tx) setStep(st store.Step, reserve, write bool) {
 	if t.mode != modeUpdate {
 		return
 	}
@@ -495,19 +522,21 @@ func (t *tx) setStep(st store.Step, reserve bool) {
 	case reserve:
 		t.due[k] = true
 	}
-	t.logUndo(func() {
-		if had {
-			t.steps[k] = old
-		} else {
-			delete(t.steps, k)
-		}
-		if wasDue {
-			t.due[k] = true
-		} else {
-			delete(t.due, k)
-		}
-	})
-	t.setExists(st.RunID, true)
+	if write {
+		t.logUndo(func() {
+			if had {
+				t.steps[k] = old
+			} else {
+				delete(t.steps, k)
+			}
+			if wasDue {
+				t.due[k] = true
+			} else {
+				delete(t.due, k)
+			}
+		})
+	}
+	t.setExists(st.RunID, true, write)
 }
 
 // forgetRun drops a deleted run from the memory (DeleteRun is sent at once,
@@ -538,7 +567,7 @@ func (t *tx) needRun(id string) error {
 	if !found {
 		return store.ErrNotFound
 	}
-	t.setExists(id, true)
+	t.setExists(id, true, false)
 	return nil
 }
 
@@ -566,16 +595,9 @@ func (t *tx) lockRuns(ids []string) error {
 		if err != nil {
 			return err
 		}
-		t.setRun(r)
+		t.setRun(r, false)
 		return nil
 	})
-}
-
-// isClaimed reports whether k is in the store's claimed set. Only an
-// Update, which runs on the commit loop's goroutine, may ask.
-func (t *tx) isClaimed(k stepKey) bool {
-	_, ok := t.s.claimed[k.run][k]
-	return ok
 }
 
 // claimedOf returns a read of the steps of run id in the store's claimed set
@@ -585,17 +607,14 @@ func (t *tx) claimedOf(id string) *stmt {
 	if t.mode != modeUpdate || t.fetched[id] {
 		return nil
 	}
-	set := t.s.claimed[id]
-	if len(set) == 0 {
+	keys := t.s.claimedOf(id)
+	if len(keys) == 0 {
 		return nil
 	}
 	t.fetched[id] = true
-	keys := make([]stepKey, 0, len(set))
-	idx, items := make([]int, 0, len(set)), make([]int, 0, len(set))
-	ids := make([]string, 0, len(set))
-	for k := range set {
-		keys = append(keys, k)
-		ids, idx, items = append(ids, k.run), append(idx, k.index), append(items, k.item)
+	ids, idx, items := make([]string, len(keys)), make([]int, len(keys)), make([]int, len(keys))
+	for i, k := range keys {
+		ids[i], idx[i], items[i] = k.run, k.index, k.item
 	}
 	found := map[stepKey]bool{}
 	return &stmt{sql: t.s.q.lockSteps, args: []any{ids, idx, items}, read: eachRow(func(rows pgx.Rows) error {
@@ -605,18 +624,20 @@ func (t *tx) claimedOf(id string) *stmt {
 		}
 		k := stepKey{st.RunID, st.Index, st.Item}
 		if _, ok := t.steps[k]; !ok {
-			t.setStep(st, false)
+			t.setStep(st, false, false)
 		}
 		if st.State == store.StepRunning || st.Comp == store.CompRunning {
 			found[k] = true
 		}
 		return nil
 	}), after: func() {
+		var gone []stepKey
 		for _, k := range keys {
 			if !found[k] {
-				t.s.unclaim(k) // ended, or taken over, since
+				gone = append(gone, k) // ended, or taken over, since
 			}
 		}
+		t.s.unclaim(gone)
 	}}
 }
 
@@ -661,12 +682,12 @@ func (t *tx) Run(id string) (store.Run, error) {
 	if !found {
 		if t.mode == modeUpdate {
 			if _, ok := t.exists[id]; !ok {
-				t.setExists(id, false)
+				t.setExists(id, false, false)
 			}
 		}
 		return store.Run{}, store.ErrNotFound
 	}
-	t.setRun(r)
+	t.setRun(r, false)
 	return r, nil
 }
 
@@ -680,8 +701,8 @@ func (t *tx) PutRun(r store.Run) error {
 		// transaction created the run since.
 		sql = t.s.q.insertRun
 	}
-	t.putRow(rowKey{table: 'r', step: stepKey{run: r.ID}}, fmt.Sprintf("writing run %q", r.ID), sql, runArgs(&r)...)
-	t.setRun(r)
+	t.putRow(rowKey{table: 'r', step: stepKey{run: r.ID}}, sql, runArgs(&r)...)
+	t.setRun(r, true)
 	return nil
 }
 
@@ -725,7 +746,7 @@ func (t *tx) Runs(q store.RunQuery) ([]store.Run, error) {
 		return nil, err
 	}
 	for _, r := range out {
-		t.setRun(r)
+		t.setRun(r, false)
 	}
 	return out, nil
 }
@@ -778,7 +799,7 @@ func (t *tx) Step(runID string, index, item int) (store.Step, error) {
 	if st, ok := t.steps[stepKey{runID, index, item}]; ok {
 		return st, nil
 	}
-	if t.mode == modeUpdate && !t.fetched[runID] && t.isClaimed(stepKey{runID, index, item}) {
+	if t.mode == modeUpdate && !t.fetched[runID] && t.s.isClaimed(stepKey{runID, index, item}) {
 		// One of the steps this process claimed: read them all.
 		if err := t.send(fmt.Sprintf("reading the steps of run %q claimed here", runID), *t.claimedOf(runID)); err != nil {
 			return store.Step{}, err
@@ -824,7 +845,7 @@ func (t *tx) Step(runID string, index, item int) (store.Step, error) {
 	if !found {
 		return store.Step{}, store.ErrNotFound
 	}
-	t.setStep(st, false)
+	t.setStep(st, false, false)
 	return st, nil
 }
 
@@ -838,9 +859,8 @@ func (t *tx) PutStep(st store.Step) error {
 	if err := t.needRun(st.RunID); err != nil {
 		return err
 	}
-	t.putRow(rowKey{table: 's', step: stepKey{st.RunID, st.Index, st.Item}},
-		fmt.Sprintf("writing step %d item %d of run %q", st.Index, st.Item, st.RunID), t.s.q.putStep, stepArgs(&st)...)
-	t.setStep(st, true)
+	t.putRow(rowKey{table: 's', step: stepKey{st.RunID, st.Index, st.Item}}, t.s.q.putStep, stepArgs(&st)...)
+	t.setStep(st, true, true)
 	k := stepKey{st.RunID, st.Index, st.Item}
 	old, had := t.claims[k]
 	t.claims[k] = st.State == store.StepRunning || st.Comp == store.CompRunning
@@ -870,7 +890,7 @@ func (t *tx) readSteps(what, sql string, reserve bool, args ...any) ([]store.Ste
 		return nil, err
 	}
 	for i := range out {
-		t.setStep(out[i], reserve)
+		t.setStep(out[i], reserve, false)
 	}
 	return out, nil
 }
@@ -947,10 +967,10 @@ func (t *tx) dueWithRuns(now time.Time, limit int) ([]store.Step, error) {
 	}
 	for i := range out {
 		if _, ok := t.runs[runs[i].ID]; !ok {
-			t.setRun(runs[i])
+			t.setRun(runs[i], false)
 		}
 		if _, ok := t.steps[stepKey{out[i].RunID, out[i].Index, out[i].Item}]; !ok {
-			t.setStep(out[i], true)
+			t.setStep(out[i], true, false)
 		} else {
 			t.due[stepKey{out[i].RunID, out[i].Index, out[i].Item}] = true
 		}
@@ -1064,7 +1084,7 @@ func (t *tx) readHooks(what, sql string, args ...any) ([]store.Webhook, error) {
 	}
 	if t.mode == modeUpdate {
 		for i := range out {
-			t.setExists(out[i].RunID, true)
+			t.setExists(out[i].RunID, true, false)
 		}
 	}
 	return out, nil

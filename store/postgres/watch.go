@@ -71,10 +71,17 @@ func (s *Store) Notify(ctx context.Context, c store.Change) error {
 		return store.ErrClosed
 	}
 	defer s.wg.Done()
-	if _, err := s.pool.Exec(ctx, "SELECT pg_notify($1, $2)", s.channel, p); err != nil {
-		return fmt.Errorf("postgres: Notify: %w", err)
+	for try := 0; ; try++ {
+		_, err := s.pool.Exec(ctx, "SELECT pg_notify($1, $2)", s.channel, p)
+		if err == nil {
+			return nil
+		}
+		// A connection of the pool that the server closed (a restart,
+		// pg_terminate_backend) fails once; the next is a new one.
+		if try == 2 || !retryable(err) || ctx.Err() != nil {
+			return fmt.Errorf("postgres: Notify: %w", err)
+		}
 	}
-	return nil
 }
 
 // Watch delivers the changes that Notify sends on the store's schema, from
