@@ -184,7 +184,8 @@ func TestMultiProcessChild(t *testing.T) {
 	lease, _ := time.ParseDuration(os.Getenv("MP_LEASE"))
 	poll, _ := time.ParseDuration(os.Getenv("MP_POLL"))
 	conns, _ := strconv.Atoi(os.Getenv("MP_CONNS"))
-	s, err := postgres.Open(ctx, pgDSN(), postgres.Options{Schema: os.Getenv("MP_SCHEMA"), MaxConns: int32(conns)})
+	committers, _ := strconv.Atoi(os.Getenv("MP_COMMITTERS"))
+	s, err := postgres.Open(ctx, pgDSN(), postgres.Options{Schema: os.Getenv("MP_SCHEMA"), MaxConns: int32(conns), Committers: committers})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -862,9 +863,10 @@ const orderRuns = 1000
 // benchWorkload is one workload of the benchmark table.
 type benchWorkload struct {
 	name string
-	// conc is the workers per process.
-	conc  int
-	steps int
+	// conc is the workers per process; committers the store's
+	// Options.Committers.
+	conc, committers int
+	steps            int
 	// run runs one iteration on the cluster, as iteration i.
 	run func(tb testing.TB, children []*mpChild, i int)
 }
@@ -875,10 +877,11 @@ type benchWorkload struct {
 // per process), and 1,000 five-step order workflows, each created and
 // waited for on a goroutine of its own, spread over the processes.
 var benchWorkloads = []benchWorkload{
-	{"fan-out 2,000 no-op", 16, fanOutLeaves + 2, fanOut("noop")},
-	{"fan-out 2,000 no-op", dagflow.DefaultConcurrency, fanOutLeaves + 2, fanOut("noop")},
-	{"fan-out 2,000 x 20 ms", 16, fanOutLeaves + 2, fanOut("sleep")},
-	{"1,000 orders x 5 steps", dagflow.DefaultConcurrency, orderRuns * len(orderSteps), orders},
+	{"fan-out 2,000 no-op", 16, 1, fanOutLeaves + 2, fanOut("noop")},
+	{"fan-out 2,000 no-op", dagflow.DefaultConcurrency, 1, fanOutLeaves + 2, fanOut("noop")},
+	{"fan-out 2,000 x 20 ms", 16, 1, fanOutLeaves + 2, fanOut("sleep")},
+	{"1,000 orders x 5 steps", dagflow.DefaultConcurrency, 1, orderRuns * len(orderSteps), orders},
+	{"1,000 orders x 5 steps", dagflow.DefaultConcurrency, 4, orderRuns * len(orderSteps), orders},
 }
 
 func fanOut(handler string) func(tb testing.TB, children []*mpChild, i int) {
@@ -911,7 +914,7 @@ func orders(tb testing.TB, children []*mpChild, i int) {
 func benchCluster(tb testing.TB, w benchWorkload, procs, reps int, each func(i int, d time.Duration)) float64 {
 	schema := pgSchema(tb)
 	env := []string{"MP_SCHEMA=" + schema, "MP_CONC=" + benchEnv("MP_CONC", strconv.Itoa(w.conc)),
-		"MP_CONNS=" + benchEnv("MP_CONNS", "10"), "MP_LEASE=10s", "MP_POLL=1s"}
+		"MP_CONNS=" + benchEnv("MP_CONNS", "10"), "MP_COMMITTERS=" + strconv.Itoa(w.committers), "MP_LEASE=10s", "MP_POLL=1s"}
 	children := make([]*mpChild, procs)
 	for i := range children {
 		children[i] = startChild(tb, "bench", env...)
@@ -980,7 +983,7 @@ func TestPostgresFanOutTable(t *testing.T) {
 			pick[n] = true
 		}
 	}
-	table := "\n| workload | workers/process | processes | seconds | steps/s | vs 1 process | functions/group |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+	table := "\n| workload | workers/process | committers | processes | seconds | steps/s | vs 1 process | functions/group |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
 	for wi, w := range benchWorkloads {
 		if len(pick) > 0 && !pick[wi] {
 			continue
@@ -995,7 +998,7 @@ func TestPostgresFanOutTable(t *testing.T) {
 			if procs == 1 {
 				one = rate
 			}
-			table += fmt.Sprintf("| %s | %d | %d | %.2f | %.0f | %.2fx | %.1f |\n", w.name, w.conc, procs, ds[1].Seconds(), rate, rate/one, group)
+			table += fmt.Sprintf("| %s | %d | %d | %d | %.2f | %.0f | %.2fx | %.1f |\n", w.name, w.conc, w.committers, procs, ds[1].Seconds(), rate, rate/one, group)
 		}
 	}
 	t.Log(table)

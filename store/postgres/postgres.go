@@ -167,7 +167,11 @@ type Options struct {
 	// Update a transaction of its own.
 	MaxBatch int
 	// Committers is how many groups of Updates run at once, each on a
-	// connection of its own. Zero means DefaultCommitters.
+	// connection of its own. Zero means DefaultCommitters (one). More help
+	// a process whose workers run many independent runs (each group waits
+	// on round trips the others need not wait for), and hurt one whose
+	// workers share a run: its groups then split its steps between them
+	// and queue on its row.
 	Committers int
 	// Logger receives what the store tells an operator: a COMMIT whose
 	// outcome had to be looked up after the connection broke. Nil means
@@ -181,7 +185,7 @@ const DefaultMaxBatch = 64
 
 // DefaultCommitters is how many groups of Updates run at once when
 // Options.Committers is zero.
-const DefaultCommitters = 4
+const DefaultCommitters = 1
 
 func (o *Options) withDefaults() error {
 	if o.Schema == "" {
