@@ -1221,3 +1221,23 @@ func TestURLStepCompensationNamesHandler(t *testing.T) {
 		t.Errorf("Create: %v\nwant %s", err, want)
 	}
 }
+
+// TestListBadOptions: a negative limit, an unknown state or a bad cursor is a
+// *ValidationError naming the option.
+func TestListBadOptions(t *testing.T) {
+	eng := newEngine(t)
+	for _, tc := range []struct {
+		o    dagflow.ListOptions
+		path string
+	}{
+		{dagflow.ListOptions{Limit: -1}, "limit"},
+		{dagflow.ListOptions{State: "sleeping"}, "state"},
+		{dagflow.ListOptions{After: "not-a-cursor"}, "after"},
+	} {
+		_, err := eng.List(ctxT(t), tc.o)
+		var ve *dagflow.ValidationError
+		if !errors.As(err, &ve) || len(ve.Problems) != 1 || ve.Problems[0].Path != tc.path || ve.Of != "list query" {
+			t.Errorf("List(%+v) = %v, want a *ValidationError of the list query at %q", tc.o, err, tc.path)
+		}
+	}
+}

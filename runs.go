@@ -299,26 +299,35 @@ func (e *Engine) Wait(ctx context.Context, id string) (*Status, error) {
 			}
 			return st, nil
 		}
-		var poll <-chan time.Time
-		if e.lease > 0 {
-			// Another engine may end the run, and its notification may be
-			// lost: look again now and then.
-			t := time.NewTimer(e.cfg.poll)
-			defer t.Stop()
-			poll = t.C
-		}
-		select {
-		case <-ch:
-		case <-poll:
-			e.waits.remove(id, ch)
-		case <-ctx.Done():
-			e.waits.remove(id, ch)
-			return nil, ctx.Err()
-		case <-e.ctx.Done():
-			e.waits.remove(id, ch)
-			return nil, ErrClosed
+		if err := e.awaitChange(ctx, id, ch); err != nil {
+			return nil, err
 		}
 	}
+}
+
+// awaitChange waits for word that run id changed on ch, or, on a shared
+// store, where another engine may end the run and its notification may be
+// lost, for a while.
+func (e *Engine) awaitChange(ctx context.Context, id string, ch chan struct{}) error {
+	var poll <-chan time.Time
+	if e.lease > 0 {
+		t := time.NewTimer(e.cfg.poll)
+		defer t.Stop()
+		poll = t.C
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-poll:
+	case <-ctx.Done():
+		e.waits.remove(id, ch)
+		return ctx.Err()
+	case <-e.ctx.Done():
+		e.waits.remove(id, ch)
+		return ErrClosed
+	}
+	e.waits.remove(id, ch)
+	return nil
 }
 
 // endedStatus returns the status of a run that is completed, failed or
@@ -398,7 +407,9 @@ type RunSummary struct {
 	Error string `json:"error,omitempty"`
 }
 
-// List returns a page of runs, newest first.
+// List returns a page of runs, newest first. Bad options (a negative Limit,
+// an unknown State, an After that is not a page's cursor) get a
+// *ValidationError.
 func (e *Engine) List(ctx context.Context, o ListOptions) (*RunList, error) {
 	if e.closed.Load() {
 		return nil, ErrClosed
@@ -406,7 +417,7 @@ func (e *Engine) List(ctx context.Context, o ListOptions) (*RunList, error) {
 	limit := o.Limit
 	switch {
 	case limit < 0:
-		return nil, fmt.Errorf("dagflow: List: Limit %d is negative", limit)
+		return nil, &ValidationError{Of: "list query", Problems: []Problem{{"limit", fmt.Sprintf("%d is negative", limit)}}}
 	case limit == 0:
 		limit = 100
 	}
@@ -416,12 +427,12 @@ func (e *Engine) List(ctx context.Context, o ListOptions) (*RunList, error) {
 	case StatePending, StateRunning, StateCompleted, StateFailed, StateCancelled:
 		q.State = store.RunState(o.State)
 	default:
-		return nil, fmt.Errorf("dagflow: List: unknown state %q", o.State)
+		return nil, &ValidationError{Of: "list query", Problems: []Problem{{"state", fmt.Sprintf("%s is not a run state (pending, running, completed, failed, cancelled)", quote(string(o.State)))}}}
 	}
 	if o.After != "" {
 		c, err := decodeCursor(o.After)
 		if err != nil {
-			return nil, fmt.Errorf("dagflow: List: bad After: %w", err)
+			return nil, &ValidationError{Of: "list query", Problems: []Problem{{"after", fmt.Sprintf("is not the cursor of a page (the Next of the page before): %v", err)}}}
 		}
 		q.Before = c
 	}

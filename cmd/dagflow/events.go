@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -15,7 +16,7 @@ import (
 	"github.com/dagflow/dagflow/store"
 )
 
-const sendEventHelp = `Usage: dagflow send-event [--db FILE] NAME KEY [PAYLOAD.json]
+const sendEventHelp = `Usage: dagflow send-event [--db FILE | --url URL] NAME KEY [PAYLOAD.json]
 
 Send-event sends an event to the runs in the database: every step waiting for
 an event named NAME ("waitForEvent": {"name": NAME, "key": "context.orderId"})
@@ -38,9 +39,14 @@ they print its status, say on stderr what it waits for, and exit 1. Another
 command that holds the database can be interrupted (Ctrl-C leaves its runs
 unfinished in the database, for 'dagflow resume').
 
+With --url, the event goes to a running 'dagflow serve' at URL (POST
+URL/v1/events, with the bearer token of DAGFLOW_API_TOKEN when it is set)
+instead of a database: the steps it completes go on at once, in serve. It
+prints the event's name and key as serve accepted them.
+
 Exit status: 0 sent (also when no step waits for it yet), 2 a bad name,
 key or payload, or no such database, 3 the database is in use or cannot be
-opened.
+opened, or serve could not be reached or refused the event for another reason.
 `
 
 // received names a step (or map item) that an event completed.
@@ -54,6 +60,7 @@ func (c *cli) cmdSendEvent(ctx context.Context, args []string) error {
 	fs := c.newFlagSet("send-event", sendEventHelp)
 	var f dbFlags
 	f.register(c, fs)
+	url := fs.String("url", "", "send the event to the 'dagflow serve' at this URL, not to a database")
 	pos, err := c.parse(fs, args, 2, 3)
 	if err != nil {
 		return err
@@ -66,6 +73,9 @@ func (c *cli) cmdSendEvent(ctx context.Context, args []string) error {
 		if ev.Payload, err = readPayload(pos[2]); err != nil {
 			return err
 		}
+	}
+	if *url != "" {
+		return c.sendEventTo(ctx, *url, ev)
 	}
 	eng, err := c.open(&f, openQuiet)
 	if err != nil {
@@ -112,6 +122,55 @@ func (c *cli) cmdSendEvent(ctx context.Context, args []string) error {
 		c.note(f.db, "the runs go on when a command next opens the database: 'dagflow resume%s'", dbArg(f.db))
 	}
 	return nil
+}
+
+// sendEventTo sends ev to the /v1 API of a dagflow serve at base.
+func (c *cli) sendEventTo(ctx context.Context, base string, ev dagflow.Event) error {
+	body, err := json.Marshal(struct {
+		Name    string          `json:"name"`
+		Key     string          `json:"key"`
+		Payload json.RawMessage `json:"payload,omitempty"`
+	}{ev.Name, ev.Key, ev.Payload})
+	if err != nil {
+		return inputError("send-event: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(base, "/")+"/v1/events", bytes.NewReader(body))
+	if err != nil {
+		return inputError("send-event: --url %q: %v", base, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if tok := os.Getenv("DAGFLOW_API_TOKEN"); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return opError("send-event: %v", err)
+	}
+	defer resp.Body.Close()
+	reply, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return opError("send-event: reading serve's answer: %v", err)
+	}
+	if resp.StatusCode != http.StatusAccepted {
+		var e struct {
+			Error string `json:"error"`
+		}
+		msg := strings.TrimSpace(string(reply))
+		if json.Unmarshal(reply, &e) == nil && e.Error != "" {
+			msg = e.Error
+		}
+		if resp.StatusCode == http.StatusBadRequest {
+			return inputError("send-event: %s", strings.TrimPrefix(msg, "invalid event: "))
+		}
+		return opError("send-event: %s answered %s: %s", base, resp.Status, msg)
+	}
+	var out any
+	if err := json.Unmarshal(reply, &out); err != nil {
+		return opError("send-event: serve's answer is not JSON: %v", err)
+	}
+	return c.printJSON(out)
 }
 
 // readPayload reads an event's payload file ("-" is stdin): a JSON value.

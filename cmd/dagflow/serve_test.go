@@ -123,6 +123,25 @@ func TestServeAPI(t *testing.T) {
 		}
 		// An event nobody waits for is kept, and accepted.
 		p.call(t, "POST", "/v1/events", `{"name": "order-approved", "key": "nobody"}`).want(t, 202)
+
+		// The command sends an event to serve by its URL, with the token.
+		p.call(t, "POST", "/v1/workflows", approvalFlow("evt-2", "order_10", j.url, "")).want(t, 201)
+		p.waitState(t, "evt-2", func(st *dagflow.Status) bool { return st.Steps[0].State == dagflow.StateWaiting })
+		payload := filepath.Join(t.TempDir(), "approval.json")
+		if err := os.WriteFile(payload, []byte(`{"approvedBy": "grace"}`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r := dagflowEnv(t, env("DAGFLOW_API_TOKEN="+apiToken), "send-event", "--url", p.url, "order-approved", "order_10", payload)
+		r.want(t, 0)
+		if !strings.Contains(r.stdout, `"order_10"`) {
+			t.Errorf("send-event --url printed %q", r.stdout)
+		}
+		st = p.call(t, "GET", "/v1/workflows/evt-2?wait=30s", "").want(t, 200).runStatus(t)
+		if st.State != dagflow.StateCompleted || compact(st.Results["approval"]) != `{"approvedBy":"grace"}` {
+			t.Errorf("after send-event --url: %s, approval result %s", st.State, st.Results["approval"])
+		}
+		dagflowEnv(t, env("DAGFLOW_API_TOKEN=wrong"), "send-event", "--url", p.url, "order-approved", "x").want(t, 3, "401")
+		dagflowEnv(t, env("DAGFLOW_API_TOKEN="+apiToken), "send-event", "--url", p.url, " ", "x").want(t, 2, "NAME is empty")
 	})
 
 	t.Run("ids with slash and percent", func(t *testing.T) {

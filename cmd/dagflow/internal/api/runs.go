@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/dagflow/dagflow"
@@ -119,8 +118,7 @@ func (a *API) list(r *http.Request, _ []byte) (int, any, error) {
 		o.Limit = n
 	}
 	list, err := a.eng.List(r.Context(), o)
-	// List's error for a bad cursor has no type of its own.
-	if err != nil && o.After != "" && strings.Contains(err.Error(), "bad After") {
+	if ve, ok := errors.AsType[*dagflow.ValidationError](err); ok && len(ve.Problems) > 0 && ve.Problems[0].Path == "after" {
 		return 0, nil, errorf(http.StatusBadRequest, "after=%q: not the cursor of a page (the \"next\" of the page before)", o.After)
 	}
 	return http.StatusOK, list, err
