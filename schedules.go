@@ -8,8 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/robfig/cron/v3"
-
+	"github.com/dagflow/dagflow/internal/cron"
 	"github.com/dagflow/dagflow/internal/flow"
 	"github.com/dagflow/dagflow/store"
 )
@@ -43,9 +42,6 @@ type ScheduleInfo struct {
 	Last time.Time `json:"last,omitzero"`
 }
 
-// cronParser reads standard five-field expressions and descriptors.
-var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
 // parseSchedule reads a schedule's expression in its time zone.
 func parseSchedule(expr, tz string) (cron.Schedule, *time.Location, []Problem) {
 	var ps []Problem
@@ -62,7 +58,7 @@ func parseSchedule(expr, tz string) (cron.Schedule, *time.Location, []Problem) {
 		ps = append(ps, Problem{Path: "cron", Message: "give the time zone in timezone, not in the expression"})
 		return nil, loc, ps
 	}
-	sched, err := cronParser.Parse(expr)
+	sched, err := cron.Parse(expr)
 	if err != nil {
 		ps = append(ps, Problem{Path: "cron", Message: fmt.Sprintf("%s is not a cron expression: %v", quote(expr), err)})
 	}
