@@ -80,6 +80,10 @@ func (e *Engine) Schedule(ctx context.Context, s Schedule) error {
 	}
 	sched, loc, sps := parseSchedule(s.Cron, s.Timezone)
 	ps = append(ps, sps...)
+	now := e.now()
+	if sched != nil && sched.Next(now.In(loc)).IsZero() {
+		ps = append(ps, Problem{Path: "cron", Message: fmt.Sprintf("%s never fires (no tick in the next five years)", quote(s.Cron))})
+	}
 	w := s.Workflow
 	if w.ID != "" {
 		ps = append(ps, Problem{Path: "workflow.id", Message: "is set by each tick (<scheduleId>/<time>): leave it empty"})
@@ -99,7 +103,6 @@ func (e *Engine) Schedule(ctx context.Context, s Schedule) error {
 	if err != nil {
 		return fmt.Errorf("dagflow: Schedule %q: %w", s.ID, err)
 	}
-	now := e.now()
 	rec := store.Schedule{ID: s.ID, Cron: s.Cron, Timezone: s.Timezone, Workflow: spec, CreatedAt: now,
 		NextAt: sched.Next(now.In(loc)).UTC()}
 	err = e.store.Update(ctx, func(tx store.Tx) error {
@@ -184,6 +187,9 @@ func (e *Engine) tickSchedules(tx store.Tx, x *flow.Txn, now time.Time) (time.Ti
 	}
 	var next time.Time
 	for _, s := range list {
+		if s.NextAt.IsZero() {
+			continue // no tick to come
+		}
 		if s.NextAt.After(now) {
 			if next.IsZero() || s.NextAt.Before(next) {
 				next = s.NextAt
@@ -198,7 +204,7 @@ func (e *Engine) tickSchedules(tx store.Tx, x *flow.Txn, now time.Time) (time.Ti
 		tick := s.NextAt
 		for range maxMissedTicks {
 			n := sched.Next(tick.In(loc))
-			if n.After(now) {
+			if n.IsZero() || n.After(now) {
 				break
 			}
 			tick = n

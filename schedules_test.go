@@ -117,6 +117,7 @@ func TestScheduleBadInput(t *testing.T) {
 		{dagflow.Schedule{ID: "a/b", Cron: "@hourly", Workflow: ok}, `id: "a/b" contains "/", which the ids of its runs (<scheduleId>/<time>) reserve`},
 		{dagflow.Schedule{ID: "x", Cron: "61 * * * *", Workflow: ok}, `cron: "61 * * * *" is not a cron expression`},
 		{dagflow.Schedule{ID: "x", Cron: "* * *", Workflow: ok}, `cron: "* * *" is not a cron expression`},
+		{dagflow.Schedule{ID: "x", Cron: "0 0 30 2 *", Workflow: ok}, `cron: "0 0 30 2 *" never fires`},
 		{dagflow.Schedule{ID: "x", Cron: "@hourly", Timezone: "Mars/Olympus", Workflow: ok}, `timezone: unknown time zone "Mars/Olympus"`},
 		{dagflow.Schedule{ID: "x", Cron: "@hourly", Workflow: dagflow.Workflow{Steps: []dagflow.Step{{ID: "a"}}}}, "workflow.steps[0]: needs a url"},
 		{dagflow.Schedule{ID: "x", Cron: "@hourly", Workflow: dagflow.Workflow{ID: "mine", Steps: ok.Steps}}, "workflow.id: is set by each tick"},

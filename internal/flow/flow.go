@@ -180,7 +180,7 @@ type Txn struct {
 	// order, with their runs (see Continue).
 	readied     []store.Ref
 	readiedRuns []*runState
-	taken       int // of readied, claimed by Continue
+	taken       int         // of readied, claimed by Continue
 	spare       []*runState // kept by Reset for track
 }
 
