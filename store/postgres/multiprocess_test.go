@@ -433,6 +433,8 @@ type mpChild struct {
 	err     error         // how it exited, once exited is closed
 	pid     int
 	stderr  string // its standard error's file
+	omu     sync.Mutex
+	out     []string // the lines of its standard output that are not "mp:" lines
 }
 
 func startChild(t testing.TB, mode string, env ...string) *mpChild {
@@ -465,7 +467,13 @@ func startChild(t testing.TB, mode string, env ...string) *mpChild {
 		for sc.Scan() {
 			if line, ok := strings.CutPrefix(sc.Text(), "mp:"); ok {
 				c.lines <- line
+				continue
 			}
+			// The child's test output (a t.Fatal, say) goes with its
+			// standard error, for tail.
+			c.omu.Lock()
+			c.out = append(c.out, sc.Text())
+			c.omu.Unlock()
 		}
 		close(c.lines)
 		c.err = cmd.Wait()
@@ -507,9 +515,12 @@ func (c *mpChild) expect(t testing.TB, want string, timeout time.Duration) strin
 	return ""
 }
 
-// tail returns the end of the child's standard error.
+// tail returns the end of the child's standard error and test output.
 func (c *mpChild) tail() string {
 	b, _ := os.ReadFile(c.stderr)
+	c.omu.Lock()
+	b = append(b, strings.Join(c.out, "\n")...)
+	c.omu.Unlock()
 	if len(b) > 4000 {
 		b = b[len(b)-4000:]
 	}
