@@ -229,8 +229,10 @@ func TestEventRetention(t *testing.T) {
 	ctx := ctxT(t)
 	gate := make(chan struct{})
 	mustHandle(t, eng, "gate", func(ctx context.Context, in dagflow.Input) (any, error) { <-gate; return nil, nil })
+	gateStep := handlerStep("gate", "gate")
+	gateStep.Timeout = 24 * time.Hour // it runs while the clock moves on
 	if _, err := eng.Create(ctx, dagflow.Workflow{ID: "r", Context: json.RawMessage(`{"k":"a"}`), Steps: []dagflow.Step{
-		handlerStep("gate", "gate"),
+		gateStep,
 		{ID: "wait", DependsOn: []string{"gate"}, WaitForEvent: &dagflow.WaitForEvent{Name: "e", Key: "context.k"}},
 	}}); err != nil {
 		t.Fatal(err)
