@@ -943,6 +943,18 @@ func benchCluster(tb testing.TB, w benchWorkload, procs, reps int, each func(i i
 		g, f := logStats(tb, c)
 		groups, fns = groups+g, fns+f
 	}
+	// Stop the children now, not when the test ends: their connections
+	// would add up over the table's clusters.
+	for _, c := range children {
+		c.closeIn()
+	}
+	for _, c := range children {
+		select {
+		case <-c.exited:
+		case <-time.After(20 * time.Second):
+			c.cmd.Process.Kill()
+		}
+	}
 	return float64(fns) / float64(max(groups, 1))
 }
 
