@@ -1290,15 +1290,6 @@ func TestPostgresLeaseLost(t *testing.T) {
 // attempt is given back, and another engine runs the step at once (told by
 // a notification), without counting the cut attempt.
 func TestPostgresCloseHandsOver(t *testing.T) {
-	if os.Getenv("DAGFLOW_PG_KNOWN_BUGS") != "1" {
-		// The engine's notifier (leases.go, notifier.start) returns when
-		// the engine's context is cancelled, before Close's workers give
-		// their attempts back (worker.go, finish: Release), so the
-		// ChangeDue of the handed-back step is never sent and the other
-		// engine finds the step only at its next poll (30 s here). The
-		// engine before the redesign sent such late notifications at once.
-		t.Skip("known engine bug: a step handed back by Close is not notified; set DAGFLOW_PG_KNOWN_BUGS=1 to run")
-	}
 	schema := pgSchema(t)
 	started := make(chan string, 4)
 	step := func(name string) dagflow.HandlerFunc {
