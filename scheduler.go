@@ -196,8 +196,11 @@ func (s *scheduler) pass() {
 		s.more = false
 		now := e.now()
 		switch {
-		case !next.IsZero() && !next.After(now) && s.free.Load() == 0:
-			s.more = true // due now: claimed when a slot frees up
+		case !next.IsZero() && !next.After(now) && n == 0:
+			// Due now, and no slot was free: claimed when one is given
+			// back (release tells the loop, also of a slot given back
+			// since this pass reserved none).
+			s.more = true
 			return
 		case !next.IsZero() && !next.After(now):
 			// Due now, a slot free, yet nothing claimed: another engine
