@@ -53,6 +53,8 @@ type Engine struct {
 	waits   waiters        // Wait calls
 	parked  parking        // steps waiting for a handler
 	notes   notifier       // changes to tell other engines
+
+	pruneFrom *store.Cursor // owned by the scheduler's loop: where prune goes on
 }
 
 // errClosing is the cause of the engine context's cancellation.

@@ -10,8 +10,12 @@ import (
 // WithRetention) runs that ended longer ago than that, are deleted in the
 // background, a batch at a time, by the scheduler's loop.
 
-// pruneBatch is how many runs or events one transaction of prune deletes.
-const pruneBatch = 100
+// pruneBatch is how many runs or events one transaction of prune deletes;
+// it reads at most prunePages pages of pruneBatch ended runs to find them.
+const (
+	pruneBatch = 100
+	prunePages = 10
+)
 
 // prune deletes a batch of old events and runs, and returns when it should
 // run next.
@@ -29,24 +33,43 @@ func (e *Engine) prune() time.Time {
 	})
 	if err == nil && e.cfg.retention > 0 {
 		var deleted []string
+		var more bool
+		var resume *store.Cursor
 		err = e.store.Update(e.ctx, func(tx store.Tx) error {
-			deleted = deleted[:0]
-			runs, err := tx.Runs(store.RunQuery{EndedBefore: now.Add(-e.cfg.retention), Limit: pruneBatch})
-			if err != nil {
-				return err
-			}
-			for _, r := range runs {
-				if r.Parent != "" {
-					continue // goes with its parent
-				}
-				if err := deleteRun(tx, r.ID); err != nil {
+			deleted, more, resume = deleted[:0], false, e.pruneFrom
+			for range prunePages {
+				runs, err := tx.Runs(store.RunQuery{EndedBefore: now.Add(-e.cfg.retention), Before: resume, Limit: pruneBatch})
+				if err != nil {
 					return err
 				}
-				deleted = append(deleted, r.ID)
+				for _, r := range runs {
+					if r.Parent != "" {
+						continue // goes with its parent
+					}
+					if err := deleteRun(tx, r.ID); err != nil {
+						return err
+					}
+					deleted = append(deleted, r.ID)
+				}
+				more = len(runs) == pruneBatch
+				if !more {
+					resume = nil
+					return nil
+				}
+				last := runs[len(runs)-1]
+				resume = &store.Cursor{CreatedAt: last.CreatedAt, ID: last.ID}
+				if len(deleted) >= pruneBatch {
+					return nil
+				}
 			}
-			full = full || len(runs) == pruneBatch
 			return nil
 		})
+		if err == nil {
+			// Child runs whose parents are kept fill pages: the next pass
+			// goes on after them rather than read them again.
+			e.pruneFrom = resume
+			full = full || more
+		}
 		for _, id := range deleted {
 			e.runs.forget(id)
 			e.notify(store.Change{Kind: store.ChangeRun, RunID: id})

@@ -524,3 +524,49 @@ func TestRerunRefusals(t *testing.T) {
 		t.Errorf("generation %d after Rerun", st.Generation)
 	}
 }
+
+// TestRetentionPastChildren: ended child runs of a parent that is still
+// running fill more than a page of the oldest ended runs; retention goes on
+// past them and deletes an older run, and keeps the parent and its
+// children.
+func TestRetentionPastChildren(t *testing.T) {
+	eng, clock := dagflowtest.NewEngine(t, dagflow.WithRetention(time.Hour))
+	ctx := ctxT(t)
+	mustHandle(t, eng, "ok", dagflowtest.Script().Handler)
+	hold := make(chan struct{})
+	mustHandle(t, eng, "hold", func(ctx context.Context, in dagflow.Input) (any, error) { <-hold; return nil, nil })
+	defer close(hold)
+	if _, err := eng.Create(ctx, dagflow.Workflow{ID: "old", Steps: []dagflow.Step{handlerStep("a", "ok")}}); err != nil {
+		t.Fatal(err)
+	}
+	dagflowtest.RequireCompleted(t, eng, "old")
+	clock.Advance(time.Second)
+	items, _ := json.Marshal(make([]int, 250))
+	last := handlerStep("last", "hold")
+	last.DependsOn, last.Timeout = []string{"each"}, 24*time.Hour
+	if _, err := eng.Create(ctx, dagflow.Workflow{ID: "p", Context: json.RawMessage(`{"n":` + string(items) + `}`), Steps: []dagflow.Step{
+		{ID: "each", Map: &dagflow.Map{Items: dagflow.MapItems{Path: "context.n"}},
+			Workflow: &dagflow.Workflow{Steps: []dagflow.Step{handlerStep("w", "ok")}}},
+		last,
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	dagflowtest.WaitFor(t, eng, "p", func(st *dagflow.Status) bool { return stepOf(st, "last").State == dagflow.StateRunning })
+	clock.Advance(2 * time.Hour) // the old run and the children at once
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		clock.Advance(2 * time.Minute)
+		time.Sleep(5 * time.Millisecond)
+		if _, err := eng.Status(ctx, "old"); errors.Is(err, dagflow.ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the old run, behind 250 ended child runs of a running parent, was not deleted")
+		}
+	}
+	for _, id := range []string{"p", "p/each/0", "p/each/249"} {
+		if _, err := eng.Status(ctx, id); err != nil {
+			t.Errorf("Status(%s) = %v: retention deleted what it must keep", id, err)
+		}
+	}
+}
