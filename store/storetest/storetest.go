@@ -363,6 +363,14 @@ func testReadOnly(t *testing.T, s store.Store) {
 			"PutAttempt": tx.PutAttempt(store.Attempt{RunID: "r", Index: 0, Number: 1}),
 			"PutWebhook": tx.PutWebhook(store.Webhook{ID: "w", RunID: "r"}),
 			"DeleteRun":  tx.DeleteRun("r"),
+			"PutEvent":   tx.PutEvent(store.Event{Name: "e", Key: "k", ID: "e1", Payload: json.RawMessage(`1`), SentAt: at(0)}),
+			"DeleteEvents": func() error {
+				_, err := tx.DeleteEvents(at(100), 10)
+				return err
+			}(),
+			"PutSchedule":    tx.PutSchedule(store.Schedule{ID: "s", Cron: "@hourly", Workflow: json.RawMessage(`{}`), NextAt: at(1)}),
+			"DeleteSchedule": tx.DeleteSchedule("s"),
+			"PutSlots":       tx.PutSlots(store.Slots{Key: "k", Holders: []string{"r"}}),
 		} {
 			if !errors.Is(err, store.ErrReadOnly) {
 				t.Errorf("%s in View = %v, want ErrReadOnly", name, err)
