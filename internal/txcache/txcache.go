@@ -111,12 +111,23 @@ func (t *Tx) Items(runID string, index int) ([]store.Step, error) {
 	return t.Tx.Items(runID, index)
 }
 
-// DueSteps writes the changed records, then lists the due ones.
+// DueSteps writes the changed records, then lists the due ones, and keeps
+// them: the caller reads each again to act on it.
 func (t *Tx) DueSteps(now time.Time, max int) ([]store.Step, error) {
 	if err := t.Flush(); err != nil {
 		return nil, err
 	}
-	return t.Tx.DueSteps(now, max)
+	due, err := t.Tx.DueSteps(now, max)
+	for i := range due {
+		if len(t.recs) == maxRecords {
+			break
+		}
+		st := &due[i]
+		if k := (key{st.RunID, st.Index, st.Item}); t.find(k) < 0 {
+			t.recs = append(t.recs, entry{k: k, st: *st})
+		}
+	}
+	return due, err
 }
 
 // NextDue writes the changed records, then asks the store.

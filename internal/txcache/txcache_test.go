@@ -154,6 +154,7 @@ func TestListingsSeeChanges(t *testing.T) {
 		if len(due) != 1 || due[0].Index != 1 {
 			t.Errorf("DueSteps = %v, want step 1, changed in the cache", due)
 		}
+
 		steps, err := w.Steps("r")
 		if err != nil {
 			return err
@@ -241,4 +242,31 @@ func TestReset(t *testing.T) {
 		return nil
 	})
 	checkAttempts(t, s, 0, 0)
+}
+
+func TestDueStepsKept(t *testing.T) {
+	now := time.Unix(1000, 0)
+	s := newStore(t, 1)
+	inTx(t, s, func(w *txcache.Tx, c *counting) error {
+		st, err := w.Step("r", 0, 0)
+		if err != nil {
+			return err
+		}
+		st.State, st.DueAt = store.StepReady, now
+		return w.PutStep(st)
+	})
+	inTx(t, s, func(w *txcache.Tx, c *counting) error {
+		due, err := w.DueSteps(now, 10)
+		if err != nil || len(due) != 1 {
+			t.Fatalf("DueSteps = %v, %v", due, err)
+		}
+		st, err := w.Step("r", 0, 0)
+		if err != nil {
+			return err
+		}
+		if c.reads != 0 || st.State != store.StepReady {
+			t.Errorf("after DueSteps listed it: %d reads of the store, state %v; want 0 and ready", c.reads, st.State)
+		}
+		return nil
+	})
 }
