@@ -202,71 +202,13 @@ func (v *validator) add(path, format string, args ...any) {
 // levels deep, and returns its graph when its own steps' graph is sound.
 func (v *validator) workflow(w *Workflow, prefix string, depth int) *depGraph {
 	at := func(field string) string { return prefix + field }
-	if depth == 0 {
-		slash := v.e != nil && v.e.slashID
-		if msg := checkID(w.ID, slash); msg != "" {
-			v.add("id", "%s", msg)
-		}
-	} else if w.ID != "" {
-		v.add(at("id"), "a sub-workflow has no id of its own: its run's id is <parentId>/<stepId>")
-	}
-	if msg := checkDuration(w.Timeout); msg != "" {
-		v.add(at("timeout"), "%s", msg)
-	}
-	switch w.OnStepFailure {
-	case "", FailWorkflow, ContinueOnFailure:
-	default:
-		v.add(at("onStepFailure"), "must be %q or %q, not %s", FailWorkflow, ContinueOnFailure, quote(string(w.OnStepFailure)))
-	}
-	switch w.PreviousSteps {
-	case "", PreviousAncestors, PreviousAll:
-	default:
-		v.add(at("previousSteps"), "must be %q or %q, not %s", PreviousAncestors, PreviousAll, quote(string(w.PreviousSteps)))
-	}
-	if c := bytes.TrimSpace(w.Context); len(c) > 0 && string(c) != "null" {
-		if !json.Valid(c) {
-			v.add(at("context"), "is not valid JSON")
-		} else if !utf8.Valid(c) {
-			v.add(at("context"), "is not valid UTF-8")
-		} else if c[0] != '{' {
-			v.add(at("context"), "must be a JSON object, not %s", path.Kind(c))
-		}
-	}
-	for _, hook := range []struct{ name, u string }{{"onComplete", w.OnComplete}, {"onError", w.OnError}} {
-		if hook.u != "" {
-			if msg := checkURL(hook.u, v.e); msg != "" {
-				v.add(at(hook.name), "%s", msg)
-			}
-		}
-	}
-	if c := w.Concurrency; c != nil {
-		if c.Limit < 1 {
-			v.add(at("concurrency.limit"), "must be at least 1, got %d", c.Limit)
-		}
-		if p, err := path.Parse(c.Key, nil); err != nil {
-			v.add(at("concurrency.key"), "%s", err)
-		} else if p.Step != "" {
-			v.add(at("concurrency.key"), "%s: a concurrency key comes from the context (context.<field>): no step has run when the run is created", quote(c.Key))
-		}
-	}
+	v.fields(w, at, depth)
 	if len(w.Steps) == 0 {
 		v.add(at("steps"), "a workflow needs at least one step")
 		return nil
 	}
 
-	index := make(map[string]int32, len(w.Steps))
-	for i := range w.Steps {
-		s := &w.Steps[i]
-		if msg := checkID(s.ID, false); msg != "" {
-			v.add(at(fmt.Sprintf("steps[%d].id", i)), "%s", msg)
-			continue
-		}
-		if j, dup := index[s.ID]; dup {
-			v.add(at(fmt.Sprintf("steps[%d].id", i)), "duplicate step id %q (also steps[%d])", s.ID, j)
-			continue
-		}
-		index[s.ID] = int32(i)
-	}
+	index := v.stepIndex(w, at)
 	var ids []string // built only when a suggestion is needed
 	ndeps := 0
 	for i := range w.Steps {
@@ -348,22 +290,7 @@ func (v *validator) workflow(w *Workflow, prefix string, depth int) *depGraph {
 		cycles = graph.Cycles(len(w.Steps), func(i int) []int32 { return g.deps(i) })
 	}
 	for _, c := range cycles {
-		// Name the cycle in the order the steps would run, starting from
-		// its first step in the workflow, so that the name does not depend
-		// on where the search entered the cycle.
-		c = c[:len(c)-1]
-		start := 0
-		for k, i := range c {
-			if i < c[start] {
-				start = k
-			}
-		}
-		names := make([]string, 0, len(c)+1)
-		for k := range c {
-			names = append(names, w.Steps[c[(start-k+len(c))%len(c)]].ID)
-		}
-		names = append(names, names[0])
-		v.add(strings.TrimSuffix(prefix, "."), "cycle: %s", strings.Join(names, " -> "))
+		v.add(strings.TrimSuffix(prefix, "."), "cycle: %s", cycleName(w, c))
 	}
 	if len(cycles) == 0 {
 		for _, u := range paths {
@@ -377,6 +304,95 @@ func (v *validator) workflow(w *Workflow, prefix string, depth int) *depGraph {
 		}
 	}
 	return g
+}
+
+// fields checks the workflow's own fields: its id, timeout, policies,
+// context, webhooks and concurrency key.
+func (v *validator) fields(w *Workflow, at func(string) string, depth int) {
+	if depth == 0 {
+		slash := v.e != nil && v.e.slashID
+		if msg := checkID(w.ID, slash); msg != "" {
+			v.add("id", "%s", msg)
+		}
+	} else if w.ID != "" {
+		v.add(at("id"), "a sub-workflow has no id of its own: its run's id is <parentId>/<stepId>")
+	}
+	if msg := checkDuration(w.Timeout); msg != "" {
+		v.add(at("timeout"), "%s", msg)
+	}
+	switch w.OnStepFailure {
+	case "", FailWorkflow, ContinueOnFailure:
+	default:
+		v.add(at("onStepFailure"), "must be %q or %q, not %s", FailWorkflow, ContinueOnFailure, quote(string(w.OnStepFailure)))
+	}
+	switch w.PreviousSteps {
+	case "", PreviousAncestors, PreviousAll:
+	default:
+		v.add(at("previousSteps"), "must be %q or %q, not %s", PreviousAncestors, PreviousAll, quote(string(w.PreviousSteps)))
+	}
+	if c := bytes.TrimSpace(w.Context); len(c) > 0 && string(c) != "null" {
+		if !json.Valid(c) {
+			v.add(at("context"), "is not valid JSON")
+		} else if !utf8.Valid(c) {
+			v.add(at("context"), "is not valid UTF-8")
+		} else if c[0] != '{' {
+			v.add(at("context"), "must be a JSON object, not %s", path.Kind(c))
+		}
+	}
+	for _, hook := range []struct{ name, u string }{{"onComplete", w.OnComplete}, {"onError", w.OnError}} {
+		if hook.u != "" {
+			if msg := checkURL(hook.u, v.e); msg != "" {
+				v.add(at(hook.name), "%s", msg)
+			}
+		}
+	}
+	if c := w.Concurrency; c != nil {
+		if c.Limit < 1 {
+			v.add(at("concurrency.limit"), "must be at least 1, got %d", c.Limit)
+		}
+		if p, err := path.Parse(c.Key, nil); err != nil {
+			v.add(at("concurrency.key"), "%s", err)
+		} else if p.Step != "" {
+			v.add(at("concurrency.key"), "%s: a concurrency key comes from the context (context.<field>): no step has run when the run is created", quote(c.Key))
+		}
+	}
+}
+
+// stepIndex checks the steps' ids and returns the index of each unique one.
+func (v *validator) stepIndex(w *Workflow, at func(string) string) map[string]int32 {
+	index := make(map[string]int32, len(w.Steps))
+	for i := range w.Steps {
+		s := &w.Steps[i]
+		if msg := checkID(s.ID, false); msg != "" {
+			v.add(at(fmt.Sprintf("steps[%d].id", i)), "%s", msg)
+			continue
+		}
+		if j, dup := index[s.ID]; dup {
+			v.add(at(fmt.Sprintf("steps[%d].id", i)), "duplicate step id %q (also steps[%d])", s.ID, j)
+			continue
+		}
+		index[s.ID] = int32(i)
+	}
+	return index
+}
+
+// cycleName names a cycle (as graph.Cycles returns it, its first step
+// repeated at the end) in the order its steps would run, starting from its
+// first step in the workflow, so that the name does not depend on where the
+// search entered the cycle.
+func cycleName(w *Workflow, c []int) string {
+	c = c[:len(c)-1]
+	start := 0
+	for k, i := range c {
+		if i < c[start] {
+			start = k
+		}
+	}
+	names := make([]string, 0, len(c)+1)
+	for k := range c {
+		names = append(names, w.Steps[c[(start-k+len(c))%len(c)]].ID)
+	}
+	return strings.Join(append(names, names[0]), " -> ")
 }
 
 // dependsOn reports whether step i depends on step k, directly or not.
