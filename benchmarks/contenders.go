@@ -151,6 +151,7 @@ func prepareDagflow(bolt bool) func(ctx context.Context, w *workload, dir string
 			dagflow.WithConcurrency(concurrency),
 			dagflow.WithLogger(engineLog()),
 			dagflow.WithHandler(noopHandler, noop),
+			dagflow.WithMaxMapItems(100_000), // map100k-mem's list (the default is 10,000)
 		}
 		for _, name := range orderSteps {
 			opts = append(opts, dagflow.WithHandler(name, orderStep(name)))

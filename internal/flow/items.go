@@ -48,15 +48,29 @@ func (x *Txn) beginMap(rs *runState, st *store.Step) error {
 	}
 	st.Items, st.ItemsDone, st.ItemsFailed, st.ItemsRunning, st.ItemsNext = len(list), 0, 0, 0, 0
 	st.State, st.DueAt, st.Error = store.StepWaiting, time.Time{}, ""
+	// The items that start at once are written ready, not written pending
+	// and then again by nextItems (a map of 100,000 items wrote each twice
+	// in one transaction); nextItems starts the others, and any item that
+	// starts a child run.
+	limit := sp.Map.MaxConcurrency
+	startNow := sp.Kind != Child && rs.rec.Phase == store.PhaseActive
 	for i, v := range list {
 		it := store.Step{RunID: rs.rec.ID, Index: st.Index, Item: i + 1, ID: st.ID, State: store.StepPending, Input: v}
 		if keep && old[i].State == store.StepCompleted {
 			st.ItemsDone++
+			if st.ItemsNext == i {
+				st.ItemsNext++
+			}
 			continue // kept as it is
 		}
 		if keep {
 			// A retried item keeps its history but starts a new budget.
 			it.Token, it.Comp = old[i].Token, old[i].Comp
+		}
+		if startNow && st.ItemsNext == i && (limit <= 0 || st.ItemsRunning < limit) {
+			st.ItemsNext++
+			st.ItemsRunning++
+			x.readyItem(rs, &it)
 		}
 		if err := x.put(&it); err != nil {
 			return err
@@ -168,14 +182,19 @@ func (x *Txn) nextItems(rs *runState, st *store.Step) error {
 			}
 			continue
 		}
-		it.State, it.DueAt = store.StepReady, x.now
-		x.readied = append(x.readied, store.Ref{Index: it.Index, Item: it.Item})
-		x.readiedRuns = append(x.readiedRuns, rs)
+		x.readyItem(rs, &it)
 		if err := x.put(&it); err != nil {
 			return err
 		}
 	}
 	return x.mapEnded(rs, st)
+}
+
+// readyItem makes an item ready to claim now; the caller writes it.
+func (x *Txn) readyItem(rs *runState, it *store.Step) {
+	it.State, it.DueAt = store.StepReady, x.now
+	x.readied = append(x.readied, store.Ref{Index: it.Index, Item: it.Item})
+	x.readiedRuns = append(x.readiedRuns, rs)
 }
 
 // itemCompleted records that an item completed with result.
