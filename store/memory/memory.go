@@ -30,12 +30,10 @@ type Store struct {
 	slots     map[string]store.Slots
 
 	// The due index: every step, item and webhook whose DueAt is set has
-	// its due time in dueAt (or hookDueAt) and an entry in the heap. An
-	// entry whose time no longer matches the map is stale and skipped.
-	dueAt     map[stepKey]time.Time
-	hookDueAt map[hookKey]time.Time
-	due       dueHeap // of steps and items
-	hookDue   dueHeap
+	// an entry with that time in a heap. An entry whose time is no longer
+	// its record's DueAt is stale and skipped.
+	due     dueHeap // of steps and items
+	hookDue dueHeap
 	// waiting indexes waiting steps by event name and key.
 	waiting map[string]map[stepKey]bool
 
@@ -72,7 +70,6 @@ func New() *Store {
 	return &Store{
 		runs: map[string]*runData{}, events: map[string][]store.Event{},
 		schedules: map[string]store.Schedule{}, slots: map[string]store.Slots{},
-		dueAt: map[stepKey]time.Time{}, hookDueAt: map[hookKey]time.Time{},
 		waiting: map[string]map[stepKey]bool{},
 	}
 }
@@ -317,20 +314,12 @@ func (t *tx) set(d *runData, index, item int, p *store.Step) {
 func (t *tx) index(old, st *store.Step) {
 	s := t.s
 	k := stepKey{st.RunID, st.Index, st.Item}
-	if prev, had := s.dueAt[k]; !had || !prev.Equal(st.DueAt) {
-		t.log(func() {
-			if had {
-				s.dueAt[k] = prev
-				s.due.push(dueEntry{at: prev, step: k})
-			} else {
-				delete(s.dueAt, k)
-			}
-		})
-		if st.DueAt.IsZero() {
-			delete(s.dueAt, k)
-		} else {
-			s.dueAt[k] = st.DueAt
+	if !old.DueAt.Equal(st.DueAt) {
+		if !st.DueAt.IsZero() {
 			s.due.push(dueEntry{at: st.DueAt, step: k})
+		}
+		if !old.DueAt.IsZero() {
+			t.log(func() { s.due.push(dueEntry{at: old.DueAt, step: k}) })
 		}
 	}
 	oldW, newW := waitKey(old), waitKey(st)
@@ -442,11 +431,19 @@ func (s *Store) popDue(h *dueHeap, now time.Time, max int) []dueEntry {
 // current reports whether a heap entry still says when its record is due.
 func (s *Store) current(e dueEntry) bool {
 	if e.step.run != "" {
-		at, ok := s.dueAt[e.step]
-		return ok && at.Equal(e.at)
+		d, ok := s.runs[e.step.run]
+		if !ok {
+			return false
+		}
+		st := d.slot(e.step.index, e.step.item)
+		return st != nil && !st.DueAt.IsZero() && st.DueAt.Equal(e.at)
 	}
-	at, ok := s.hookDueAt[e.hook]
-	return ok && at.Equal(e.at)
+	d, ok := s.runs[e.hook.run]
+	if !ok {
+		return false
+	}
+	w, ok := d.hooks[e.hook.id]
+	return ok && !w.DueAt.IsZero() && w.DueAt.Equal(e.at)
 }
 
 func (t *tx) NextDue() (time.Time, error) {
@@ -551,23 +548,14 @@ func (t *tx) PutWebhook(w store.Webhook) error {
 func (t *tx) indexHook(old, w store.Webhook) {
 	s := t.s
 	k := hookKey{w.RunID, w.ID}
-	prev, had := s.hookDueAt[k]
-	if had && prev.Equal(w.DueAt) {
+	if old.DueAt.Equal(w.DueAt) {
 		return
 	}
-	t.log(func() {
-		if had {
-			s.hookDueAt[k] = prev
-			s.hookDue.push(dueEntry{at: prev, hook: k})
-		} else {
-			delete(s.hookDueAt, k)
-		}
-	})
-	if w.DueAt.IsZero() {
-		delete(s.hookDueAt, k)
-	} else {
-		s.hookDueAt[k] = w.DueAt
+	if !w.DueAt.IsZero() {
 		s.hookDue.push(dueEntry{at: w.DueAt, hook: k})
+	}
+	if !old.DueAt.IsZero() {
+		t.log(func() { s.hookDue.push(dueEntry{at: old.DueAt, hook: k}) })
 	}
 }
 
@@ -749,6 +737,9 @@ func (h *dueHeap) pop() dueEntry {
 		}
 		a[i], a[small] = a[small], a[i]
 		i = small
+	}
+	if n == 0 {
+		a = nil // let an emptied heap's array go
 	}
 	*h = a
 	return top
