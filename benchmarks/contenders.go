@@ -20,7 +20,8 @@ import (
 // concurrency is the limit on steps running at once given to every
 // contender that has such a knob (-concurrency): errgroup's SetLimit,
 // dagflow's WithConcurrency, go-workflows' MaxParallelActivityTasks and
-// MaxParallelWorkflowTasks, durabletask-go's WithMaxParallelism.
+// MaxParallelWorkflowTasks, durabletask-go's WithMaxParallelism, and the
+// slots the harness gives DBOS's steps (dbos.go).
 var concurrency = 64
 
 // engineLog is the logger given to every engine: errors to stderr, the
@@ -38,10 +39,13 @@ var executed atomic.Int64
 type contender struct {
 	name string
 	// class is the storage class whose dagflow contender the ratio
-	// compares with: "memory" or "file".
-	class   string
-	desc    string
-	prepare func(ctx context.Context, w *workload, dir string) (runner, error)
+	// compares with: "memory", "file" or "postgres".
+	class string
+	desc  string
+	// postgres says the contender needs the PostgreSQL server
+	// (postgres.go); without one it is skipped.
+	postgres bool
+	prepare  func(ctx context.Context, w *workload, dir string) (runner, error)
 }
 
 type runner interface {
@@ -54,9 +58,9 @@ type runner interface {
 var contenders = []*contender{
 	{name: "errgroup", class: "memory", prepare: prepareErrgroup,
 		desc: "a hand-written DAG runner (in-degree counters, a central scheduler, errgroup.SetLimit), no persistence: the floor"},
-	{name: "dagflow-memory", class: "memory", prepare: prepareDagflow(false),
+	{name: "dagflow-memory", class: "memory", prepare: prepareDagflow(onMemory),
 		desc: "dagflow with store/memory"},
-	{name: "dagflow-bolt", class: "file", prepare: prepareDagflow(true),
+	{name: "dagflow-bolt", class: "file", prepare: prepareDagflow(onBolt),
 		desc: "dagflow with store/bolt on a temporary file, fsync on (the default)"},
 	{name: "go-workflows-sqlite-mem", class: "memory", prepare: prepareGoWorkflows(false),
 		desc: "github.com/cschleiden/go-workflows v1.2.0, SQLite backend in memory, monoprocess wrapper"},
@@ -66,6 +70,10 @@ var contenders = []*contender{
 		desc: "github.com/microsoft/durabletask-go v0.5.0, SQLite backend in memory"},
 	{name: "durabletask-sqlite-file", class: "file", prepare: prepareDurableTask(true),
 		desc: "github.com/microsoft/durabletask-go v0.5.0, SQLite backend on a temporary file"},
+	{name: "dagflow-postgres", class: "postgres", postgres: true, prepare: prepareDagflow(onPostgres),
+		desc: "dagflow with store/postgres (its defaults) on a fresh schema of the PostgreSQL server (DAGFLOW_POSTGRES_DSN)"},
+	{name: "dbos-postgres", class: "postgres", postgres: true, prepare: prepareDBOS,
+		desc: "github.com/dbos-inc/dbos-transact-golang v1.9.0 on a fresh schema of the same server: steps with RunAsStep, parallel steps with dbos.Go"},
 }
 
 // ---- errgroup ----
@@ -127,10 +135,21 @@ func runOne(wf *dagflow.Workflow, sh shape) error {
 // ---- dagflow ----
 
 type dagflowRunner struct {
-	w     *workload
-	eng   *dagflow.Engine
-	store *memory.Store
+	w   *workload
+	eng *dagflow.Engine
+	// closeStore closes a store the engine was given (the engine
+	// closes only a store it opened itself); nil for bolt.
+	closeStore func() error
 }
+
+// storage says which store a dagflow contender runs on.
+type storage int
+
+const (
+	onMemory   storage = iota // store/memory
+	onBolt                    // store/bolt on a file in the repetition's directory
+	onPostgres                // store/postgres on a fresh schema
+)
 
 func noop(ctx context.Context, in dagflow.Input) (any, error) {
 	executed.Add(1)
@@ -144,7 +163,7 @@ func orderStep(name string) dagflow.HandlerFunc {
 	}
 }
 
-func prepareDagflow(bolt bool) func(ctx context.Context, w *workload, dir string) (runner, error) {
+func prepareDagflow(on storage) func(ctx context.Context, w *workload, dir string) (runner, error) {
 	return func(ctx context.Context, w *workload, dir string) (runner, error) {
 		r := &dagflowRunner{w: w}
 		opts := []dagflow.Option{
@@ -156,14 +175,26 @@ func prepareDagflow(bolt bool) func(ctx context.Context, w *workload, dir string
 		for _, name := range orderSteps {
 			opts = append(opts, dagflow.WithHandler(name, orderStep(name)))
 		}
-		if bolt {
+		switch on {
+		case onMemory:
+			m := memory.New()
+			r.closeStore = m.Close
+			opts = append(opts, dagflow.WithStore(m))
+		case onBolt:
 			opts = append(opts, dagflow.WithPath(filepath.Join(dir, "dagflow.db")))
-		} else {
-			r.store = memory.New()
-			opts = append(opts, dagflow.WithStore(r.store))
+		case onPostgres:
+			pg, closeStore, err := openPostgresStore(ctx)
+			if err != nil {
+				return nil, err
+			}
+			r.closeStore = closeStore
+			opts = append(opts, dagflow.WithStore(pg))
 		}
 		eng, err := dagflow.Open(opts...)
 		if err != nil {
+			if r.closeStore != nil {
+				err = errors.Join(err, r.closeStore())
+			}
 			return nil, err
 		}
 		r.eng = eng
@@ -198,8 +229,8 @@ func (r *dagflowRunner) runOne(ctx context.Context, wf *dagflow.Workflow) error 
 
 func (r *dagflowRunner) close() error {
 	err := r.eng.Close()
-	if r.store != nil {
-		err = errors.Join(err, r.store.Close())
+	if r.closeStore != nil {
+		err = errors.Join(err, r.closeStore())
 	}
 	return err
 }

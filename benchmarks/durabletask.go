@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/microsoft/durabletask-go/api"
@@ -148,22 +146,16 @@ func prepareDurableTask(file bool) func(ctx context.Context, w *workload, dir st
 
 func (r *dtRunner) run(ctx context.Context) error {
 	ids := make([]api.InstanceID, len(r.w.defs))
-	errs := make([]error, len(r.w.defs))
-	var wg sync.WaitGroup
-	for i := range r.w.defs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			opts := []api.NewOrchestrationOptions{api.WithInstanceID(api.InstanceID(r.w.defs[i].ID))}
-			if r.w.shape == shapeOrder {
-				ids[i], errs[i] = r.c.ScheduleNewOrchestration(ctx, DTOrder, append(opts, api.WithInput(r.w.orders[i]))...)
-			} else {
-				ids[i], errs[i] = r.c.ScheduleNewOrchestration(ctx, DTDAG, append(opts, api.WithInput(r.w.defs[i].ID))...)
-			}
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	err := startAll(r.w, func(i int) (err error) {
+		opts := []api.NewOrchestrationOptions{api.WithInstanceID(api.InstanceID(r.w.defs[i].ID))}
+		if r.w.shape == shapeOrder {
+			ids[i], err = r.c.ScheduleNewOrchestration(ctx, DTOrder, append(opts, api.WithInput(r.w.orders[i]))...)
+		} else {
+			ids[i], err = r.c.ScheduleNewOrchestration(ctx, DTDAG, append(opts, api.WithInput(r.w.defs[i].ID))...)
+		}
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	for _, id := range ids {

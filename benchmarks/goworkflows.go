@@ -221,22 +221,16 @@ func prepareGoWorkflows(file bool) func(ctx context.Context, w *workload, dir st
 
 func (r *gwRunner) run(ctx context.Context) error {
 	insts := make([]*workflow.Instance, len(r.w.defs))
-	errs := make([]error, len(r.w.defs))
-	var wg sync.WaitGroup
-	for i := range r.w.defs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			opts := client.WorkflowInstanceOptions{InstanceID: r.w.defs[i].ID}
-			if r.w.shape == shapeOrder {
-				insts[i], errs[i] = r.c.CreateWorkflowInstance(ctx, opts, GWOrder, r.w.orders[i])
-			} else {
-				insts[i], errs[i] = r.c.CreateWorkflowInstance(ctx, opts, GWDAG, r.w.defs[i].ID)
-			}
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	err := startAll(r.w, func(i int) (err error) {
+		opts := client.WorkflowInstanceOptions{InstanceID: r.w.defs[i].ID}
+		if r.w.shape == shapeOrder {
+			insts[i], err = r.c.CreateWorkflowInstance(ctx, opts, GWOrder, r.w.orders[i])
+		} else {
+			insts[i], err = r.c.CreateWorkflowInstance(ctx, opts, GWDAG, r.w.defs[i].ID)
+		}
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	for _, inst := range insts {

@@ -37,6 +37,9 @@ type config struct {
 	dir        string
 	cmdline    string
 	progress   io.Writer // one line per repetition; nil for none
+	// Set by run: the PostgreSQL server the postgres contenders ran on,
+	// or why they were skipped.
+	postgres, postgresSkipped string
 }
 
 func main() {
@@ -173,6 +176,7 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 		return fmt.Errorf("-contenders: %w", err)
 	}
 	warnIfTmpfs(cfg.dir)
+	cts = checkPostgres(ctx, cfg, cts)
 	mach := machine() // before the run, so that it names the commit that was built
 	start := time.Now()
 	var cells []*cell
@@ -233,6 +237,31 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// checkPostgres connects to the PostgreSQL server once when a contender
+// needs it, and returns the contenders without those that do when it
+// cannot be reached (saying so on the progress writer and in the report).
+func checkPostgres(ctx context.Context, cfg *config, cts []*contender) []*contender {
+	var skipped []string
+	for _, c := range cts {
+		if c.postgres {
+			skipped = append(skipped, c.name)
+		}
+	}
+	if len(skipped) == 0 {
+		return cts
+	}
+	server, err := postgresServer(ctx)
+	if err == nil {
+		cfg.postgres = server
+		return cts
+	}
+	cfg.postgresSkipped = fmt.Sprintf("%s skipped: %v", strings.Join(skipped, ", "), err)
+	if cfg.progress != nil {
+		fmt.Fprintln(cfg.progress, cfg.postgresSkipped)
+	}
+	return slices.DeleteFunc(slices.Clone(cts), func(c *contender) bool { return c.postgres })
 }
 
 func pick[T any](all []T, names []string, name func(T) string) ([]T, error) {

@@ -13,7 +13,14 @@ func report(out io.Writer, cfg *config, mach string, cells []*cell, took time.Du
 	fmt.Fprintf(out, "- command: `%s` (up to %d repetitions per row, fewer once a row has taken %v; the run took %v)\n",
 		cfg.cmdline, cfg.reps, cfg.budget, took.Round(time.Second))
 	fmt.Fprintf(out, "- machine: %s\n", mach)
-	fmt.Fprintf(out, "- concurrency limit %d for every contender that has one; file stores in %s\n\n", concurrency, cfg.dir)
+	fmt.Fprintf(out, "- concurrency limit %d for every contender that has one; file stores in %s\n", concurrency, cfg.dir)
+	if cfg.postgres != "" {
+		fmt.Fprintf(out, "- postgres contenders on %s\n", cfg.postgres)
+	}
+	if cfg.postgresSkipped != "" {
+		fmt.Fprintf(out, "- %s\n", cfg.postgresSkipped)
+	}
+	fmt.Fprintln(out)
 
 	fmt.Fprintln(out, "| workload | contender | steps | reps | time/step (median) | min–max | steps/s | peak heap Δ | peak RSS Δ | vs dagflow |")
 	fmt.Fprintln(out, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -54,7 +61,7 @@ func report(out io.Writer, cfg *config, mach string, cells []*cell, took time.Du
 	}
 	fmt.Fprintln(out)
 	fmt.Fprintln(out, "- time/step: wall time of a repetition (creating the workflows until every one has completed; engine setup and teardown excluded) over its steps; the median, and the fastest and slowest, of the repetitions. steps/s is its inverse.")
-	fmt.Fprintln(out, "- vs dagflow: this row's median time/step over dagflow's of the same storage class in this run (memory: dagflow-memory, also for errgroup; file: dagflow-bolt). Above 1 is slower than dagflow.")
+	fmt.Fprintln(out, "- vs dagflow: this row's median time/step over dagflow's of the same storage class in this run (memory: dagflow-memory, also for errgroup; file: dagflow-bolt; postgres: dagflow-postgres). Above 1 is slower than dagflow.")
 	fmt.Fprintf(out, "- peak heap Δ: the highest Go heap (HeapAlloc) sampled every %v during setup and run, less the heap after a GC just before; peak RSS Δ: the same for the resident set size (/proc/self/statm), which also counts SQLite's page cache (allocated outside the Go heap). Medians over the repetitions.\n", sampleEvery)
 	if scaledAny {
 		fmt.Fprintln(out, "- †: run at a smaller size than the other contenders (see steps), because the full size takes too long on this contender; its per-step figures and ratio are at that size.")
@@ -83,7 +90,7 @@ func report(out io.Writer, cfg *config, mach string, cells []*cell, took time.Du
 // baseline returns the dagflow cell that cl is compared with: the same
 // workload, dagflow on the same storage class.
 func baseline(cells []*cell, cl *cell) *cell {
-	name := "dagflow-memory"
+	name := "dagflow-" + cl.c.class
 	if cl.c.class == "file" {
 		name = "dagflow-bolt"
 	}

@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/dagflow/dagflow"
 	"github.com/dagflow/dagflow/internal/benchdag"
@@ -204,6 +206,19 @@ func buildOrders(n int) *workload {
 		w.steps += len(wf.Steps)
 	}
 	return w
+}
+
+// startAll calls start for each workflow of w at once, one goroutine
+// each (as a service taking many orders at the same moment would), and
+// returns their errors joined once every call has returned.
+func startAll(w *workload, start func(i int) error) error {
+	errs := make([]error, len(w.defs))
+	var wg sync.WaitGroup
+	for i := range w.defs {
+		wg.Go(func() { errs[i] = start(i) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // sizeLabel describes a workload's size for the table.
