@@ -65,7 +65,7 @@ func (v flowEnv) Child(tx store.Tx, parent *store.Run, index, item int, value js
 	if err != nil {
 		return nil, nil, err
 	}
-	return spec, v.e.runs.put(w.ID, &n, nil), nil
+	return spec, v.e.runs.put(w.ID, &n, compile(&n, nil)), nil
 }
 
 // overlay returns the JSON object base with the members of over laid over it.

@@ -67,21 +67,21 @@ func (c *runCache) load(tx store.Tx, runID string) (*runInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("run %q: decoding its spec: %w", runID, err)
 	}
-	c.put(runID, &w, nil)
+	c.put(runID, &w, compile(&w, nil))
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.runs[runID], nil
 }
 
-// put compiles a normalized workflow and caches it as run id's, unless the
-// run is cached already; it returns the plan cached.
-func (c *runCache) put(id string, w *Workflow, g *depGraph) *flow.Plan {
+// put caches a normalized workflow and its compiled plan as run id's,
+// unless the run is cached already; it returns the plan cached.
+func (c *runCache) put(id string, w *Workflow, plan *flow.Plan) *flow.Plan {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if ri := c.runs[id]; ri != nil {
 		return ri.plan
 	}
-	ri := &runInfo{id: id, wf: w, plan: compile(w, g)}
+	ri := &runInfo{id: id, wf: w, plan: plan}
 	c.runs[id] = ri
 	return ri.plan
 }

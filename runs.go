@@ -45,7 +45,7 @@ func (e *Engine) create(ctx context.Context, w Workflow, engineMade bool) (*Stat
 		}
 		return nil, err
 	}
-	n, spec, g, key := &prep.n, prep.spec, prep.g, prep.key
+	n, spec, key := &prep.n, prep.spec, prep.key
 	trace := e.hookRunCreated(ctx, n.ID)
 	exists := false
 	var created store.Run
@@ -64,7 +64,7 @@ func (e *Engine) create(ctx context.Context, w Workflow, engineMade bool) (*Stat
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		plan := e.runs.put(n.ID, n, g)
+		plan := e.runs.put(n.ID, n, prep.plan)
 		if err := x.Create(store.Run{ID: n.ID, CreatedAt: e.now(), Trace: trace}, spec, plan, key); err != nil {
 			return err
 		}
@@ -103,11 +103,12 @@ func (e *Engine) createdStatus(r *store.Run, n *Workflow) *Status {
 	return st
 }
 
-// prepared is a valid workflow made ready to store.
+// prepared is a valid workflow made ready to store, compiled before the
+// creating transaction (which a store may run on its one commit goroutine).
 type prepared struct {
 	n    Workflow // normalized
 	spec []byte
-	g    *depGraph
+	plan *flow.Plan
 	key  string // the concurrency key's value
 }
 
@@ -124,7 +125,8 @@ func (e *Engine) prepare(w *Workflow, engineMade bool) (*prepared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dagflow: encoding workflow %q: %w", w.ID, err)
 	}
-	p := &prepared{n: n, spec: spec, g: g}
+	p := &prepared{n: n, spec: spec}
+	p.plan = compile(&p.n, g)
 	if c := n.Concurrency; c != nil {
 		kp, _ := path.Parse(c.Key, nil)
 		raw, err := path.Resolve(kp, n.Context)

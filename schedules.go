@@ -242,7 +242,7 @@ func (e *Engine) createTick(tx store.Tx, x *flow.Txn, s *store.Schedule, tick ti
 		e.log.Error("dagflow: a schedule's tick cannot create its run", "schedule", s.ID, "run", id, "error", err)
 		return nil
 	}
-	plan := e.runs.put(id, &prep.n, prep.g)
+	plan := e.runs.put(id, &prep.n, prep.plan)
 	e.log.Debug("dagflow: schedule tick", "schedule", s.ID, "run", id)
 	trace := e.hookRunCreated(e.bgCtx, id)
 	return x.Create(store.Run{ID: id, CreatedAt: e.now(), Trace: trace}, prep.spec, plan, prep.key)
