@@ -818,8 +818,14 @@ func (t *tx) Items(runID string, index int) ([]store.Step, error) {
 }
 
 func (t *tx) scan(b *bbolt.Bucket, prefix []byte) ([]store.Step, error) {
-	out := []store.Step{}
+	// Count first, so that a run of many steps is not copied over and over
+	// as the list grows.
+	n := 0
 	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+		n++
+	}
+	out := make([]store.Step, 0, n)
 	for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
 		st, err := wrapDecode(decodeStep(v))
 		if err != nil {

@@ -210,8 +210,7 @@ func encodeRun(r *store.Run) []byte {
 func decodeRun(data []byte) (store.Run, error) {
 	var r store.Run
 	if len(data) > 0 && data[0] == '{' {
-		err := json.Unmarshal(data, &r)
-		return r, err
+		return decodeJSON[store.Run](data)
 	}
 	if len(data) == 0 || data[0] != fmtRun {
 		return r, fmt.Errorf("bolt: not a run record")
@@ -319,8 +318,7 @@ func decodeStepDue(data []byte) (time.Time, error) {
 func decodeStep(data []byte) (store.Step, error) {
 	var s store.Step
 	if len(data) > 0 && data[0] == '{' {
-		err := json.Unmarshal(data, &s)
-		return s, err
+		return decodeJSON[store.Step](data)
 	}
 	if len(data) == 0 || data[0] != fmtStep {
 		return s, fmt.Errorf("bolt: not a step record")
@@ -395,8 +393,7 @@ func encodeAttempt(a *store.Attempt) []byte {
 func decodeAttempt(data []byte) (store.Attempt, error) {
 	var a store.Attempt
 	if len(data) > 0 && data[0] == '{' {
-		err := json.Unmarshal(data, &a)
-		return a, err
+		return decodeJSON[store.Attempt](data)
 	}
 	if len(data) == 0 || data[0] != fmtAttempt {
 		return a, fmt.Errorf("bolt: not an attempt record")
@@ -449,8 +446,7 @@ func encodeWebhook(w *store.Webhook) []byte {
 func decodeWebhook(data []byte) (store.Webhook, error) {
 	var w store.Webhook
 	if len(data) > 0 && data[0] == '{' {
-		err := json.Unmarshal(data, &w)
-		return w, err
+		return decodeJSON[store.Webhook](data)
 	}
 	if len(data) == 0 || data[0] != fmtWebhook {
 		return w, fmt.Errorf("bolt: not a webhook record")
@@ -467,4 +463,13 @@ func decodeWebhook(data []byte) (store.Webhook, error) {
 	w.DeliveredAt = d.time()
 	w.LastError = d.str()
 	return w, d.err
+}
+
+// decodeJSON decodes a record written as JSON (the format before the binary
+// one). It is a function of its own so that the decoders' records, which
+// json.Unmarshal would make escape, stay off the heap.
+func decodeJSON[T any](data []byte) (T, error) {
+	var v T
+	err := json.Unmarshal(data, &v)
+	return v, err
 }
