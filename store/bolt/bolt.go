@@ -392,8 +392,11 @@ func (s *Store) Close() error {
 type tx struct {
 	b     *bbolt.Tx
 	write bool
-	runs, created, specs, steps, items, due, attempts, hooks, hookDue,
-	waiting, events, schedules, slots *bbolt.Bucket
+	// open holds the buckets opened so far (see bucket).
+	open [13]struct {
+		name []byte
+		b    *bbolt.Bucket
+	}
 	// known is the last run this transaction found or wrote, so that the
 	// steps of one run put one after another check it exists once;
 	// knownCreated is its creation time, so that putting it back need not
@@ -425,12 +428,12 @@ func (t *tx) flushDue() error {
 			continue
 		}
 		if !p.from.IsZero() {
-			if err := t.due.Delete(timeKey(p.from, []byte(k))); err != nil {
+			if err := t.bucket(bDue).Delete(timeKey(p.from, []byte(k))); err != nil {
 				return err
 			}
 		}
 		if !p.to.IsZero() {
-			if err := t.due.Put(timeKey(p.to, []byte(k)), nil); err != nil {
+			if err := t.bucket(bDue).Put(timeKey(p.to, []byte(k)), nil); err != nil {
 				return err
 			}
 		}
@@ -491,7 +494,7 @@ func (t *tx) exists(runID string) bool {
 	if runID == t.known && runID != "" {
 		return true
 	}
-	if t.runs.Get(runKey(runID)) == nil {
+	if t.bucket(bRuns).Get(runKey(runID)) == nil {
 		return false
 	}
 	t.known, t.knownCreated = runID, time.Time{}
@@ -499,11 +502,21 @@ func (t *tx) exists(runID string) bool {
 }
 
 func newTx(b *bbolt.Tx, write bool) *tx {
-	return &tx{b: b, write: write,
-		runs: b.Bucket(bRuns), created: b.Bucket(bCreated), specs: b.Bucket(bSpecs), steps: b.Bucket(bSteps),
-		items: b.Bucket(bItems), due: b.Bucket(bDue), attempts: b.Bucket(bAttempts), hooks: b.Bucket(bHooks),
-		hookDue: b.Bucket(bHookDue), waiting: b.Bucket(bWaiting), events: b.Bucket(bEvents),
-		schedules: b.Bucket(bSchedules), slots: b.Bucket(bSlots)}
+	return &tx{b: b, write: write}
+}
+
+// bucket returns the bucket named name, opened on its first use: a View that
+// reads one run needs two of the thirteen.
+func (t *tx) bucket(name []byte) *bbolt.Bucket {
+	for i := range t.open {
+		if o := &t.open[i]; o.b == nil {
+			o.name, o.b = name, t.b.Bucket(name)
+			return o.b
+		} else if string(o.name) == string(name) {
+			return o.b
+		}
+	}
+	return t.b.Bucket(name)
 }
 
 var _ store.Exclusive = (*Store)(nil)
@@ -538,9 +551,9 @@ func isItemKey(k []byte) bool {
 
 func (t *tx) bucketOf(item int) *bbolt.Bucket {
 	if item > 0 {
-		return t.items
+		return t.bucket(bItems)
 	}
-	return t.steps
+	return t.bucket(bSteps)
 }
 
 func timeKey(t time.Time, rest []byte) []byte {
@@ -571,7 +584,7 @@ func wrapDecode[T any](v T, err error) (T, error) {
 }
 
 func (t *tx) Run(id string) (store.Run, error) {
-	data := t.runs.Get(runKey(id))
+	data := t.bucket(bRuns).Get(runKey(id))
 	if data == nil {
 		return store.Run{}, store.ErrNotFound
 	}
@@ -590,29 +603,29 @@ func (t *tx) PutRun(r store.Run) error {
 	index := true // the run needs its entry in the index by creation time
 	if r.ID == t.known && !t.knownCreated.IsZero() && t.knownCreated.Equal(r.CreatedAt) {
 		index = false
-	} else if old := t.runs.Get(k); old != nil {
+	} else if old := t.bucket(bRuns).Get(k); old != nil {
 		prev, err := wrapDecode(decodeRun(old))
 		if err != nil {
 			return err
 		}
 		if prev.CreatedAt.Equal(r.CreatedAt) {
 			index = false
-		} else if err := t.created.Delete(timeKey(prev.CreatedAt, []byte(r.ID))); err != nil {
+		} else if err := t.bucket(bCreated).Delete(timeKey(prev.CreatedAt, []byte(r.ID))); err != nil {
 			return err
 		}
 	}
 	if index {
-		if err := t.created.Put(timeKey(r.CreatedAt, []byte(r.ID)), nil); err != nil {
+		if err := t.bucket(bCreated).Put(timeKey(r.CreatedAt, []byte(r.ID)), nil); err != nil {
 			return err
 		}
 	}
 	t.known, t.knownCreated = r.ID, r.CreatedAt
-	return t.runs.Put(k, encodeRun(&r))
+	return t.bucket(bRuns).Put(k, encodeRun(&r))
 }
 
 func (t *tx) Runs(q store.RunQuery) ([]store.Run, error) {
 	out := []store.Run{}
-	c := t.created.Cursor()
+	c := t.bucket(bCreated).Cursor()
 	var k []byte
 	if q.Before != nil {
 		seek := timeKey(q.Before.CreatedAt, []byte(q.Before.ID))
@@ -632,7 +645,7 @@ func (t *tx) Runs(q store.RunQuery) ([]store.Run, error) {
 		if len(k) < 8 {
 			continue
 		}
-		data := t.runs.Get(runKey(string(k[8:])))
+		data := t.bucket(bRuns).Get(runKey(string(k[8:])))
 		if data == nil {
 			continue
 		}
@@ -693,13 +706,13 @@ func (t *tx) DeleteRun(id string) error {
 	}
 	k := runKey(id)
 	t.known, t.knownCreated = "", time.Time{}
-	if err := t.created.Delete(timeKey(r.CreatedAt, []byte(id))); err != nil {
+	if err := t.bucket(bCreated).Delete(timeKey(r.CreatedAt, []byte(id))); err != nil {
 		return err
 	}
-	if err := t.runs.Delete(k); err != nil {
+	if err := t.bucket(bRuns).Delete(k); err != nil {
 		return err
 	}
-	if err := t.specs.Delete(k); err != nil {
+	if err := t.bucket(bSpecs).Delete(k); err != nil {
 		return err
 	}
 	t.memo = [len(t.memo)]recordMemo{}
@@ -709,38 +722,38 @@ func (t *tx) DeleteRun(id string) error {
 			return err
 		}
 		if !st.DueAt.IsZero() {
-			if err := t.due.Delete(timeKey(st.DueAt, sk)); err != nil {
+			if err := t.bucket(bDue).Delete(timeKey(st.DueAt, sk)); err != nil {
 				return err
 			}
 		}
 		if w := waitKey(&st); w != "" {
-			return t.waiting.Delete(append([]byte(w), sk...))
+			return t.bucket(bWaiting).Delete(append([]byte(w), sk...))
 		}
 		return nil
 	}
-	if err := deletePrefix(t.steps, k, unindex); err != nil {
+	if err := deletePrefix(t.bucket(bSteps), k, unindex); err != nil {
 		return err
 	}
-	if err := deletePrefix(t.items, k, unindex); err != nil {
+	if err := deletePrefix(t.bucket(bItems), k, unindex); err != nil {
 		return err
 	}
-	if err := deletePrefix(t.attempts, k, nil); err != nil {
+	if err := deletePrefix(t.bucket(bAttempts), k, nil); err != nil {
 		return err
 	}
-	return deletePrefix(t.hooks, k, func(hk, v []byte) error {
+	return deletePrefix(t.bucket(bHooks), k, func(hk, v []byte) error {
 		w, err := wrapDecode(decodeWebhook(v))
 		if err != nil {
 			return err
 		}
 		if !w.DueAt.IsZero() {
-			return t.hookDue.Delete(timeKey(w.DueAt, hk))
+			return t.bucket(bHookDue).Delete(timeKey(w.DueAt, hk))
 		}
 		return nil
 	})
 }
 
 func (t *tx) Spec(runID string) (json.RawMessage, error) {
-	data := t.specs.Get(runKey(runID))
+	data := t.bucket(bSpecs).Get(runKey(runID))
 	if data == nil {
 		return nil, store.ErrNotFound
 	}
@@ -752,10 +765,10 @@ func (t *tx) PutSpec(runID string, spec json.RawMessage) error {
 		return store.ErrReadOnly
 	}
 	k := runKey(runID)
-	if t.runs.Get(k) == nil {
+	if t.bucket(bRuns).Get(k) == nil {
 		return store.ErrNotFound
 	}
-	return t.specs.Put(k, spec)
+	return t.bucket(bSpecs).Put(k, spec)
 }
 
 func (t *tx) Step(runID string, index, item int) (store.Step, error) {
@@ -795,12 +808,12 @@ func (t *tx) PutStep(st store.Step) error {
 	}
 	if w := waitKey(&st); w != old.wait {
 		if found && old.wait != "" {
-			if err := t.waiting.Delete(append([]byte(old.wait), k...)); err != nil {
+			if err := t.bucket(bWaiting).Delete(append([]byte(old.wait), k...)); err != nil {
 				return err
 			}
 		}
 		if w != "" {
-			if err := t.waiting.Put(append([]byte(w), k...), nil); err != nil {
+			if err := t.bucket(bWaiting).Put(append([]byte(w), k...), nil); err != nil {
 				return err
 			}
 		}
@@ -810,11 +823,11 @@ func (t *tx) PutStep(st store.Step) error {
 }
 
 func (t *tx) Steps(runID string) ([]store.Step, error) {
-	return t.scan(t.steps, runKey(runID))
+	return t.scan(t.bucket(bSteps), runKey(runID))
 }
 
 func (t *tx) Items(runID string, index int) ([]store.Step, error) {
-	return t.scan(t.items, recordKey(runID, index, 0))
+	return t.scan(t.bucket(bItems), recordKey(runID, index, 0))
 }
 
 func (t *tx) scan(b *bbolt.Bucket, prefix []byte) ([]store.Step, error) {
@@ -838,9 +851,9 @@ func (t *tx) scan(b *bbolt.Bucket, prefix []byte) ([]store.Step, error) {
 
 // record reads the step or item at key k.
 func (t *tx) record(k []byte) (store.Step, bool, error) {
-	b := t.steps
+	b := t.bucket(bSteps)
 	if isItemKey(k) {
-		b = t.items
+		b = t.bucket(bItems)
 	}
 	data := b.Get(k)
 	if data == nil {
@@ -858,7 +871,7 @@ func (t *tx) DueSteps(now time.Time, max int) ([]store.Step, error) {
 	if err := t.flushDue(); err != nil {
 		return nil, err
 	}
-	c := t.due.Cursor()
+	c := t.bucket(bDue).Cursor()
 	for k, _ := c.First(); k != nil && len(out) < max; k, _ = c.Next() {
 		if len(k) < 8 || keyTime(k).After(now) {
 			break
@@ -879,7 +892,7 @@ func (t *tx) NextDue() (time.Time, error) {
 		return time.Time{}, err
 	}
 	var next time.Time
-	for _, b := range []*bbolt.Bucket{t.due, t.hookDue} {
+	for _, b := range []*bbolt.Bucket{t.bucket(bDue), t.bucket(bHookDue)} {
 		if k, _ := b.Cursor().First(); len(k) >= 8 {
 			if at := keyTime(k); next.IsZero() || at.Before(next) {
 				next = at
@@ -892,7 +905,7 @@ func (t *tx) NextDue() (time.Time, error) {
 func (t *tx) Waiting(event, key string) ([]store.Step, error) {
 	out := []store.Step{}
 	prefix := []byte(eventPrefix(event, key))
-	c := t.waiting.Cursor()
+	c := t.bucket(bWaiting).Cursor()
 	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
 		st, ok, err := t.record(k[len(prefix):])
 		if err != nil {
@@ -923,7 +936,7 @@ func (t *tx) PutAttempt(a store.Attempt) error {
 	if !t.exists(a.RunID) {
 		return store.ErrNotFound
 	}
-	return t.attempts.Put(attemptKey(&a), encodeAttempt(&a))
+	return t.bucket(bAttempts).Put(attemptKey(&a), encodeAttempt(&a))
 }
 
 func (t *tx) Attempts(runID string, index int) ([]store.Attempt, error) {
@@ -932,7 +945,7 @@ func (t *tx) Attempts(runID string, index int) ([]store.Attempt, error) {
 	if index >= 0 {
 		prefix = recordKey(runID, index, 0)
 	}
-	c := t.attempts.Cursor()
+	c := t.bucket(bAttempts).Cursor()
 	for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
 		a, err := wrapDecode(decodeAttempt(v))
 		if err != nil {
@@ -948,33 +961,33 @@ func (t *tx) PutWebhook(w store.Webhook) error {
 		return store.ErrReadOnly
 	}
 	rk := runKey(w.RunID)
-	if t.runs.Get(rk) == nil {
+	if t.bucket(bRuns).Get(rk) == nil {
 		return store.ErrNotFound
 	}
 	k := append(rk, w.ID...)
-	if old := t.hooks.Get(k); old != nil {
+	if old := t.bucket(bHooks).Get(k); old != nil {
 		prev, err := wrapDecode(decodeWebhook(old))
 		if err != nil {
 			return err
 		}
 		if !prev.DueAt.IsZero() {
-			if err := t.hookDue.Delete(timeKey(prev.DueAt, k)); err != nil {
+			if err := t.bucket(bHookDue).Delete(timeKey(prev.DueAt, k)); err != nil {
 				return err
 			}
 		}
 	}
 	if !w.DueAt.IsZero() {
-		if err := t.hookDue.Put(timeKey(w.DueAt, k), nil); err != nil {
+		if err := t.bucket(bHookDue).Put(timeKey(w.DueAt, k), nil); err != nil {
 			return err
 		}
 	}
-	return t.hooks.Put(k, encodeWebhook(&w))
+	return t.bucket(bHooks).Put(k, encodeWebhook(&w))
 }
 
 func (t *tx) Webhooks(runID string) ([]store.Webhook, error) {
 	out := []store.Webhook{}
 	prefix := runKey(runID)
-	c := t.hooks.Cursor()
+	c := t.bucket(bHooks).Cursor()
 	for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
 		w, err := wrapDecode(decodeWebhook(v))
 		if err != nil {
@@ -987,12 +1000,12 @@ func (t *tx) Webhooks(runID string) ([]store.Webhook, error) {
 
 func (t *tx) DueWebhooks(now time.Time, max int) ([]store.Webhook, error) {
 	out := []store.Webhook{}
-	c := t.hookDue.Cursor()
+	c := t.bucket(bHookDue).Cursor()
 	for k, _ := c.First(); k != nil && len(out) < max; k, _ = c.Next() {
 		if len(k) < 8 || keyTime(k).After(now) {
 			break
 		}
-		data := t.hooks.Get(k[8:])
+		data := t.bucket(bHooks).Get(k[8:])
 		if data == nil {
 			continue
 		}
@@ -1022,13 +1035,13 @@ func (t *tx) PutEvent(ev store.Event) error {
 	if err != nil {
 		return err
 	}
-	return t.events.Put(eventKey(&ev), data)
+	return t.bucket(bEvents).Put(eventKey(&ev), data)
 }
 
 func (t *tx) Events(name, key string, since time.Time) ([]store.Event, error) {
 	out := []store.Event{}
 	prefix := []byte(eventPrefix(name, key))
-	c := t.events.Cursor()
+	c := t.bucket(bEvents).Cursor()
 	for k, v := c.Seek(append(append([]byte(nil), prefix...), timeKey(since, nil)...)); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
 		var ev store.Event
 		if err := json.Unmarshal(v, &ev); err != nil {
@@ -1044,7 +1057,7 @@ func (t *tx) DeleteEvents(before time.Time, max int) (int, error) {
 		return 0, store.ErrReadOnly
 	}
 	var keys [][]byte
-	c := t.events.Cursor()
+	c := t.bucket(bEvents).Cursor()
 	for k, v := c.First(); k != nil && len(keys) < max; k, v = c.Next() {
 		var ev store.Event
 		if err := json.Unmarshal(v, &ev); err != nil {
@@ -1055,7 +1068,7 @@ func (t *tx) DeleteEvents(before time.Time, max int) (int, error) {
 		}
 	}
 	for _, k := range keys {
-		if err := t.events.Delete(k); err != nil {
+		if err := t.bucket(bEvents).Delete(k); err != nil {
 			return 0, err
 		}
 	}
@@ -1064,7 +1077,7 @@ func (t *tx) DeleteEvents(before time.Time, max int) (int, error) {
 
 func (t *tx) Schedule(id string) (store.Schedule, error) {
 	var s store.Schedule
-	data := t.schedules.Get([]byte(id))
+	data := t.bucket(bSchedules).Get([]byte(id))
 	if data == nil {
 		return s, store.ErrNotFound
 	}
@@ -1080,22 +1093,22 @@ func (t *tx) PutSchedule(s store.Schedule) error {
 	if err != nil {
 		return err
 	}
-	return t.schedules.Put([]byte(s.ID), data)
+	return t.bucket(bSchedules).Put([]byte(s.ID), data)
 }
 
 func (t *tx) DeleteSchedule(id string) error {
 	if !t.write {
 		return store.ErrReadOnly
 	}
-	if t.schedules.Get([]byte(id)) == nil {
+	if t.bucket(bSchedules).Get([]byte(id)) == nil {
 		return store.ErrNotFound
 	}
-	return t.schedules.Delete([]byte(id))
+	return t.bucket(bSchedules).Delete([]byte(id))
 }
 
 func (t *tx) Schedules() ([]store.Schedule, error) {
 	out := []store.Schedule{}
-	err := t.schedules.ForEach(func(_, v []byte) error {
+	err := t.bucket(bSchedules).ForEach(func(_, v []byte) error {
 		var s store.Schedule
 		if err := json.Unmarshal(v, &s); err != nil {
 			return err
@@ -1108,7 +1121,7 @@ func (t *tx) Schedules() ([]store.Schedule, error) {
 
 func (t *tx) Slots(key string) (store.Slots, error) {
 	var s store.Slots
-	data := t.slots.Get([]byte(key))
+	data := t.bucket(bSlots).Get([]byte(key))
 	if data == nil {
 		return s, store.ErrNotFound
 	}
@@ -1121,11 +1134,11 @@ func (t *tx) PutSlots(s store.Slots) error {
 		return store.ErrReadOnly
 	}
 	if len(s.Holders) == 0 && len(s.Queue) == 0 {
-		return t.slots.Delete([]byte(s.Key))
+		return t.bucket(bSlots).Delete([]byte(s.Key))
 	}
 	data, err := json.Marshal(s)
 	if err != nil {
 		return err
 	}
-	return t.slots.Put([]byte(s.Key), data)
+	return t.bucket(bSlots).Put([]byte(s.Key), data)
 }
