@@ -202,8 +202,9 @@ func (x *Txn) interrupt(rs *runState, st *store.Step) error {
 // made by the worker that ran the attempt with its slot in hand: a step that
 // the outcome made ready is claimed first, ahead of steps due earlier, so that
 // the worker goes on with the run it was running, as a goroutine running that
-// workflow would. Steps due earlier get the slots that free up when a
-// worker's run has nothing ready for it next.
+// workflow would. Only when the outcome made nothing ready does it claim the
+// steps due longest; steps due earlier otherwise wait for the scheduler, to
+// which the slots this transaction does not fill go back.
 func (x *Txn) Continue(max int) error {
 	claimed := len(x.eff.Claimed)
 	for i, ref := range x.readied {
@@ -222,7 +223,13 @@ func (x *Txn) Continue(max int) error {
 			x.taken += len(x.eff.Claimed) - n
 		}
 	}
-	return x.Claim(max - (len(x.eff.Claimed) - claimed))
+	if len(x.eff.Claimed) > claimed {
+		// The worker goes on with its run. Other due steps are the
+		// scheduler's: asking the store for them here would cost every
+		// completion a read (a round trip on a database server).
+		return nil
+	}
+	return x.Claim(max)
 }
 
 // Recover takes over, at once, every claim that an earlier engine left in an

@@ -65,6 +65,9 @@ type queries struct {
 	// that also locks the steps' runs, skipping steps whose run another
 	// transaction holds. (See tx.Run: a transaction waits only in order.)
 	tryRun, dueStepsRuns string
+	// smallSteps locks and reads the steps of run $1 if it has at most $2,
+	// but those another transaction holds.
+	smallSteps string
 }
 
 // Flags of the variants of the Runs query.
@@ -115,6 +118,8 @@ func newQueries(schema string, lockTimeout time.Duration) *queries {
 		"SELECT l.*, true FROM l UNION ALL SELECT " + runCols + ", false FROM " + s + "runs WHERE id = $1 AND NOT EXISTS (SELECT FROM l)"
 	q.dueStepsRuns = "SELECT " + qualify(stepCols, "s") + ", " + qualify(runCols, "r") + " FROM " + s + "steps s JOIN " + s +
 		"runs r ON r.id = s.run_id WHERE s.due_at <= $1 ORDER BY s.due_at LIMIT $2 FOR NO KEY UPDATE OF s, r SKIP LOCKED"
+	q.smallSteps = "SELECT " + stepCols + " FROM " + s + "steps WHERE run_id = $1 AND item = 0 AND " +
+		"(SELECT total FROM " + s + "runs WHERE id = $1) <= $2 ORDER BY idx FOR NO KEY UPDATE SKIP LOCKED"
 	q.bulkRuns = bulkUpsert(s+"runs", runCols, types(runCols), "id")
 	q.bulkSteps = bulkUpsert(s+"steps", stepCols, types(stepCols), "run_id, idx, item")
 	if lockTimeout > 0 {
