@@ -508,3 +508,44 @@ func TestFencing(t *testing.T) {
 		t.Errorf("after 3 interruptions: %s, %d", st.State, st.Interruptions)
 	}
 }
+
+// TestContinue: the worker that records an outcome goes on with a step the
+// outcome made ready, and leaves steps due from before to the scheduler;
+// when the outcome made nothing ready, it claims the step due longest.
+func TestContinue(t *testing.T) {
+	tests := []struct {
+		name string
+		plan *flow.Plan
+		want []string // the claims of the recording transaction
+	}{
+		{"a step made ready", plan(once, "x", "y<-x"), []string{"y"}},
+		{"two steps made ready", plan(once, "x", "y<-x", "w<-x"), []string{"w", "y"}},
+		{"nothing made ready", plan(once, "x"), []string{"z"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.create("a", tc.plan)
+			x := h.claim(1)["x"]
+			h.now = h.now.Add(time.Second)
+			h.create("b", plan(once, "z")) // due before anything x's outcome readies
+			eff := h.do(func(tx *flow.Txn) error {
+				if err := tx.Finish(&x, flow.Outcome{}); err != nil {
+					return err
+				}
+				return tx.Continue(3)
+			})
+			var got []string
+			for _, c := range eff.Claimed {
+				got = append(got, c.StepID)
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("claimed %v, want %v", got, tc.want)
+			}
+			if left := h.states("b")["z"]; len(tc.want) > 0 && tc.want[0] != "z" && left != store.StepReady {
+				t.Errorf("z is %v, want it left ready for the scheduler", left)
+			}
+		})
+	}
+}
