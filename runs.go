@@ -49,7 +49,7 @@ func (e *Engine) create(ctx context.Context, w Workflow, engineMade bool) (*Stat
 	trace := e.hookRunCreated(ctx, n.ID)
 	exists := false
 	var created store.Run
-	err = e.update(ctx, func(tx store.Tx, x *flow.Txn) error {
+	err = e.update(store.ForRun(ctx, n.ID), func(tx store.Tx, x *flow.Txn) error {
 		exists = false
 		if _, err := tx.Run(n.ID); err == nil {
 			old, err := tx.Spec(n.ID)

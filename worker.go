@@ -86,7 +86,7 @@ func (e *Engine) finish(t *task, o flow.Outcome, ts *txState) *task {
 	}
 	var err error
 	for try := 0; ; try++ {
-		err = e.store.Update(e.bgCtx, func(tx store.Tx) error {
+		err = e.store.Update(store.ForRun(e.bgCtx, t.c.RunID), func(tx store.Tx) error {
 			return e.inTx(tx, ts, func(_ store.Tx, x *flow.Txn) error {
 				if err := x.Finish(&t.c, o); err != nil {
 					return err

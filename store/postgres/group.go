@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -12,15 +13,17 @@ import (
 )
 
 // The group committer. Update does not open a transaction of its own: it
-// queues its function, and one goroutine (commitLoop) takes every function
-// waiting at that moment, up to Options.MaxBatch, runs them one after the
-// other in one PostgreSQL transaction on one connection, commits once, and
-// wakes their callers. There is no timer: a lone caller commits at once, and
-// callers that arrive while a group commits form the next one. So a process
-// whose workers finish many steps at once pays one COMMIT (one WAL flush) and
-// one lock of each run's row for all of them, and the functions after the
-// first find the rows the first read (the run, a fan-in step) in the
-// transaction's memory, without a round trip.
+// queues its function, and a goroutine (commitLoop) takes every function
+// waiting in its queue at that moment, up to Options.MaxBatch, runs them one
+// after the other in one PostgreSQL transaction on one connection, commits
+// once, and wakes their callers. Options.Committers loops run, each with its
+// queue; the Updates of one run (store.ForRun) go to one queue. There is no
+// timer: a lone caller commits at once, and callers that arrive while a
+// group commits form the next one. So a process whose workers finish many
+// steps at once pays one COMMIT (one WAL flush) and one lock and one write of
+// each run's row for all of them, and the functions after the first find the
+// rows the first read (the run, a fan-in step) in the transaction's memory,
+// without a round trip.
 //
 // A group is all or nothing for PostgreSQL, not for its callers:
 //
@@ -102,15 +105,16 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 		return err
 	}
 	r := &request{ctx: ctx, fn: fn, done: make(chan struct{})}
+	q := s.queueFor(store.RunOf(ctx))
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return store.ErrClosed
 	}
 	s.wg.Add(1)
-	s.pending = append(s.pending, r)
+	q.pending = append(q.pending, r)
 	s.mu.Unlock()
-	s.wake()
+	q.wake()
 	<-r.done
 	s.wg.Done()
 	if r.pv != nil {
@@ -119,40 +123,62 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 	return r.err
 }
 
-// commitLoop runs groups, until Close. Options.Committers of them run at
-// once, each on a connection of its own: while one group waits for a row
-// or a COMMIT, another can run.
-func (s *Store) commitLoop() {
+// A queue holds the Updates waiting for the groups of one commit loop.
+// Its pending list is guarded by Store.mu.
+type queue struct {
+	pending []*request
+	kick    chan struct{} // Updates wait
+}
+
+// queueFor returns the queue of the commit loop an Update goes to: the one
+// its run hashes to, so that one run's Updates share groups instead of
+// queueing on the run's row from several connections (a fan-out's
+// completions), or, for an Update that names no run, the loops in turn.
+func (s *Store) queueFor(run string) *queue {
+	if len(s.queues) == 1 {
+		return s.queues[0]
+	}
+	var i uint64
+	if run == "" {
+		i = s.next.Add(1)
+	} else {
+		h := fnv.New64a()
+		h.Write([]byte(run))
+		i = h.Sum64()
+	}
+	return s.queues[i%uint64(len(s.queues))]
+}
+
+// commitLoop runs the groups of q, until Close. Options.Committers loops
+// run at once, each on a connection of its own: while one group waits for
+// a row or a COMMIT, another can run.
+func (s *Store) commitLoop(q *queue) {
 	defer s.loops.Done()
 	for {
 		select {
-		case <-s.kick:
+		case <-q.kick:
 		case <-s.loopStop:
 			return
 		}
 		for {
 			s.mu.Lock()
-			n := min(len(s.pending), s.maxBatch)
+			n := min(len(q.pending), s.maxBatch)
 			batch := make([]*request, n)
-			copy(batch, s.pending)
-			s.pending = append(s.pending[:0], s.pending[n:]...)
-			more := len(s.pending) > 0
+			copy(batch, q.pending)
+			q.pending = append(q.pending[:0], q.pending[n:]...)
 			s.mu.Unlock()
 			if n == 0 {
 				break
-			}
-			if more {
-				s.wake() // an idle loop takes the rest
 			}
 			s.runGroup(batch)
 		}
 	}
 }
 
-// wake tells an idle commit loop that Updates wait.
-func (s *Store) wake() {
+// wake tells q's commit loop that Updates wait.
+func (q *queue) wake() {
 	select {
-	case s.kick <- struct{}{}:
+	case q.kick <- struct{}{}:
 	default:
 	}
 }

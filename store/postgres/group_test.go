@@ -35,7 +35,10 @@ func hold(t *testing.T, s *Store) (wait func(n int), release func()) {
 		t.Helper()
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
 			s.mu.Lock()
-			queued := len(s.pending)
+			queued := 0
+			for _, q := range s.queues {
+				queued += len(q.pending)
+			}
 			s.mu.Unlock()
 			if queued >= n {
 				return
@@ -483,6 +486,82 @@ func TestBulkRoundTrip(t *testing.T) {
 		return nil
 	})
 	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The Updates of one run (store.ForRun) go to one commit loop's queue, those
+// of other runs spread over the loops, and those that name no run take the
+// loops in turn.
+func TestQueueFor(t *testing.T) {
+	s := &Store{}
+	for range 4 {
+		s.queues = append(s.queues, &queue{kick: make(chan struct{}, 1)})
+	}
+	if a, b := s.queueFor("order-7"), s.queueFor("order-7"); a != b {
+		t.Error("two Updates of one run went to different queues")
+	}
+	used := map[*queue]bool{}
+	for i := range 100 {
+		used[s.queueFor(fmt.Sprint("order-", i))] = true
+	}
+	if len(used) != 4 {
+		t.Errorf("100 runs went to %d of the 4 queues", len(used))
+	}
+	turns := map[*queue]bool{}
+	for range 4 {
+		turns[s.queueFor("")] = true
+	}
+	if len(turns) != 4 {
+		t.Errorf("4 Updates naming no run went to %d of the 4 queues, want each in turn", len(turns))
+	}
+}
+
+// With several commit loops, an Update of one run waits for the group of
+// that run's loop (so that the run's Updates share its groups), while an
+// Update of a run whose loop is free commits at once.
+func TestCommittersByRun(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, newSchema(t), Options{Committers: 4})
+	var a, b string
+	for i := 0; b == ""; i++ { // two runs of different loops
+		id := fmt.Sprint("r", i)
+		switch {
+		case a == "":
+			a = id
+		case s.queueFor(id) != s.queueFor(a):
+			b = id
+		}
+	}
+	putRun(t, s, a, 1)
+	putRun(t, s, b, 1)
+	in, out := make(chan struct{}), make(chan struct{})
+	held := make(chan error, 1)
+	go func() {
+		held <- s.Update(store.ForRun(context.Background(), a), func(tx store.Tx) error {
+			close(in)
+			<-out
+			return bump(tx, a)
+		})
+	}()
+	<-in
+	same := make(chan error, 1)
+	go func() {
+		same <- s.Update(store.ForRun(context.Background(), a), func(tx store.Tx) error { return bump(tx, a) })
+	}()
+	if err := s.Update(store.ForRun(context.Background(), b), func(tx store.Tx) error { return bump(tx, b) }); err != nil {
+		t.Fatalf("an Update of another run, while run %s's loop is held: %v", a, err)
+	}
+	select {
+	case err := <-same:
+		t.Fatalf("an Update of run %s ran while its loop was held (err %v)", a, err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(out)
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-same; err != nil {
 		t.Fatal(err)
 	}
 }

@@ -888,11 +888,11 @@ type benchWorkload struct {
 // per process), and 1,000 five-step order workflows, each created and
 // waited for on a goroutine of its own, spread over the processes.
 var benchWorkloads = []benchWorkload{
-	{"fan-out 2,000 no-op", 16, 1, fanOutLeaves + 2, fanOut("noop")},
-	{"fan-out 2,000 no-op", dagflow.DefaultConcurrency, 1, fanOutLeaves + 2, fanOut("noop")},
-	{"fan-out 2,000 x 20 ms", 16, 1, fanOutLeaves + 2, fanOut("sleep")},
+	{"fan-out 2,000 no-op", 16, postgres.DefaultCommitters, fanOutLeaves + 2, fanOut("noop")},
+	{"fan-out 2,000 no-op", dagflow.DefaultConcurrency, postgres.DefaultCommitters, fanOutLeaves + 2, fanOut("noop")},
+	{"fan-out 2,000 x 20 ms", 16, postgres.DefaultCommitters, fanOutLeaves + 2, fanOut("sleep")},
 	{"1,000 orders x 5 steps", dagflow.DefaultConcurrency, 1, orderRuns * len(orderSteps), orders},
-	{"1,000 orders x 5 steps", dagflow.DefaultConcurrency, 4, orderRuns * len(orderSteps), orders},
+	{"1,000 orders x 5 steps", dagflow.DefaultConcurrency, postgres.DefaultCommitters, orderRuns * len(orderSteps), orders},
 }
 
 func fanOut(handler string) func(tb testing.TB, children []*mpChild, i int) {

@@ -31,7 +31,8 @@
 // Update does not open a transaction per call: the functions of the Updates
 // under way at the same moment in one process share one (group commit, see
 // Update; at most Options.MaxBatch of them), run one after the other on one
-// connection, and commit with one COMMIT. A function that fails keeps none
+// connection, and commit with one COMMIT. Options.Committers such groups run
+// at once; the Updates of one run share a group. A function that fails keeps none
 // of its changes and costs the others nothing; see Update.
 //
 // The transaction is READ COMMITTED, and every read locks the rows it
@@ -119,6 +120,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -167,11 +169,13 @@ type Options struct {
 	// Update a transaction of its own.
 	MaxBatch int
 	// Committers is how many groups of Updates run at once, each on a
-	// connection of its own. Zero means DefaultCommitters (one). More help
-	// a process whose workers run many independent runs (each group waits
-	// on round trips the others need not wait for), and hurt one whose
-	// workers share a run: its groups then split its steps between them
-	// and queue on its row.
+	// connection of its own and fed by a queue of its own. Zero means
+	// DefaultCommitters. An Update whose context names its run
+	// (store.ForRun, as the engine's do) goes to the queue its run hashes
+	// to, so that the Updates of one run share groups (a fan-out's
+	// completions take its row once per group, not once per committer),
+	// while those of other runs commit beside them; one that names no run
+	// goes to the queues in turn. 1 puts every Update in one queue.
 	Committers int
 	// Logger receives what the store tells an operator: a COMMIT whose
 	// outcome had to be looked up after the connection broke. Nil means
@@ -184,8 +188,10 @@ type Options struct {
 const DefaultMaxBatch = 64
 
 // DefaultCommitters is how many groups of Updates run at once when
-// Options.Committers is zero.
-const DefaultCommitters = 1
+// Options.Committers is zero. On a 2-core machine, 1,000 workflows of 5
+// steps run 1.4x faster with four than with one, and a fan-out of one run
+// as fast.
+const DefaultCommitters = 4
 
 func (o *Options) withDefaults() error {
 	if o.Schema == "" {
@@ -243,10 +249,12 @@ type Store struct {
 	closed  bool
 	wg      sync.WaitGroup // transactions and watchers under way
 
-	// The group committer (group.go): Updates waiting for their group,
-	// and the loop that runs the groups.
-	pending []*request
-	stats   stats
+	// The group committer (group.go): a queue of Updates waiting for
+	// their group per commit loop, and which loop the next Update that
+	// names no run goes to.
+	queues []*queue
+	next   atomic.Uint64
+	stats  stats
 	// The claimed set (group.go), by run.
 	cmu      sync.Mutex
 	claimed  map[string]map[stepKey]struct{}
@@ -254,10 +262,8 @@ type Store struct {
 	// commitHook, when set (by tests), runs before the batch that ends
 	// with COMMIT is sent.
 	commitHook func(*tx)
-	kick       chan struct{}
 	loopStop   chan struct{}
 	loops      sync.WaitGroup
-	committers int
 }
 
 var _ store.Watcher = (*Store)(nil)
@@ -311,11 +317,13 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, o Options) (*Store, error
 	}
 	s := &Store{pool: pool, schema: o.Schema, channel: channelName(o.Schema), q: newQueries(o.Schema, o.LockTimeout),
 		retries: o.MaxRetries, maxBatch: o.MaxBatch, log: o.Logger,
-		claimed: map[string]map[stepKey]struct{}{}, kick: make(chan struct{}, 1), loopStop: make(chan struct{}), committers: o.Committers}
+		claimed: map[string]map[stepKey]struct{}{}, loopStop: make(chan struct{})}
 	s.closing, s.stop = context.WithCancel(context.Background())
-	for range s.committers {
+	for range o.Committers {
+		q := &queue{kick: make(chan struct{}, 1)}
+		s.queues = append(s.queues, q)
 		s.loops.Add(1)
-		go s.commitLoop()
+		go s.commitLoop(q)
 	}
 	return s, nil
 }

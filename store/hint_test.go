@@ -1,0 +1,22 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/dagflow/dagflow/store"
+)
+
+func TestForRun(t *testing.T) {
+	ctx := context.Background()
+	if got := store.RunOf(ctx); got != "" {
+		t.Errorf("RunOf(no hint) = %q, want \"\"", got)
+	}
+	ctx = store.ForRun(ctx, "order-1")
+	if got := store.RunOf(ctx); got != "order-1" {
+		t.Errorf("RunOf = %q, want order-1", got)
+	}
+	if got := store.RunOf(store.ForRun(ctx, "order-2")); got != "order-2" {
+		t.Errorf("RunOf of a second hint = %q, want order-2", got)
+	}
+}
