@@ -384,7 +384,18 @@ func TestGroupCommitOutcomeLost(t *testing.T) {
 			var wg sync.WaitGroup
 			for i, id := range ids {
 				wg.Go(func() {
-					if err := s.Update(context.Background(), func(tx store.Tx) error { return bump(tx, id) }); err != nil {
+					// The read after the write sends it: the batch lost is
+					// COMMIT's alone (a batch with a statement new to the
+					// connection would lose its preparation's answer, and
+					// COMMIT would never be sent).
+					err := s.Update(context.Background(), func(tx store.Tx) error {
+						if err := bump(tx, id); err != nil {
+							return err
+						}
+						_, err := tx.Attempts(id, -1)
+						return err
+					})
+					if err != nil {
 						t.Errorf("Update %s: %v", id, err)
 					}
 				})

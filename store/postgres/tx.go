@@ -112,6 +112,9 @@ type tx struct {
 	// read one by one that the memory did not hold: past a few, Step reads
 	// them all at once.
 	misses map[stepKey]int
+	// keep tells send to leave the queued writes queued: the statements
+	// it sends read no row they write (see Run).
+	keep bool
 }
 
 // bulkAfter is how many steps of one run (or items of one step) an Update
@@ -275,23 +278,31 @@ func (t *tx) send(what string, stmts ...stmt) error {
 			b.Queue("SELECT txid_current()")
 		}
 	}
-	for _, w := range t.queue {
-		if w.owner == t.owner && t.owner >= 0 {
-			t.dirty = true
+	// The queued writes go first, unless the statements cannot see them
+	// (keep): then they wait for a later batch, and the writes of a group's
+	// functions reach the server together, as bulk statements, with COMMIT.
+	keep := t.keep
+	t.keep = false
+	var sent, queue []queued
+	if !keep {
+		for _, w := range t.queue {
+			if w.owner == t.owner && t.owner >= 0 {
+				t.dirty = true
+			}
 		}
+		sent = t.bulk(t.queue)
+		queue = t.queue
+		t.queue = t.queue[:0]
+		t.mark = 0
+		clear(t.queued)
 	}
-	sent := t.bulk(t.queue)
 	for _, w := range sent {
 		b.Queue(w.sql, w.args...)
 	}
 	for _, st := range stmts {
 		b.Queue(st.sql, st.args...)
 	}
-	queue := t.queue
-	t.queue = t.queue[:0]
-	t.mark = 0
 	t.begun = true
-	clear(t.queued)
 
 	if t.s.commitHook != nil && len(stmts) > 0 && stmts[len(stmts)-1].sql == "COMMIT" {
 		t.s.commitHook(t) // tests: lose the batch, or its answer
@@ -669,6 +680,16 @@ func (t *tx) claimedOf(id string) *stmt {
 	}}
 }
 
+// writesRun reports whether a queued write writes a row of run id.
+func (t *tx) writesRun(id string) bool {
+	for k := range t.queued {
+		if k.step.run == id {
+			return true
+		}
+	}
+	return false // the other writes (attempts, specs, webhooks...) are of other tables
+}
+
 func (t *tx) Run(id string) (store.Run, error) {
 	if t.err != nil {
 		return store.Run{}, fmt.Errorf("postgres: reading run %q: the transaction failed earlier: %w", id, t.err)
@@ -718,6 +739,10 @@ func (t *tx) Run(id string) (store.Run, error) {
 			return nil
 		})})
 	}
+	// The run's rows are not among those the queued writes write (those
+	// this transaction holds, and answers from memory): the writes can
+	// wait for COMMIT.
+	t.keep = t.mode == modeUpdate && !t.writesRun(id)
 	if err := t.send(fmt.Sprintf("reading run %q", id), stmts...); err != nil {
 		return store.Run{}, err
 	}
