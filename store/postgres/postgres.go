@@ -73,8 +73,9 @@
 // outcome is unknown.
 //
 // Round trips: BEGIN travels with the first statement, and writes are queued
-// and sent in one pipelined batch with the next read or with COMMIT; the
-// runs and steps written whole go in one multi-row statement each. (An
+// and sent in one pipelined batch with the next read that could see them
+// (not with the read of another run) or with COMMIT; the runs and steps
+// written whole go in one multi-row statement each. (An
 // Update that reads and writes nothing costs none.) The transaction
 // remembers the runs, steps and items it holds, as they now are, and
 // answers reads of them without a round trip: the functions of a group that

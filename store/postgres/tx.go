@@ -24,9 +24,11 @@ import (
 // It saves round trips in three ways.
 //
 //   - BEGIN is not sent on its own but with the first statement, and writes
-//     are queued and sent, in one pipelined batch, with the next read or
-//     with COMMIT. So a transaction costs at most one round trip per read
-//     plus one.
+//     are queued and sent, in one pipelined batch, with the next read that
+//     could see them or with COMMIT: reading another run's row does not
+//     send them, so the writes of a group's functions on different runs go
+//     together with COMMIT. A transaction costs at most one round trip per
+//     read plus one.
 //   - An Update remembers the runs, steps and items it holds locked (read
 //     with FOR NO KEY UPDATE, or written) as they now are, and answers Run
 //     and Step from that memory: no other transaction can change a row this
