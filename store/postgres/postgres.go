@@ -89,7 +89,10 @@
 // own, so that it can return store.ErrNotFound itself. A write that
 // PostgreSQL refuses (JSON that is not valid, say) fails the function that
 // wrote it. The statements are prepared once per connection (pgx's
-// statement cache).
+// statement cache), and Open's connections keep one plan for each
+// (plan_cache_mode force_generic_plan) rather than planning it again on
+// every execution, which cost a fifth of the server's time; the statements
+// are written so that the one plan looks rows up by their keys.
 //
 // # Leases and fencing
 //
@@ -281,6 +284,9 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: reading the DSN: %w", err)
 	}
+	if _, ok := cfg.ConnConfig.RuntimeParams[planCacheMode]; !ok {
+		cfg.ConnConfig.RuntimeParams[planCacheMode] = "force_generic_plan"
+	}
 	switch {
 	case o.MaxConns > 0:
 		cfg.MaxConns = o.MaxConns
@@ -300,11 +306,17 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	return s, nil
 }
 
+// planCacheMode is the server setting that Open sets to force_generic_plan
+// unless the DSN sets it.
+const planCacheMode = "plan_cache_mode"
+
 // New returns a Store on a pool the caller made, creating or migrating the
 // schema first. Close leaves the pool open: it is the caller's. The pool's
 // connections must not be left inside a transaction, and the store needs the
 // pool's default query mode (statements cached per connection) to pipeline
-// its batches well.
+// its batches well. For the speed of Open, set plan_cache_mode to
+// force_generic_plan on the pool's connections (a DSN parameter
+// plan_cache_mode=force_generic_plan does it).
 func New(ctx context.Context, pool *pgxpool.Pool, o Options) (*Store, error) {
 	if err := o.withDefaults(); err != nil {
 		return nil, err

@@ -39,8 +39,9 @@ const (
 // and reuses it after (its statement cache is keyed by the SQL text).
 type queries struct {
 	begin [2]string
-	// lockTimeout follows BEGIN in an Update, unless it is empty.
-	lockTimeout string
+	// xid follows BEGIN in an Update: it reads the transaction's id and
+	// sets the Update's lock_timeout, if it has one.
+	xid string
 
 	run, spec, step, steps, items, dueSteps, dueHooks, waiting [2]string
 	attempts, stepAttempts, hooks                              [2]string
@@ -111,8 +112,10 @@ func newQueries(schema string, lockTimeout time.Duration) *queries {
 		deleteSlots:    "DELETE FROM " + s + "slots WHERE key = $1",
 		lockRun:        "SELECT 1 FROM " + s + "runs WHERE id = $1 FOR KEY SHARE",
 		lockRuns:       "SELECT " + runCols + " FROM " + s + "runs WHERE id = ANY ($1::text[]) ORDER BY id FOR NO KEY UPDATE",
-		lockSteps: "SELECT " + stepCols + " FROM " + s + "steps WHERE (run_id, idx, item) IN " +
-			"(SELECT * FROM unnest($1::text[], $2::integer[], $3::integer[])) FOR NO KEY UPDATE",
+		// One index lookup per key, whatever the plan's estimates: a
+		// semi-join may scan the table instead.
+		lockSteps: "SELECT s.* FROM unnest($1::text[], $2::integer[], $3::integer[]) AS k(run_id, idx, item) " +
+			"CROSS JOIN LATERAL (SELECT " + stepCols + " FROM " + s + "steps WHERE run_id = k.run_id AND idx = k.idx AND item = k.item FOR NO KEY UPDATE) s",
 	}
 	q.tryRun = "WITH l AS (SELECT " + runCols + " FROM " + s + "runs WHERE id = $1 FOR NO KEY UPDATE SKIP LOCKED) " +
 		"SELECT l.*, true FROM l UNION ALL SELECT " + runCols + ", false FROM " + s + "runs WHERE id = $1 AND NOT EXISTS (SELECT FROM l)"
@@ -122,8 +125,9 @@ func newQueries(schema string, lockTimeout time.Duration) *queries {
 		"(SELECT total FROM " + s + "runs WHERE id = $1) <= $2 ORDER BY idx FOR NO KEY UPDATE SKIP LOCKED"
 	q.bulkRuns = bulkUpsert(s+"runs", runCols, types(runCols), "id")
 	q.bulkSteps = bulkUpsert(s+"steps", stepCols, types(stepCols), "run_id, idx, item")
+	q.xid = "SELECT txid_current()"
 	if lockTimeout > 0 {
-		q.lockTimeout = fmt.Sprintf("SET LOCAL lock_timeout = %d", max(lockTimeout.Milliseconds(), 1))
+		q.xid = fmt.Sprintf("SELECT txid_current() FROM set_config('lock_timeout', '%d', true)", max(lockTimeout.Milliseconds(), 1))
 	}
 	for m := range 2 {
 		l := lock[m]

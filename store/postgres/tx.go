@@ -269,15 +269,11 @@ func (t *tx) send(what string, stmts ...stmt) error {
 	}
 	var b pgx.Batch
 	begin := !t.begun
-	setTimeout := begin && t.mode == modeUpdate && t.s.q.lockTimeout != ""
 	readXID := begin && t.mode == modeUpdate
 	if begin {
 		b.Queue(t.s.q.begin[t.mode])
-		if setTimeout {
-			b.Queue(t.s.q.lockTimeout)
-		}
 		if readXID {
-			b.Queue("SELECT txid_current()")
+			b.Queue(t.s.q.xid)
 		}
 	}
 	// The queued writes go first, unless the statements cannot see them
@@ -316,11 +312,6 @@ func (t *tx) send(what string, stmts ...stmt) error {
 		if begin {
 			if _, err := br.Exec(); err != nil {
 				return fmt.Errorf("beginning a transaction: %w", err)
-			}
-		}
-		if setTimeout {
-			if _, err := br.Exec(); err != nil {
-				return fmt.Errorf("setting lock_timeout: %w", err)
 			}
 		}
 		if readXID {
