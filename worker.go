@@ -57,6 +57,30 @@ func (e *Engine) work(t *task) {
 // outcome the store refused for a reason other than a lost lease.
 const maxStoreRetries = 8
 
+// maxReadHints bounds the steps an outcome's Update names to the store:
+// past it, a store reads a run's steps in bulk anyway.
+const maxReadHints = 16
+
+// reads returns the steps, besides its own, that recording outcome o of
+// claim c reads first: a completed step's dependents, and a map item's step.
+func reads(c *flow.Claim, o flow.Outcome) []int {
+	switch {
+	case c.Item > 0:
+		return []int{c.Index}
+	case c.Comp || o.Err != "" || c.Plan == nil:
+		return nil
+	}
+	deps := c.Plan.Steps[c.Index].Dependents
+	if len(deps) == 0 || len(deps) > maxReadHints {
+		return nil
+	}
+	out := make([]int, len(deps))
+	for i, d := range deps {
+		out[i] = int(d)
+	}
+	return out
+}
+
 // finish records an attempt's outcome and, with the same transaction, claims
 // due steps for this worker's slot and the slots free then: those the outcome
 // made ready first. It hands all but the first to new workers and returns
@@ -85,8 +109,9 @@ func (e *Engine) finish(t *task, o flow.Outcome, ts *txState) *task {
 		want = 1 + e.sched.reserve()
 	}
 	var err error
+	ctx := store.ForRun(e.bgCtx, t.c.RunID, reads(&t.c, o)...)
 	for try := 0; ; try++ {
-		err = e.store.Update(store.ForRun(e.bgCtx, t.c.RunID), func(tx store.Tx) error {
+		err = e.store.Update(ctx, func(tx store.Tx) error {
 			return e.inTx(tx, ts, func(_ store.Tx, x *flow.Txn) error {
 				if err := x.Finish(&t.c, o); err != nil {
 					return err

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/dagflow/dagflow/store"
@@ -18,5 +19,19 @@ func TestForRun(t *testing.T) {
 	}
 	if got := store.RunOf(store.ForRun(ctx, "order-2")); got != "order-2" {
 		t.Errorf("RunOf of a second hint = %q, want order-2", got)
+	}
+}
+
+func TestStepsOf(t *testing.T) {
+	ctx := context.Background()
+	if got := store.StepsOf(ctx); got != nil {
+		t.Errorf("StepsOf(no hint) = %v, want nil", got)
+	}
+	ctx = store.ForRun(ctx, "order-1", 2, 5)
+	if got := store.StepsOf(ctx); !slices.Equal(got, []int{2, 5}) {
+		t.Errorf("StepsOf = %v, want [2 5]", got)
+	}
+	if got := store.StepsOf(store.ForRun(ctx, "order-2")); got != nil {
+		t.Errorf("StepsOf of a second hint without steps = %v, want nil", got)
 	}
 }

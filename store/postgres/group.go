@@ -343,6 +343,15 @@ func (s *Store) tryGroup(batch []*request, lock []string, noBulk bool) (out grou
 	defer c.Release()
 	t := newTx(s, ctx, c.Conn(), modeUpdate)
 	t.noBulk = noBulk
+	for _, r := range batch {
+		if steps := store.StepsOf(r.ctx); len(steps) > 0 {
+			run := store.RunOf(r.ctx)
+			if t.hints == nil {
+				t.hints = map[string][]int{}
+			}
+			t.hints[run] = append(t.hints[run], steps...)
+		}
+	}
 	defer t.end()
 	// failed turns the transaction's failed statement into an outcome.
 	failed := func(ferr error) (groupOutcome, int, error, []string) {

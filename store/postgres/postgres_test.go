@@ -719,4 +719,47 @@ func TestRoundTrips(t *testing.T) {
 	count("a View with one read", 2, func() error {
 		return s.View(context.Background(), func(tx store.Tx) error { _, err := tx.Run("x"); return err })
 	})
+
+	// A run too large to be read whole with its row: the steps an Update
+	// names (store.ForRun) come with the run, the others one by one.
+	putRun(t, s, "big", 3*smallRun)
+	touch := func(ctx context.Context, steps ...int) func() error {
+		return func() error {
+			return s.Update(ctx, func(tx store.Tx) error {
+				if _, err := tx.Run("big"); err != nil {
+					return err
+				}
+				for _, i := range steps {
+					st, err := tx.Step("big", i, 0)
+					if err != nil {
+						return err
+					}
+					st.Attempts++
+					if err := tx.PutStep(st); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+	}
+	ctx := context.Background()
+	count("reading the run and two steps it names, writing them", 2, touch(store.ForRun(ctx, "big", 5, 6), 5, 6))
+	count("reading the run and two steps it does not name, writing them", 4, touch(store.ForRun(ctx, "big"), 5, 6))
+	count("reading the run, a step it names and one it does not", 3, touch(store.ForRun(ctx, "big", 5), 5, 7))
+	err = s.View(ctx, func(tx store.Tx) error {
+		for i, want := range map[int]int{5: 3, 6: 2, 7: 1, 8: 0} {
+			st, err := tx.Step("big", i, 0)
+			if err != nil {
+				return err
+			}
+			if st.Attempts != want {
+				t.Errorf("step %d: %d attempts written, want %d", i, st.Attempts, want)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

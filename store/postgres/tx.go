@@ -117,6 +117,9 @@ type tx struct {
 	// keep tells send to leave the queued writes queued: the statements
 	// it sends read no row they write (see Run).
 	keep bool
+	// hints holds, by run, the steps that the group's Updates said they
+	// will read (store.ForRun): the first read of the run reads them too.
+	hints map[string][]int
 }
 
 // bulkAfter is how many steps of one run (or items of one step) an Update
@@ -633,17 +636,28 @@ func (t *tx) lockRuns(ids []string) error {
 }
 
 // claimedOf returns a read of the steps of run id in the store's claimed set
-// (group.go) that this Update has not read yet, or nil. The read locks them
-// and remembers them; those not found running leave the set.
+// (group.go), and of those the group's Updates name (store.ForRun), that
+// this Update has not read yet, or nil. The read locks them and remembers
+// them; the claimed ones not found running leave the set.
 func (t *tx) claimedOf(id string) *stmt {
 	if t.mode != modeUpdate || t.fetched[id] {
 		return nil
 	}
-	keys := t.s.claimedOf(id)
+	claimed := t.s.claimedOf(id)
+	keys := slices.Clone(claimed)
+	for _, i := range t.hints[id] {
+		if k := (stepKey{id, i, 0}); t.steps[k].RunID == "" {
+			keys = append(keys, k)
+		}
+	}
 	if len(keys) == 0 {
 		return nil
 	}
 	t.fetched[id] = true
+	slices.SortFunc(keys, func(a, b stepKey) int {
+		return cmp.Or(cmp.Compare(a.index, b.index), cmp.Compare(a.item, b.item))
+	})
+	keys = slices.Compact(keys)
 	ids, idx, items := make([]string, len(keys)), make([]int, len(keys)), make([]int, len(keys))
 	for i, k := range keys {
 		ids[i], idx[i], items[i] = k.run, k.index, k.item
@@ -664,7 +678,7 @@ func (t *tx) claimedOf(id string) *stmt {
 		return nil
 	}), after: func() {
 		var gone []stepKey
-		for _, k := range keys {
+		for _, k := range claimed {
 			if !found[k] {
 				gone = append(gone, k) // ended, or taken over, since
 			}
@@ -862,8 +876,9 @@ func (t *tx) Step(runID string, index, item int) (store.Step, error) {
 	if st, ok := t.steps[stepKey{runID, index, item}]; ok {
 		return st, nil
 	}
-	if t.mode == modeUpdate && !t.fetched[runID] && t.s.isClaimed(stepKey{runID, index, item}) {
-		// One of the steps this process claimed: read them all.
+	if t.mode == modeUpdate && !t.fetched[runID] && (t.s.isClaimed(stepKey{runID, index, item}) || item == 0 && slices.Contains(t.hints[runID], index)) {
+		// One of the steps this process claimed, or that the group
+		// named: read them all.
 		if err := t.send(fmt.Sprintf("reading the steps of run %q claimed here", runID), *t.claimedOf(runID)); err != nil {
 			return store.Step{}, err
 		}
@@ -897,6 +912,9 @@ func (t *tx) Step(runID string, index, item int) (store.Step, error) {
 	var st store.Step
 	found := false
 	t.lockingRun = runID
+	// The row is not one the queued writes write (this transaction would
+	// hold it): they can wait for COMMIT, unless they delete its run.
+	t.keep = t.mode == modeUpdate && !slices.Contains(t.deleted, runID)
 	err := t.get(fmt.Sprintf("reading step %d item %d of run %q", index, item, runID), t.s.q.step[t.mode], []any{runID, index, item}, func(rows pgx.Rows) (err error) {
 		st, err = scanStep(rows)
 		found = err == nil
