@@ -726,15 +726,16 @@ func (t *tx) Run(id string) (store.Run, error) {
 			return err
 		})}
 	}
-	if c := t.claimedOf(id); c != nil {
+	c := t.claimedOf(id)
+	if c != nil {
 		stmts = append(stmts, *c) // after the run: runs are locked before their steps
 	}
-	if t.mode == modeUpdate {
-		// A small run's steps come with it: a function that reads a run
-		// reads some of its steps next (an order's completion reads its
-		// next step), and this saves that round trip. Rows another
-		// transaction holds are skipped (and read, waiting for them, if
-		// they are asked for).
+	if t.mode == modeUpdate && c == nil {
+		// A small run's steps come with it, unless the steps to read are
+		// known (claimed here, or named): a function that reads a run
+		// reads some of its steps next, and this saves that round trip.
+		// Rows another transaction holds are skipped (and read, waiting
+		// for them, if they are asked for).
 		stmts = append(stmts, stmt{sql: t.s.q.smallSteps, args: []any{id, smallRun}, read: eachRow(func(rows pgx.Rows) error {
 			st, err := scanStep(rows)
 			if err != nil {
