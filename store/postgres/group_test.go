@@ -576,3 +576,61 @@ func TestCommittersByRun(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// After DueSteps, an Update does not wait for a run's row: DueSteps may
+// have left it holding a row it does not know of (PostgreSQL locks a row
+// another transaction changed before finding it no longer due), and the
+// holder of that run may be waiting for it. It runs again at once, taking
+// the run first, and commits once the holder lets go.
+func TestNoRunWaitAfterDueSteps(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	s1 := openStore(t, schema, Options{})
+	s2 := openStore(t, schema, Options{Committers: 1})
+	putRun(t, s1, "a", 1)
+	putRun(t, s1, "b", 1)
+	now := base.Add(time.Second)
+	holding := make(chan struct{})
+	done := make(chan error, 1)
+	var tries atomic.Int32
+	err := s1.Update(context.Background(), func(tx store.Tx) error {
+		if _, err := tx.Run("b"); err != nil {
+			return err
+		}
+		go func() {
+			done <- s2.Update(context.Background(), func(tx store.Tx) error {
+				tries.Add(1)
+				if _, err := tx.DueSteps(now, 1); err != nil {
+					return err
+				}
+				return bump(tx, "b")
+			})
+		}()
+		time.Sleep(200 * time.Millisecond) // s2 tries "b" meanwhile
+		close(holding)
+		return bump(tx, "b")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-holding
+	if err := <-done; err != nil {
+		t.Fatalf("the Update after DueSteps: %v", err)
+	}
+	if st := s2.Stats(); st.Reordered == 0 || tries.Load() < 2 {
+		t.Errorf("the Update after DueSteps ran %d times, %d of them again at once to lock in order; want it run again to take the run first", tries.Load(), st.Reordered)
+	}
+	if st := s2.Stats(); st.LockTimeouts != 0 {
+		t.Errorf("%d lock timeouts: the Update waited for the run out of order", st.LockTimeouts)
+	}
+	err = s1.View(context.Background(), func(tx store.Tx) error {
+		r, err := tx.Run("b")
+		if err == nil && r.Done != 2 {
+			t.Errorf("run b: Done = %d, want 2 (both Updates once)", r.Done)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

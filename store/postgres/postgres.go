@@ -47,11 +47,15 @@
 // created it in the meantime.
 //
 // Row locks taken in different orders can deadlock. A transaction waits for
-// the row of a run only when it holds no run with a greater id: otherwise
-// it takes the row only if it is free (SKIP LOCKED), and when it is not,
-// the group runs again at once, first locking every run it needs in the
-// order of their ids. A claim made while holding runs takes only due steps
-// whose run is free too, and locks both. What is left (a step waited for
+// the row of a run only when it holds no run with a greater id and has not
+// read due steps: otherwise it takes the row only if it is free (SKIP
+// LOCKED), and when it is not, the group runs again at once, first locking
+// every run it needs in the order of their ids. (Reading due steps may leave
+// a transaction holding rows it does not know of: PostgreSQL locks a row
+// that another transaction changed before it finds the row no longer due,
+// and keeps it locked; the holder of that row's run may be waiting for it.)
+// A claim made while holding runs takes only due steps whose run is free
+// too, and locks both. What is left (a step waited for
 // while its run is held elsewhere, say) PostgreSQL would break after
 // deadlock_timeout (one second by default); the store breaks it sooner with
 // a lock timeout (Options.LockTimeout), and the group runs again after a

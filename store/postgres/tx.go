@@ -117,6 +117,9 @@ type tx struct {
 	// keep tells send to leave the queued writes queued: the statements
 	// it sends read no row they write (see Run).
 	keep bool
+	// scanned is set once DueSteps has read steps by due time, with
+	// locks (see DueSteps).
+	scanned bool
 	// hints holds, by run, the steps that the group's Updates said they
 	// will read (store.ForRun): the first read of the run reads them too.
 	hints map[string][]int
@@ -712,9 +715,10 @@ func (t *tx) Run(id string) (store.Run, error) {
 		found = err == nil
 		return err
 	})}}
-	if t.mode == modeUpdate && t.maxRun > id {
+	if t.mode == modeUpdate && (t.maxRun > id || t.scanned) {
 		// Rows are waited for in the order of their runs' ids: holding a
-		// greater one, take this one only if it is free.
+		// greater one (or, after DueSteps, rows of any), take this one
+		// only if it is free.
 		stmts[0] = stmt{sql: t.s.q.tryRun, args: []any{id}, read: eachRow(func(rows pgx.Rows) error {
 			var x runScan
 			if err := rows.Scan(append(x.dests(), &locked)...); err != nil {
@@ -1017,6 +1021,12 @@ func (t *tx) DueSteps(now time.Time, max int) ([]store.Step, error) {
 	} else {
 		out, err = t.readSteps("reading due steps", t.s.q.dueSteps[t.mode], true, now, limit)
 	}
+	// The transaction may now hold rows it does not know of: a row that
+	// another transaction changed since is locked before PostgreSQL finds
+	// it no longer due, and it stays locked. Whoever holds that row's run
+	// may be waiting for it: this transaction waits for no run's row from
+	// now on (see Run).
+	t.scanned = t.scanned || t.mode == modeUpdate
 	if err != nil {
 		return nil, err
 	}
