@@ -634,3 +634,59 @@ func TestNoRunWaitAfterDueSteps(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The steps an Update names (store.ForRun) are locked only with their run's
+// row: a fan-in step is named by every process's Updates, and one that held
+// it before the run (reading a step it claimed first, say) would wait for
+// the run while the run's holder waits for it.
+func TestNamedStepsWithTheirRun(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	s1 := openStore(t, schema, Options{})
+	s2 := openStore(t, schema, Options{Committers: 1})
+	putRun(t, s1, "big", 3*smallRun)
+	// s2 claims step 3: its claimed set holds it.
+	err := s2.Update(context.Background(), func(tx store.Tx) error {
+		st, err := tx.Step("big", 3, 0)
+		if err != nil {
+			return err
+		}
+		st.State, st.Owner, st.Token = store.StepRunning, "s2", 1
+		return tx.PutStep(st)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	err = s1.Update(context.Background(), func(tx store.Tx) error {
+		if _, err := tx.Run("big"); err != nil {
+			return err
+		}
+		go func() {
+			// Reads the step it claimed first, then the run (and waits
+			// for s1), naming step 5.
+			done <- s2.Update(store.ForRun(context.Background(), "big", 5), func(tx store.Tx) error {
+				if _, err := tx.Step("big", 3, 0); err != nil {
+					return err
+				}
+				return bump(tx, "big")
+			})
+		}()
+		time.Sleep(100 * time.Millisecond) // s2 holds what it holds, and waits for "big"
+		st, err := tx.Step("big", 5, 0)    // waits, if s2 holds it, until the lock timeout
+		if err != nil {
+			return err
+		}
+		st.Attempts++
+		return tx.PutStep(st)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := s1.Stats().LockTimeouts + s2.Stats().LockTimeouts; n != 0 {
+		t.Errorf("%d lock timeouts: a named step was locked without its run", n)
+	}
+}

@@ -639,17 +639,21 @@ func (t *tx) lockRuns(ids []string) error {
 }
 
 // claimedOf returns a read of the steps of run id in the store's claimed set
-// (group.go), and of those the group's Updates name (store.ForRun), that
-// this Update has not read yet, or nil. The read locks them and remembers
-// them; the claimed ones not found running leave the set.
-func (t *tx) claimedOf(id string) *stmt {
+// (group.go), and, with named, of those the group's Updates name
+// (store.ForRun), that this Update has not read yet, or nil. The read locks
+// them and remembers them; the claimed ones not found running leave the
+// set. Only a read that follows the run's row in its batch may lock the
+// named steps: a fan-in step is named by the Updates of every process, and
+// a transaction that held it without its run could wait for the run while
+// the run's holder waits for it.
+func (t *tx) claimedOf(id string, named bool) *stmt {
 	if t.mode != modeUpdate || t.fetched[id] {
 		return nil
 	}
 	claimed := t.s.claimedOf(id)
 	keys := slices.Clone(claimed)
 	for _, i := range t.hints[id] {
-		if k := (stepKey{id, i, 0}); t.steps[k].RunID == "" {
+		if k := (stepKey{id, i, 0}); named && t.steps[k].RunID == "" {
 			keys = append(keys, k)
 		}
 	}
@@ -730,7 +734,7 @@ func (t *tx) Run(id string) (store.Run, error) {
 			return err
 		})}
 	}
-	c := t.claimedOf(id)
+	c := t.claimedOf(id, true)
 	if c != nil {
 		stmts = append(stmts, *c) // after the run: runs are locked before their steps
 	}
@@ -881,10 +885,9 @@ func (t *tx) Step(runID string, index, item int) (store.Step, error) {
 	if st, ok := t.steps[stepKey{runID, index, item}]; ok {
 		return st, nil
 	}
-	if t.mode == modeUpdate && !t.fetched[runID] && (t.s.isClaimed(stepKey{runID, index, item}) || item == 0 && slices.Contains(t.hints[runID], index)) {
-		// One of the steps this process claimed, or that the group
-		// named: read them all.
-		if err := t.send(fmt.Sprintf("reading the steps of run %q claimed here", runID), *t.claimedOf(runID)); err != nil {
+	if t.mode == modeUpdate && !t.fetched[runID] && t.s.isClaimed(stepKey{runID, index, item}) {
+		// One of the steps this process claimed: read them all.
+		if err := t.send(fmt.Sprintf("reading the steps of run %q claimed here", runID), *t.claimedOf(runID, false)); err != nil {
 			return store.Step{}, err
 		}
 		if st, ok := t.steps[stepKey{runID, index, item}]; ok {
