@@ -15,7 +15,8 @@ import (
 )
 
 // hintStore records the run and steps that each Update's context names
-// (store.ForRun).
+// (store.ForRun). It hides the memory store's Exclusive: the engine takes
+// it for a store that engines share, the kind that is told the names.
 type hintStore struct {
 	store.Store
 	mu    sync.Mutex

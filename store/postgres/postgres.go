@@ -78,15 +78,19 @@
 //
 // Round trips: BEGIN travels with the first statement, and writes are queued
 // and sent in one pipelined batch with the next read that could see them
-// (not with the read of another run) or with COMMIT; the runs and steps
-// written whole go in one multi-row statement each. (An
-// Update that reads and writes nothing costs none.) The transaction
-// remembers the runs, steps and items it holds, as they now are, and
-// answers reads of them without a round trip: the functions of a group that
-// finish steps of one run read the run and its fan-in step once. When a run
-// is first read, the steps of it that this process claimed are read with
-// it, so that a worker's outcome finds its step there; a transaction that
-// reads more than a few steps of one run one by one reads the rest at once.
+// (not with the read of another run's row, nor of a single step) or with
+// COMMIT; the runs and steps written whole go in one multi-row statement
+// each, when there are three or more. (An Update that reads and writes
+// nothing costs none.) The transaction remembers the runs, steps and items
+// it holds, as they now are, and answers reads of them without a round trip:
+// the functions of a group that finish steps of one run read the run and its
+// fan-in step once. When a run is first read, the steps of it that this
+// process claimed, and those that the group's Updates name (store.ForRun:
+// the engine names a completed step's dependents), are read with it, so
+// that a worker's outcome finds its step and the steps it readies there; a
+// run of at most 16 steps for which there are none is read whole instead.
+// A transaction that reads more than a few steps of one run one by one
+// reads the rest at once.
 // A write of a record that belongs to a run (a step, an item, an attempt, a
 // spec, a webhook) is queued only when the transaction holds that run or a
 // record of it; otherwise it first checks the run, in a round trip of its
