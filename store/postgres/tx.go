@@ -652,9 +652,11 @@ func (t *tx) claimedOf(id string, named bool) *stmt {
 	}
 	claimed := t.s.claimedOf(id)
 	keys := slices.Clone(claimed)
-	for _, i := range t.hints[id] {
-		if k := (stepKey{id, i, 0}); named && t.steps[k].RunID == "" {
-			keys = append(keys, k)
+	if named {
+		for _, i := range t.hints[id] {
+			if _, held := t.steps[stepKey{id, i, 0}]; !held {
+				keys = append(keys, stepKey{id, i, 0})
+			}
 		}
 	}
 	if len(keys) == 0 {
