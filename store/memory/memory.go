@@ -175,7 +175,7 @@ func (t *tx) PutRun(r store.Run) error {
 }
 
 func (t *tx) Runs(q store.RunQuery) ([]store.Run, error) {
-	var out []store.Run
+	var match []*store.Run
 	for _, d := range t.s.runs {
 		r := d.run
 		switch {
@@ -186,11 +186,15 @@ func (t *tx) Runs(q store.RunQuery) ([]store.Run, error) {
 			q.Before != nil && cmpListing(r.CreatedAt, r.ID, q.Before.CreatedAt, q.Before.ID) <= 0:
 			continue
 		}
-		out = append(out, *r)
+		match = append(match, r)
 	}
-	slices.SortFunc(out, func(a, b store.Run) int { return cmpListing(a.CreatedAt, a.ID, b.CreatedAt, b.ID) })
-	if q.Limit > 0 && len(out) > q.Limit {
-		out = out[:q.Limit]
+	slices.SortFunc(match, func(a, b *store.Run) int { return cmpListing(a.CreatedAt, a.ID, b.CreatedAt, b.ID) })
+	if q.Limit > 0 && len(match) > q.Limit {
+		match = match[:q.Limit]
+	}
+	out := make([]store.Run, len(match))
+	for i, r := range match {
+		out[i] = *r
 	}
 	return out, nil
 }
