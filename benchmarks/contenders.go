@@ -45,7 +45,9 @@ type contender struct {
 	// postgres says the contender needs the PostgreSQL server
 	// (postgres.go); without one it is skipped.
 	postgres bool
-	prepare  func(ctx context.Context, w *workload, dir string) (runner, error)
+	// peer says the contender is another project's library.
+	peer    bool
+	prepare func(ctx context.Context, w *workload, dir string) (runner, error)
 }
 
 type runner interface {
@@ -62,17 +64,17 @@ var contenders = []*contender{
 		desc: "dagflow with store/memory"},
 	{name: "dagflow-bolt", class: "file", prepare: prepareDagflow(onBolt),
 		desc: "dagflow with store/bolt on a temporary file, fsync on (the default)"},
-	{name: "go-workflows-sqlite-mem", class: "memory", prepare: prepareGoWorkflows(false),
+	{name: "go-workflows-sqlite-mem", class: "memory", peer: true, prepare: prepareGoWorkflows(false),
 		desc: "github.com/cschleiden/go-workflows v1.2.0, SQLite backend in memory, monoprocess wrapper"},
-	{name: "go-workflows-sqlite-file", class: "file", prepare: prepareGoWorkflows(true),
+	{name: "go-workflows-sqlite-file", class: "file", peer: true, prepare: prepareGoWorkflows(true),
 		desc: "github.com/cschleiden/go-workflows v1.2.0, SQLite backend on a temporary file (WAL), monoprocess wrapper"},
-	{name: "durabletask-sqlite-mem", class: "memory", prepare: prepareDurableTask(false),
+	{name: "durabletask-sqlite-mem", class: "memory", peer: true, prepare: prepareDurableTask(false),
 		desc: "github.com/microsoft/durabletask-go v0.5.0, SQLite backend in memory"},
-	{name: "durabletask-sqlite-file", class: "file", prepare: prepareDurableTask(true),
+	{name: "durabletask-sqlite-file", class: "file", peer: true, prepare: prepareDurableTask(true),
 		desc: "github.com/microsoft/durabletask-go v0.5.0, SQLite backend on a temporary file"},
 	{name: "dagflow-postgres", class: "postgres", postgres: true, prepare: prepareDagflow(onPostgres),
 		desc: "dagflow with store/postgres (its defaults) on a fresh schema of the PostgreSQL server (DAGFLOW_POSTGRES_DSN)"},
-	{name: "dbos-postgres", class: "postgres", postgres: true, prepare: prepareDBOS,
+	{name: "dbos-postgres", class: "postgres", postgres: true, peer: true, prepare: prepareDBOS,
 		desc: "github.com/dbos-inc/dbos-transact-golang v1.9.0 on a fresh schema of the same server: steps with RunAsStep, parallel steps with dbos.Go"},
 }
 

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -13,11 +16,27 @@ import (
 // TestQuick runs the whole harness the way -quick does, every workload on
 // every contender, at tiny sizes, and checks that the table has a row for
 // each pair and no errors.
+//
+// Under the race detector (go test -race, as CI runs it) the peers run in a
+// child process built without it: their libraries start goroutines of their
+// own, which are theirs to check, not ours. errgroup and the dagflow
+// contenders, and the harness, run in the test's process, under the race
+// detector.
 func TestQuick(t *testing.T) {
 	cfg := &config{reps: 1, quick: true, scale: 0.05, budget: time.Minute, timeout: 2 * time.Minute,
 		dir: t.TempDir(), cmdline: "go test"}
 	if testing.Verbose() {
 		cfg.progress = testWriter{t}
+	}
+	var peers []string
+	if raceEnabled {
+		for _, c := range contenders {
+			if c.peer {
+				peers = append(peers, c.name)
+			} else {
+				cfg.contenders = append(cfg.contenders, c.name)
+			}
+		}
 	}
 	var out bytes.Buffer
 	if err := run(context.Background(), cfg, &out); err != nil {
@@ -25,6 +44,11 @@ func TestQuick(t *testing.T) {
 	}
 	table := out.String()
 	t.Log("\n" + table)
+	if len(peers) > 0 {
+		peerTable := runPeers(t, peers)
+		t.Log("\n" + peerTable)
+		table += peerTable
+	}
 	if cfg.postgresSkipped != "" {
 		// As store/postgres's tests: CI starts PostgreSQL, so there its
 		// absence is a failure.
@@ -91,6 +115,26 @@ func TestWorkloads(t *testing.T) {
 	if h := randomGraph(10000, randomSeed); h.edges() != g.edges() {
 		t.Errorf("the random DAG is not the same from one build to the next")
 	}
+}
+
+// runPeers builds the harness without the race detector and runs the given
+// contenders with -quick at TestQuick's sizes; it returns the table.
+func runPeers(t *testing.T, names []string) string {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "benchmarks")
+	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the harness without -race: %v\n%s", err, out)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(bin, "-quick", "-scale", "0.05", "-reps", "1", "-budget", "1m", "-timeout", "2m",
+		"-dir", dir, "-contenders", strings.Join(names, ","))
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s: %v\n%s\n%s", strings.Join(cmd.Args, " "), err, stdout.String(), stderr.String())
+	}
+	return stdout.String()
 }
 
 type testWriter struct{ t *testing.T }
