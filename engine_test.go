@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/dagflow/dagflow"
+	"github.com/dagflow/dagflow/internal/faultstore"
 	"github.com/dagflow/dagflow/store"
 	"github.com/dagflow/dagflow/store/bolt"
 	"github.com/dagflow/dagflow/store/memory"
@@ -1206,6 +1207,50 @@ func TestCancelCause(t *testing.T) {
 				t.Fatal("the handler's context did not end")
 			}
 		})
+	}
+}
+
+// TestCancelBetweenClaimAndAttempt: a run cancelled after its step was
+// claimed but before the step's attempt started has that attempt start
+// with its context cancelled, so the run ends instead of waiting for a
+// handler nothing stops.
+func TestCancelBetweenClaimAndAttempt(t *testing.T) {
+	fs := faultstore.New(memory.New())
+	eng := newEngine(t, dagflow.WithStore(fs))
+	causes := make(chan error, 1)
+	mustHandle(t, eng, "wait", func(ctx context.Context, in dagflow.Input) (any, error) {
+		select {
+		case <-ctx.Done():
+			causes <- context.Cause(ctx)
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Second):
+			causes <- nil
+			return "not cancelled", nil
+		}
+	})
+	held, release := fs.HoldAfterClaim()
+	defer release()
+	if _, err := eng.Create(ctxT(t), dagflow.Workflow{ID: "c", Steps: []dagflow.Step{step("a", "wait")}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("step a was not claimed")
+	}
+	if _, err := eng.Cancel(ctxT(t), "c"); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if cause := <-causes; cause == nil || !strings.HasPrefix(cause.Error(), `dagflow: run "c" stopped: cancelled`) {
+		t.Errorf("context.Cause = %v, want the cancel", cause)
+	}
+	st, err := eng.Wait(ctxT(t), "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != dagflow.StateCancelled {
+		t.Errorf("run %s, want cancelled", st.State)
 	}
 }
 

@@ -170,7 +170,7 @@ func (e *Engine) checkRuns(ids []string) {
 			infos[i].stop(fmt.Errorf("dagflow: run %q stopped: %s", r.ID, r.Error))
 		case r.Phase == store.PhaseActive:
 			infos[i].mu.Lock()
-			stale := infos[i].ctx != nil && infos[i].ctx.Err() != nil || infos[i].gen != r.Generation
+			stale := infos[i].stopped != nil || infos[i].ctx != nil && infos[i].ctx.Err() != nil || infos[i].gen != r.Generation
 			infos[i].mu.Unlock()
 			if stale {
 				e.runs.redriven(r.ID) // retried since it was cancelled here

@@ -18,6 +18,11 @@ import (
 type runCache struct {
 	mu   sync.Mutex
 	runs map[string]*runInfo
+	// stops are the runs stopped (cancelled, timed out) while they were
+	// not cached, with the cause their attempts' contexts end with: a
+	// step claimed just before the stop may start its attempt after it,
+	// through an entry cached later, and must start it cancelled.
+	stops map[string]error
 	// done are the runs that ended, oldest first: the cache keeps the last
 	// keepEnded of them, whose statuses are likely to be read next.
 	done []string
@@ -40,6 +45,7 @@ type runInfo struct {
 	results map[int]storedResult // of the steps read so far
 	ctx     context.Context      // the parent of its attempts' contexts
 	cancel  context.CancelCauseFunc
+	stopped error // why the run was stopped, or nil: its attempts start cancelled
 }
 
 // storedResult is a completed step's result and completion number.
@@ -48,7 +54,15 @@ type storedResult struct {
 	seq int64
 }
 
-func (c *runCache) init() { c.runs = map[string]*runInfo{} }
+func (c *runCache) init() {
+	c.runs = map[string]*runInfo{}
+	c.stops = map[string]error{}
+}
+
+// maxStops bounds the stops kept of runs not cached. A stop matters only
+// between a claim and the start of its attempt, so one dropped beyond it
+// is one of a run no attempt of this engine is about to start.
+const maxStops = 4096
 
 // load returns a run's entry, reading its spec through tx when it is not
 // cached.
@@ -82,6 +96,10 @@ func (c *runCache) put(id string, w *Workflow, plan *flow.Plan) *flow.Plan {
 		return ri.plan
 	}
 	ri := &runInfo{id: id, wf: w, plan: plan}
+	if cause, ok := c.stops[id]; ok {
+		ri.stopped = cause
+		delete(c.stops, id)
+	}
 	c.runs[id] = ri
 	return ri.plan
 }
@@ -99,6 +117,7 @@ func (c *runCache) forget(id string) {
 	c.mu.Lock()
 	ri := c.runs[id]
 	delete(c.runs, id)
+	delete(c.stops, id)
 	c.mu.Unlock()
 	if ri != nil {
 		ri.mu.Lock()
@@ -113,6 +132,7 @@ func (c *runCache) forget(id string) {
 // its results dropped; its plan stays for a while, for its status.
 func (c *runCache) ended(id string) {
 	c.mu.Lock()
+	delete(c.stops, id)
 	ri := c.runs[id]
 	if ri == nil {
 		c.mu.Unlock()
@@ -133,7 +153,7 @@ func (c *runCache) ended(id string) {
 	if ri.cancel != nil {
 		ri.cancel(errRunEnded)
 	}
-	ri.results, ri.ctx, ri.cancel = nil, nil, nil
+	ri.results, ri.ctx, ri.cancel, ri.stopped = nil, nil, nil, nil
 	ri.mu.Unlock()
 	for _, x := range drop {
 		x.mu.Lock()
@@ -147,21 +167,50 @@ func (c *runCache) ended(id string) {
 // redriven drops what the cache knows of a run's results and gives its
 // attempts a context that is not cancelled: the run runs again.
 func (c *runCache) redriven(id string) {
-	if ri := c.get(id); ri != nil {
+	c.mu.Lock()
+	delete(c.stops, id)
+	ri := c.runs[id]
+	c.mu.Unlock()
+	if ri != nil {
 		ri.mu.Lock()
-		ri.results, ri.ctx, ri.cancel = nil, nil, nil
+		ri.results, ri.ctx, ri.cancel, ri.stopped = nil, nil, nil, nil
 		ri.mu.Unlock()
 	}
 }
 
+// stop cancels the attempts of run id, which was cancelled or timed out,
+// those under way and those about to start; cause is what context.Cause
+// says to their handlers.
+func (c *runCache) stop(id string, cause error) {
+	c.mu.Lock()
+	ri := c.runs[id]
+	if ri == nil {
+		if len(c.stops) >= maxStops {
+			for old := range c.stops {
+				delete(c.stops, old)
+				break
+			}
+		}
+		c.stops[id] = cause
+	}
+	c.mu.Unlock()
+	if ri != nil {
+		ri.stop(cause)
+	}
+}
+
+// clear drops every run, as the engine closes.
 func (c *runCache) clear() {
 	c.mu.Lock()
 	runs := c.runs
-	c.runs = map[string]*runInfo{}
+	c.runs, c.stops = map[string]*runInfo{}, map[string]error{}
 	c.mu.Unlock()
-	for id := range runs {
-		c.forget(id)
-		_ = id
+	for _, ri := range runs {
+		ri.mu.Lock()
+		if ri.cancel != nil {
+			ri.cancel(errRunEnded)
+		}
+		ri.mu.Unlock()
 	}
 }
 
@@ -174,6 +223,9 @@ func (ri *runInfo) attemptParent(engine context.Context) context.Context {
 	defer ri.mu.Unlock()
 	if ri.ctx == nil {
 		ri.ctx, ri.cancel = context.WithCancelCause(engine)
+		if ri.stopped != nil {
+			ri.cancel(ri.stopped)
+		}
 	}
 	return ri.ctx
 }
@@ -183,6 +235,7 @@ func (ri *runInfo) attemptParent(engine context.Context) context.Context {
 func (ri *runInfo) stop(cause error) {
 	ri.mu.Lock()
 	defer ri.mu.Unlock()
+	ri.stopped = cause
 	if ri.cancel != nil {
 		ri.cancel(cause)
 	}

@@ -322,9 +322,7 @@ func (e *Engine) apply(eff *flow.Effects) {
 	}
 	for _, st := range eff.Stopped {
 		if st.Cancel {
-			if ri := e.runs.get(st.RunID); ri != nil {
-				ri.stop(fmt.Errorf("dagflow: run %q stopped: %s", st.RunID, st.Reason))
-			}
+			e.runs.stop(st.RunID, fmt.Errorf("dagflow: run %q stopped: %s", st.RunID, st.Reason))
 		}
 		e.notify(store.Change{Kind: store.ChangeRun, RunID: st.RunID})
 	}

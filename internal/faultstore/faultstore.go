@@ -26,6 +26,7 @@ type Store struct {
 	failPutStep int  // fail the nth PutStep from now (1: the next)
 	failCreates int  // fail this many upcoming commits that write a spec
 	block       chan struct{}
+	hold        *hold // the next Update that claims a step waits after its commit
 
 	Commits  atomic.Int64 // Updates that committed
 	Failures atomic.Int64 // faults injected
@@ -88,6 +89,25 @@ func (f *Store) Block() (release func()) {
 	}
 }
 
+// hold is what HoldAfterClaim arms.
+type hold struct {
+	held    chan struct{}
+	release chan struct{}
+}
+
+// HoldAfterClaim makes the next Update that claims a step (writes one in
+// state running) wait, once it has committed and before it returns, until
+// release is called; held is closed as it starts to wait. It opens the
+// moment between a claim and the start of its attempt to tests.
+func (f *Store) HoldAfterClaim() (held <-chan struct{}, release func()) {
+	h := &hold{held: make(chan struct{}), release: make(chan struct{})}
+	f.mu.Lock()
+	f.hold = h
+	f.mu.Unlock()
+	var once sync.Once
+	return h.held, func() { once.Do(func() { close(h.release) }) }
+}
+
 // Update runs fn on the wrapped store, injecting the configured faults.
 func (f *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 	f.mu.Lock()
@@ -100,8 +120,10 @@ func (f *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 			return ctx.Err()
 		}
 	}
+	var claimed bool
 	err := f.Store.Update(ctx, func(tx store.Tx) error {
 		ft := &faultTx{Tx: tx, f: f}
+		defer func() { claimed = ft.claimed }()
 		if err := fn(ft); err != nil {
 			return err
 		}
@@ -120,6 +142,16 @@ func (f *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 	})
 	if err == nil {
 		f.Commits.Add(1)
+		if claimed {
+			f.mu.Lock()
+			h := f.hold
+			f.hold = nil
+			f.mu.Unlock()
+			if h != nil {
+				close(h.held)
+				<-h.release
+			}
+		}
 	}
 	return err
 }
@@ -128,6 +160,7 @@ type faultTx struct {
 	store.Tx
 	f         *Store
 	wroteSpec bool
+	claimed   bool // wrote a step in state running
 }
 
 func (t *faultTx) PutSpec(runID string, spec json.RawMessage) error {
@@ -146,6 +179,9 @@ func (t *faultTx) PutStep(s store.Step) error {
 	if fail {
 		t.f.Failures.Add(1)
 		return ErrInjected
+	}
+	if s.State == store.StepRunning {
+		t.claimed = true
 	}
 	return t.Tx.PutStep(s)
 }
