@@ -126,7 +126,12 @@
 // after Open: steps whose handler is missing wait for it, and the status and
 // the engine's log say so. On a shared store every step is claimed under a
 // lease with a fencing token, so that a step's outcome is recorded once even
-// when an engine dies. [Engine.Delete] and [WithRetention] keep a store from
+// when an engine dies. There, while attempts end often, an engine also claims
+// up to half its concurrency of steps ahead, which start the moment running
+// attempts end, while those attempts' outcomes commit: the status shows them
+// running, with their claim as their start, and their timeouts count from
+// when they start. One that finds no worker within a second is given back
+// without counting an attempt. [Engine.Delete] and [WithRetention] keep a store from
 // growing forever.
 //
 // # Stopping

@@ -133,7 +133,6 @@ func Open(opts ...Option) (*Engine, error) {
 	e.runs.init()
 	e.waits.init()
 	e.sched = newScheduler(e)
-	e.workers.SetLimit(cfg.concurrency)
 
 	if e.lease == 0 {
 		// An exclusive store: whatever an earlier process was running is

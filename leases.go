@@ -33,6 +33,17 @@ func (l *leases) add(t *task) {
 	l.live[t] = t.c
 }
 
+// started gives t, under a lease since its claim, the context of its
+// attempt: ended at once when the lease was lost while t waited to start.
+func (l *leases) started(t *task, ctx *attemptCtx) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t.ctx = ctx
+	if t.lost {
+		ctx.end(errLeaseLost)
+	}
+}
+
 func (l *leases) remove(t *task) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -95,6 +106,8 @@ func (e *Engine) renewLoop() {
 			e.log.Warn("dagflow: lease lost; cancelling the attempt", "run", lc.c.RunID, "step", lc.c.StepID)
 			if lc.t.ctx != nil {
 				lc.t.ctx.end(errLeaseLost)
+			} else {
+				lc.t.lost = true // claimed ahead, not started yet
 			}
 		}
 		e.leases.mu.Unlock()

@@ -101,7 +101,9 @@ func WithStore(s store.Store) Option {
 
 // WithConcurrency sets how many attempts the engine runs at once, across all
 // runs (default DefaultConcurrency). Steps that wait (sleeps, events, child
-// runs, map steps themselves) hold no worker.
+// runs, map steps themselves) hold no worker. On a store that engines share
+// the engine may hold up to half as many claims again, on steps waiting to
+// start (see "Storage" in the package documentation).
 func WithConcurrency(n int) Option {
 	return func(c *config) error {
 		if n < 1 {

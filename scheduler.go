@@ -25,6 +25,16 @@ import (
 // transaction also claims, with the worker's slot and any slots free then,
 // the steps the outcome made ready (else the steps due longest), so that a
 // run goes on without waiting for the loop (see Engine.finish).
+//
+// On a store that engines share, a commit is round trips to a server and
+// waits on other engines' locks, and a worker would sit idle through each
+// outcome's commit before its next attempt. So there the engine claims
+// ahead: it has half again as many worker slots as its concurrency, while
+// only concurrency attempts run at once (exec); a step claimed ahead waits
+// for an attempt to end, and starts the moment one does, while that
+// attempt's outcome commits. It claims ahead only while attempts end often
+// (aheadNow), so that a step claimed ahead waits a few milliseconds, not
+// behind long attempts; one that waits aheadWait is given back.
 type scheduler struct {
 	e     *Engine
 	wake  chan struct{} // something may be due now
@@ -32,6 +42,10 @@ type scheduler struct {
 	free  atomic.Int64  // worker slots no claim holds
 	more  bool          // owned by loop: work may be due now
 	busy  atomic.Int64  // workers under way, for Shutdown
+
+	ahead int           // worker slots beyond the concurrency, to claim ahead with
+	exec  chan struct{} // one per attempt under way: at most the concurrency
+	ends  endRate       // of attempts, for aheadNow
 
 	tmu     sync.Mutex
 	timer   Timer
@@ -56,11 +70,73 @@ const maxBacklog = 10_000
 // maxHooks bounds the webhook deliveries under way at once.
 const maxHooks = 16
 
+// aheadWait bounds how long a step claimed ahead waits for an attempt to
+// end before the engine gives it back.
+const aheadWait = time.Second
+
+// aheadEnds is how many attempts must have ended in the last one to two
+// seconds for each step the engine claims ahead: a step claimed ahead then
+// waits about (its place in line) / (attempts ending per second), under
+// 100 ms.
+const aheadEnds = 20
+
 func newScheduler(e *Engine) *scheduler {
+	n := e.cfg.concurrency
 	s := &scheduler{e: e, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
-		hookSem: make(chan struct{}, maxHooks), spare: make(chan *txState, e.cfg.concurrency)}
-	s.free.Store(int64(e.cfg.concurrency))
+		hookSem: make(chan struct{}, maxHooks), exec: make(chan struct{}, n)}
+	if e.lease > 0 {
+		s.ahead = n / 2
+	}
+	s.spare = make(chan *txState, n+s.ahead)
+	s.free.Store(int64(n + s.ahead))
+	e.workers.SetLimit(n + s.ahead)
 	return s
+}
+
+// aheadNow is how many of the ahead slots claims may take now: one for
+// every aheadEnds attempts that ended lately, so none while attempts are
+// long or few.
+func (s *scheduler) aheadNow() int {
+	if s.ahead == 0 {
+		return 0
+	}
+	return min(s.ahead, s.ends.recent(s.e.now())/aheadEnds)
+}
+
+// endRate counts the attempts that ended in the current second and the one
+// before.
+type endRate struct {
+	mu        sync.Mutex
+	sec       int64 // the current second, in Unix time
+	cur, prev int
+}
+
+func (r *endRate) roll(now time.Time) {
+	sec := now.Unix()
+	switch {
+	case sec == r.sec:
+	case sec == r.sec+1:
+		r.sec, r.prev, r.cur = sec, r.cur, 0
+	default:
+		r.sec, r.prev, r.cur = sec, 0, 0
+	}
+}
+
+// ended counts an attempt that ended.
+func (r *endRate) ended(now time.Time) {
+	r.mu.Lock()
+	r.roll(now)
+	r.cur++
+	r.mu.Unlock()
+}
+
+// recent returns the attempts that ended in the current second and the one
+// before.
+func (r *endRate) recent(now time.Time) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.roll(now)
+	return r.cur + r.prev
 }
 
 // poke tells the loop that work may be due now.
@@ -71,15 +147,20 @@ func (s *scheduler) poke() {
 	}
 }
 
-// reserve takes every free worker slot and returns how many it took.
+// reserve takes every free worker slot, but the ahead slots not to claim
+// with now, and returns how many it took.
 func (s *scheduler) reserve() int {
+	keep := int64(0)
+	if s.ahead > 0 {
+		keep = int64(s.ahead - s.aheadNow())
+	}
 	for {
 		n := s.free.Load()
-		if n <= 0 {
+		if n <= keep {
 			return 0
 		}
-		if s.free.CompareAndSwap(n, 0) {
-			return int(n)
+		if s.free.CompareAndSwap(n, keep) {
+			return int(n - keep)
 		}
 	}
 }

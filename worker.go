@@ -30,6 +30,12 @@ type task struct {
 	ctx      *attemptCtx
 	deadline time.Time
 	hctx     context.Context
+	// started is when the attempt got its slot, when it waited for one
+	// (a step claimed ahead); zero when it did not.
+	started time.Time
+	// lost is set, under the engine's leases' lock, when the lease of a
+	// step claimed ahead was lost before its attempt started.
+	lost bool
 }
 
 // work runs t, then whatever its outcome's transaction claims next, and
@@ -42,7 +48,17 @@ func (e *Engine) work(t *task) {
 		ts = new(txState)
 	}
 	for t != nil {
+		if e.lease > 0 {
+			e.leases.add(t)
+		}
+		if !e.startSlot(t) {
+			break
+		}
 		o := e.execute(t)
+		<-e.sched.exec
+		if e.sched.ahead > 0 {
+			e.sched.ends.ended(e.now())
+		}
 		t = e.finish(t, o, ts)
 	}
 	ts.cache.Reset(nil)
@@ -51,6 +67,41 @@ func (e *Engine) work(t *task) {
 	default:
 	}
 	e.sched.workerDone()
+}
+
+// startSlot waits until fewer than the engine's concurrency of attempts
+// run, and takes a place among them for t's attempt. A step claimed ahead
+// waits here for an attempt to end. It gives t's claim back and returns
+// false when the engine closes first, or when t waited aheadWait.
+func (e *Engine) startSlot(t *task) bool {
+	s := e.sched
+	select {
+	case s.exec <- struct{}{}:
+		return true
+	default:
+	}
+	timer := time.NewTimer(aheadWait)
+	defer timer.Stop()
+	select {
+	case s.exec <- struct{}{}:
+		t.started = e.now()
+		return true
+	case <-e.ctx.Done():
+		e.giveBack(t, "cancelled: the engine closed")
+	case <-timer.C:
+		e.giveBack(t, "no worker was free")
+	}
+	return false
+}
+
+// giveBack gives back the claim of an attempt that did not start: it does
+// not count, and the step is due again at once, here or on another engine.
+func (e *Engine) giveBack(t *task, why string) {
+	e.leases.remove(t)
+	err := e.update(e.bgCtx, func(_ store.Tx, x *flow.Txn) error { return x.Release(&t.c, why) })
+	if err != nil && !errors.Is(err, store.ErrClosed) {
+		e.log.Warn("dagflow: giving back a claimed step that did not start", "run", t.c.RunID, "step", t.c.StepID, "reason", why, "error", err)
+	}
 }
 
 // maxStoreRetries bounds how often the engine tries again to record an
@@ -200,8 +251,12 @@ func (e *Engine) execute(t *task) (o flow.Outcome) {
 	c, ri := &t.c, t.ri
 	sp := &c.Plan.Steps[c.Index]
 	// The attempt's time runs from its claim, when the store recorded
-	// that it started.
+	// that it started, or, for a step claimed ahead, from when a slot
+	// became free.
 	deadline := c.StartedAt.Add(sp.Timeout)
+	if t.started.After(c.StartedAt) {
+		deadline = t.started.Add(sp.Timeout)
+	}
 	runDeadline := false
 	if !c.Comp && !c.Deadline.IsZero() && c.Deadline.Before(deadline) {
 		deadline, runDeadline = c.Deadline, true
@@ -216,9 +271,10 @@ func (e *Engine) execute(t *task) (o flow.Outcome) {
 	}
 	ctx := newAttemptCtx(parent, deadline, e)
 	defer ctx.release()
-	t.ctx = ctx
 	if e.lease > 0 {
-		e.leases.add(t)
+		e.leases.started(t, ctx)
+	} else {
+		t.ctx = ctx
 	}
 	in := e.input(t, ctx)
 	hctx := e.hookStarted(ctx, t)
