@@ -23,7 +23,12 @@ import (
 // steps at once pays one COMMIT (one WAL flush) and one lock and one write of
 // each run's row for all of them, and the functions after the first find the
 // rows the first read (the run, a fan-in step) in the transaction's memory,
-// without a round trip.
+// without a round trip. When the group's Updates name several runs
+// (store.ForRun, as the engine's outcomes do), the group first locks those
+// runs, in the order of their ids, and reads the steps the Updates name and
+// those this process claimed, all in one round trip with BEGIN: a group of
+// outcomes of many small runs then reads them in one round trip, not one per
+// run.
 //
 // A group is all or nothing for PostgreSQL, not for its callers:
 //
@@ -373,6 +378,10 @@ func (s *Store) tryGroup(batch []*request, lock []string, noBulk bool) (out grou
 		if err := t.lockRuns(lock); err != nil {
 			return failed(nil)
 		}
+	} else if runs := namedRuns(batch); len(runs) > 1 {
+		if err := t.readAhead(runs); err != nil {
+			return failed(nil)
+		}
 	}
 	for i, r := range batch {
 		t.start(i, len(batch)-1-i)
@@ -411,6 +420,19 @@ func (s *Store) tryGroup(batch []*request, lock []string, noBulk bool) (out grou
 	}
 	// The connection broke while COMMIT was under way.
 	return s.resolve(t, len(batch), err)
+}
+
+// namedRuns returns the runs that the Updates of batch name
+// (store.ForRun), sorted.
+func namedRuns(batch []*request) []string {
+	var ids []string
+	for _, r := range batch {
+		if id := store.RunOf(r.ctx); id != "" {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
 }
 
 // The claimed set: the steps and items this process's engine claimed (wrote

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/dagflow/dagflow/store"
 )
 
@@ -688,5 +690,82 @@ func TestNamedStepsWithTheirRun(t *testing.T) {
 	}
 	if n := s1.Stats().LockTimeouts + s2.Stats().LockTimeouts; n != 0 {
 		t.Errorf("%d lock timeouts: a named step was locked without its run", n)
+	}
+}
+
+// A group of Updates that name different runs (store.ForRun) locks those
+// runs and reads the steps they name in one round trip, with BEGIN, instead
+// of a round trip per run: the group costs that and COMMIT.
+func TestGroupReadsItsRunsAhead(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	cfg, err := pgxpool.ParseConfig(testDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tracer := &countingTracer{}
+	cfg.ConnConfig.Tracer = tracer
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	s, err := New(context.Background(), pool, Options{Schema: schema, Committers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	runs := []string{"run-c", "run-a", "run-b"}
+	for _, id := range runs {
+		putRun(t, s, id, 3*smallRun) // too large to be read whole with its row
+	}
+
+	wait, release := hold(t, s)
+	errs := make(chan error, len(runs))
+	for _, id := range runs {
+		go func() {
+			errs <- s.Update(store.ForRun(context.Background(), id, 5), func(tx store.Tx) error {
+				if _, err := tx.Run(id); err != nil {
+					return err
+				}
+				st, err := tx.Step(id, 5, 0)
+				if err != nil {
+					return err
+				}
+				st.Attempts++
+				return tx.PutStep(st)
+			})
+		}()
+	}
+	wait(len(runs))
+	tracer.batches.Store(0)
+	tracer.queries.Store(0)
+	groups := s.Stats().Groups
+	release()
+	for range runs {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if g := s.Stats().Groups - groups; g != 2 {
+		t.Fatalf("%d groups committed, want 2 (the holder's, then the three Updates')", g)
+	}
+	if b, q := tracer.batches.Load(), tracer.queries.Load(); b+q != 2 {
+		t.Errorf("the group of three Updates of three runs took %d batches and %d queries, want 2 round trips", b, q)
+	}
+	err = s.View(context.Background(), func(tx store.Tx) error {
+		for _, id := range runs {
+			st, err := tx.Step(id, 5, 0)
+			if err != nil {
+				return err
+			}
+			if st.Attempts != 1 {
+				t.Errorf("run %s step 5: %d attempts, want 1", id, st.Attempts)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

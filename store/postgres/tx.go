@@ -647,32 +647,47 @@ func (t *tx) lockRuns(ids []string) error {
 // a transaction that held it without its run could wait for the run while
 // the run's holder waits for it.
 func (t *tx) claimedOf(id string, named bool) *stmt {
-	if t.mode != modeUpdate || t.fetched[id] {
+	return t.claimedOfRuns([]string{id}, named)
+}
+
+// claimedOfRuns is claimedOf for several runs at once, in one statement.
+func (t *tx) claimedOfRuns(ids []string, named bool) *stmt {
+	if t.mode != modeUpdate {
 		return nil
 	}
-	claimed := t.s.claimedOf(id)
-	keys := slices.Clone(claimed)
-	if named {
-		for _, i := range t.hints[id] {
-			if _, held := t.steps[stepKey{id, i, 0}]; !held {
-				keys = append(keys, stepKey{id, i, 0})
+	var claimed, keys []stepKey
+	for _, id := range ids {
+		if t.fetched[id] {
+			continue
+		}
+		c := t.s.claimedOf(id)
+		n := len(keys)
+		keys = append(keys, c...)
+		if named {
+			for _, i := range t.hints[id] {
+				if _, held := t.steps[stepKey{id, i, 0}]; !held {
+					keys = append(keys, stepKey{id, i, 0})
+				}
 			}
+		}
+		if len(keys) > n {
+			t.fetched[id] = true
+			claimed = append(claimed, c...)
 		}
 	}
 	if len(keys) == 0 {
 		return nil
 	}
-	t.fetched[id] = true
 	slices.SortFunc(keys, func(a, b stepKey) int {
-		return cmp.Or(cmp.Compare(a.index, b.index), cmp.Compare(a.item, b.item))
+		return cmp.Or(cmp.Compare(a.run, b.run), cmp.Compare(a.index, b.index), cmp.Compare(a.item, b.item))
 	})
 	keys = slices.Compact(keys)
-	ids, idx, items := make([]string, len(keys)), make([]int, len(keys)), make([]int, len(keys))
+	runs, idx, items := make([]string, len(keys)), make([]int, len(keys)), make([]int, len(keys))
 	for i, k := range keys {
-		ids[i], idx[i], items[i] = k.run, k.index, k.item
+		runs[i], idx[i], items[i] = k.run, k.index, k.item
 	}
 	found := map[stepKey]bool{}
-	return &stmt{sql: t.s.q.lockSteps, args: []any{ids, idx, items}, read: eachRow(func(rows pgx.Rows) error {
+	return &stmt{sql: t.s.q.lockSteps, args: []any{runs, idx, items}, read: eachRow(func(rows pgx.Rows) error {
 		st, err := scanStep(rows)
 		if err != nil {
 			return err
@@ -694,6 +709,41 @@ func (t *tx) claimedOf(id string, named bool) *stmt {
 		}
 		t.s.unclaim(gone)
 	}}
+}
+
+// readAhead locks the runs that the group's Updates name (store.ForRun),
+// in the order of their ids, and reads with them, in one round trip, their
+// steps that the claimed set and the Updates name, or, for a run with none,
+// its steps when it is small: the group's functions then find what they
+// read first in memory, instead of each reading its run in a round trip of
+// its own, one after the other.
+func (t *tx) readAhead(ids []string) error {
+	stmts := []stmt{{sql: t.s.q.lockRuns, args: []any{ids}, read: eachRow(func(rows pgx.Rows) error {
+		r, err := scanRun(rows)
+		if err != nil {
+			return err
+		}
+		t.setRun(r, false)
+		return nil
+	})}}
+	if c := t.claimedOfRuns(ids, true); c != nil {
+		stmts = append(stmts, *c)
+	}
+	for _, id := range ids {
+		if !t.fetched[id] {
+			stmts = append(stmts, stmt{sql: t.s.q.smallSteps, args: []any{id, smallRun}, read: eachRow(func(rows pgx.Rows) error {
+				st, err := scanStep(rows)
+				if err != nil {
+					return err
+				}
+				if _, ok := t.steps[stepKey{st.RunID, st.Index, st.Item}]; !ok {
+					t.setStep(st, false, false)
+				}
+				return nil
+			})})
+		}
+	}
+	return t.send("reading the group's runs", stmts...)
 }
 
 // writesRun reports whether a queued write writes a row of run id.
