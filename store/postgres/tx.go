@@ -123,6 +123,8 @@ type tx struct {
 	// hints holds, by run, the steps that the group's Updates said they
 	// will read (store.ForRun): the first read of the run reads them too.
 	hints map[string][]int
+	// dueKeys is dueHeld's scratch space.
+	dueKeys []dueKey
 }
 
 // bulkAfter is how many steps of one run (or items of one step) an Update
@@ -1126,35 +1128,50 @@ func (t *tx) dueWithRuns(now time.Time, limit int) ([]store.Step, error) {
 }
 
 // dueHeld returns the max earliest records of the due set that are due at
-// now, or nil when it holds fewer.
+// now, or nil when it holds fewer. A group's functions each call it (a
+// worker's outcome claims the next step), so it works on the keys and due
+// times, in a slice the transaction keeps, and copies out only the records
+// it returns.
 func (t *tx) dueHeld(now time.Time, max int) []store.Step {
-	var out []store.Step
+	c := t.dueKeys[:0]
 	for k := range t.due {
-		if st := t.steps[k]; !st.DueAt.After(now) {
-			out = append(out, st)
+		if due := t.steps[k].DueAt; !due.After(now) {
+			c = append(c, dueKey{due, k})
 		}
 	}
-	if len(out) < max {
+	t.dueKeys = c
+	if len(c) < max {
 		return nil
 	}
-	less := func(a, b *store.Step) int {
-		return cmp.Or(a.DueAt.Compare(b.DueAt), strings.Compare(a.RunID, b.RunID), cmp.Compare(a.Index, b.Index), cmp.Compare(a.Item, b.Item))
+	less := func(a, b *dueKey) int {
+		return cmp.Or(a.due.Compare(b.due), strings.Compare(a.k.run, b.k.run), cmp.Compare(a.k.index, b.k.index), cmp.Compare(a.k.item, b.k.item))
 	}
 	if max > 4 {
-		slices.SortFunc(out, func(a, b store.Step) int { return less(&a, &b) })
-		return out[:max]
-	}
-	// A worker asks for one: pick the earliest, without sorting them all.
-	for i := range max {
-		m := i
-		for j := i + 1; j < len(out); j++ {
-			if less(&out[j], &out[m]) < 0 {
-				m = j
+		slices.SortFunc(c, func(a, b dueKey) int { return less(&a, &b) })
+	} else {
+		// A worker asks for one or a few: pick the earliest, without
+		// sorting them all.
+		for i := range max {
+			m := i
+			for j := i + 1; j < len(c); j++ {
+				if less(&c[j], &c[m]) < 0 {
+					m = j
+				}
 			}
+			c[i], c[m] = c[m], c[i]
 		}
-		out[i], out[m] = out[m], out[i]
 	}
-	return out[:max]
+	out := make([]store.Step, max)
+	for i := range out {
+		out[i] = t.steps[c[i].k]
+	}
+	return out
+}
+
+// dueKey is a record of the due set and when it is due.
+type dueKey struct {
+	due time.Time
+	k   stepKey
 }
 
 func (t *tx) NextDue() (time.Time, error) {
