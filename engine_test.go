@@ -729,11 +729,21 @@ func TestCreateConcurrentSameID(t *testing.T) {
 	mustHandle(t, eng, "h", func(ctx context.Context, in dagflow.Input) (any, error) { calls.Add(1); return nil, nil })
 	wf := dagflow.Workflow{ID: "race", Steps: []dagflow.Step{step("a", "h")}}
 	var wg sync.WaitGroup
+	var created atomic.Int64
 	for i := 0; i < 10; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := eng.Create(ctxT(t), wf); err != nil {
+			var err error
+			if i%2 == 0 {
+				_, err = eng.Create(ctxT(t), wf)
+			} else {
+				var made bool
+				if _, made, err = eng.CreateIfAbsent(ctxT(t), wf); made {
+					created.Add(1)
+				}
+			}
+			if err != nil {
 				t.Error(err)
 			}
 		}()
@@ -744,6 +754,55 @@ func TestCreateConcurrentSameID(t *testing.T) {
 	}
 	if calls.Load() != 1 {
 		t.Errorf("step ran %d times", calls.Load())
+	}
+	if created.Load() > 1 {
+		t.Errorf("%d calls of CreateIfAbsent reported that they created the run", created.Load())
+	}
+}
+
+// TestCreateIfAbsent: of concurrent calls with one workflow, exactly one
+// reports that it created the run; a call with another workflow of that id
+// gets ErrConflict.
+func TestCreateIfAbsent(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		open func(t *testing.T) *dagflow.Engine
+	}{
+		{"memory", func(t *testing.T) *dagflow.Engine { return newEngine(t) }},
+		{"bolt", func(t *testing.T) *dagflow.Engine {
+			eng := openBolt(t, filepath.Join(t.TempDir(), "flows.db"))
+			t.Cleanup(func() { eng.Close() })
+			return eng
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			eng := tc.open(t)
+			mustHandle(t, eng, "h", func(ctx context.Context, in dagflow.Input) (any, error) { return nil, nil })
+			wf := dagflow.Workflow{ID: "once", Steps: []dagflow.Step{step("a", "h")}}
+			var made atomic.Int64
+			var wg sync.WaitGroup
+			for range 16 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					st, created, err := eng.CreateIfAbsent(ctxT(t), wf)
+					if err != nil || st == nil || st.ID != "once" {
+						t.Errorf("CreateIfAbsent: %v, %v", st, err)
+					}
+					if created {
+						made.Add(1)
+					}
+				}()
+			}
+			wg.Wait()
+			if made.Load() != 1 {
+				t.Errorf("%d calls reported that they created the run, want 1", made.Load())
+			}
+			other := dagflow.Workflow{ID: "once", Steps: []dagflow.Step{step("b", "h")}}
+			if _, created, err := eng.CreateIfAbsent(ctxT(t), other); !errors.Is(err, dagflow.ErrConflict) || created {
+				t.Errorf("another workflow of that id: created %v, %v; want ErrConflict", created, err)
+			}
+		})
 	}
 }
 

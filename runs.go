@@ -27,23 +27,32 @@ import (
 // *ValidationError listing every problem. Create is safe for concurrent use;
 // it returns once the run is in the store.
 func (e *Engine) Create(ctx context.Context, w Workflow) (*Status, error) {
+	st, _, err := e.create(ctx, w, false)
+	return st, err
+}
+
+// CreateIfAbsent is Create that also reports whether this call created the
+// run: false when a run of that id and the same workflow was there already,
+// whose status it returns. Of several calls with one id at the same moment,
+// on one engine or on engines sharing a store, exactly one reports true.
+func (e *Engine) CreateIfAbsent(ctx context.Context, w Workflow) (st *Status, created bool, err error) {
 	return e.create(ctx, w, false)
 }
 
 // create is Create; engineMade allows a "/" in the id (runs of schedules).
-func (e *Engine) create(ctx context.Context, w Workflow, engineMade bool) (*Status, error) {
+func (e *Engine) create(ctx context.Context, w Workflow, engineMade bool) (*Status, bool, error) {
 	if e.closed.Load() {
-		return nil, ErrClosed
+		return nil, false, ErrClosed
 	}
 	prep, err := e.prepare(&w, engineMade)
 	if err != nil {
 		var ve *ValidationError
 		if errors.As(err, &ve) {
 			if st := e.existing(ctx, &w, engineMade); st != nil {
-				return st, nil
+				return st, false, nil
 			}
 		}
-		return nil, err
+		return nil, false, err
 	}
 	n, spec, key := &prep.n, prep.spec, prep.key
 	trace := e.hookRunCreated(ctx, n.ID)
@@ -76,15 +85,16 @@ func (e *Engine) create(ctx context.Context, w Workflow, engineMade bool) (*Stat
 			e.runs.forget(n.ID)
 		}
 		if errors.Is(err, ErrConflict) {
-			return nil, err
+			return nil, false, err
 		}
-		return nil, fmt.Errorf("dagflow: Create %q: %w", w.ID, err)
+		return nil, false, fmt.Errorf("dagflow: Create %q: %w", w.ID, err)
 	}
 	if exists {
-		return e.Status(ctx, n.ID)
+		st, err := e.Status(ctx, n.ID)
+		return st, false, err
 	}
 	e.log.Debug("dagflow: run created", "run", n.ID, "steps", len(n.Steps))
-	return e.createdStatus(&created, n), nil
+	return e.createdStatus(&created, n), true, nil
 }
 
 // createdStatus is the status of a run just created, made without reading

@@ -44,7 +44,7 @@ type scheduler struct {
 	busy  atomic.Int64  // workers under way, for Shutdown
 
 	ahead int           // worker slots beyond the concurrency, to claim ahead with
-	exec  chan struct{} // one per attempt under way: at most the concurrency
+	exec  chan struct{} // with ahead: one per attempt under way, at most the concurrency
 	ends  endRate       // of attempts, for aheadNow
 
 	tmu     sync.Mutex

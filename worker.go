@@ -47,16 +47,17 @@ func (e *Engine) work(t *task) {
 	default:
 		ts = new(txState)
 	}
+	ahead := e.sched.ahead > 0 // else every worker runs its attempts at once
 	for t != nil {
 		if e.lease > 0 {
 			e.leases.add(t)
 		}
-		if !e.startSlot(t) {
+		if ahead && !e.startSlot(t) {
 			break
 		}
 		o := e.execute(t)
-		<-e.sched.exec
-		if e.sched.ahead > 0 {
+		if ahead {
+			<-e.sched.exec
 			e.sched.ends.ended(e.now())
 		}
 		t = e.finish(t, o, ts)
@@ -69,9 +70,9 @@ func (e *Engine) work(t *task) {
 	e.sched.workerDone()
 }
 
-// startSlot waits until fewer than the engine's concurrency of attempts
-// run, and takes a place among them for t's attempt. A step claimed ahead
-// waits here for an attempt to end. It gives t's claim back and returns
+// startSlot, on an engine that claims ahead, waits until fewer than its
+// concurrency of attempts run, and takes a place among them for t's
+// attempt. A step claimed ahead waits here for an attempt to end. It gives t's claim back and returns
 // false when the engine closes first, or when t waited aheadWait.
 func (e *Engine) startSlot(t *task) bool {
 	s := e.sched

@@ -1464,3 +1464,39 @@ func TestPostgresSagaAcrossEngines(t *testing.T) {
 		t.Errorf("work per engine: %d and %d; want both to have run some", engines[0].Load(), engines[1].Load())
 	}
 }
+
+// TestPostgresCreateIfAbsentAcrossEngines: engines on one schema creating
+// one workflow at the same moment create one run, and exactly one of their
+// calls reports that it created it.
+func TestPostgresCreateIfAbsentAcrossEngines(t *testing.T) {
+	schema := pgSchema(t)
+	noop := dagflow.WithHandler("noop", func(context.Context, dagflow.Input) (any, error) { return nil, nil })
+	engines := []*dagflow.Engine{pgEngine(t, schema, noop), pgEngine(t, schema, noop), pgEngine(t, schema, noop)}
+	wf := dagflow.Workflow{ID: "once", Steps: []dagflow.Step{{ID: "a", Handler: "noop"}}}
+	var made atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, created, err := engines[i%len(engines)].CreateIfAbsent(ctxT(t), wf)
+			if err != nil {
+				t.Error(err)
+			}
+			if created {
+				made.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if made.Load() != 1 {
+		t.Errorf("%d calls reported that they created the run, want 1", made.Load())
+	}
+	st, err := engines[0].Wait(ctxT(t), "once")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != dagflow.StateCompleted || st.Steps[0].Attempts != 1 {
+		t.Errorf("run %s, step a %d attempts", st.State, st.Steps[0].Attempts)
+	}
+}

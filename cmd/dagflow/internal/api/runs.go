@@ -25,19 +25,11 @@ func (a *API) create(r *http.Request, body []byte) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	// Create says the same for a run it made and one that was there. A run
-	// made between this look and Create (by a call with the same id and
-	// spec at the same moment) is answered 201 twice.
-	_, err = a.eng.Status(r.Context(), wf.ID)
-	existed := err == nil
-	if err != nil && !errors.Is(err, dagflow.ErrNotFound) {
-		return 0, nil, err
-	}
-	st, err := a.eng.Create(r.Context(), wf)
+	st, created, err := a.eng.CreateIfAbsent(r.Context(), wf)
 	switch {
 	case err != nil:
 		return 0, nil, err
-	case existed:
+	case !created:
 		return http.StatusOK, st, nil
 	}
 	return http.StatusCreated, st, nil
