@@ -72,8 +72,9 @@ func (e *Engine) work(t *task) {
 
 // startSlot, on an engine that claims ahead, waits until fewer than its
 // concurrency of attempts run, and takes a place among them for t's
-// attempt. A step claimed ahead waits here for an attempt to end. It gives t's claim back and returns
-// false when the engine closes first, or when t waited aheadWait.
+// attempt: a step claimed ahead waits here for an attempt to end. It gives
+// t's claim back and returns false when the engine closes first, or when t
+// waited aheadWait.
 func (e *Engine) startSlot(t *task) bool {
 	s := e.sched
 	select {

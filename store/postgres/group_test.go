@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/dagflow/dagflow/store"
 )
 
@@ -698,23 +696,7 @@ func TestNamedStepsWithTheirRun(t *testing.T) {
 // of a round trip per run: the group costs that and COMMIT.
 func TestGroupReadsItsRunsAhead(t *testing.T) {
 	t.Parallel()
-	schema := newSchema(t)
-	cfg, err := pgxpool.ParseConfig(testDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tracer := &countingTracer{}
-	cfg.ConnConfig.Tracer = tracer
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	s, err := New(context.Background(), pool, Options{Schema: schema, Committers: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, tracer := tracedStore(t, newSchema(t), Options{Committers: 1}, 4)
 	runs := []string{"run-c", "run-a", "run-b"}
 	for _, id := range runs {
 		putRun(t, s, id, 3*smallRun) // too large to be read whole with its row
@@ -753,7 +735,7 @@ func TestGroupReadsItsRunsAhead(t *testing.T) {
 	if b, q := tracer.batches.Load(), tracer.queries.Load(); b+q != 2 {
 		t.Errorf("the group of three Updates of three runs took %d batches and %d queries, want 2 round trips", b, q)
 	}
-	err = s.View(context.Background(), func(tx store.Tx) error {
+	err := s.View(context.Background(), func(tx store.Tx) error {
 		for _, id := range runs {
 			st, err := tx.Step(id, 5, 0)
 			if err != nil {

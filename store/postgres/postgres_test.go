@@ -670,28 +670,39 @@ func (c *countingTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx
 func (c *countingTracer) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
 func (c *countingTracer) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
 
-// A transaction costs at most one round trip per read plus one: BEGIN goes
-// with the first read and writes go with the next read or with COMMIT.
-func TestRoundTrips(t *testing.T) {
-	t.Parallel()
-	schema := newSchema(t)
+// tracedStore opens a Store on schema over a pool of maxConns connections
+// that counts what it sends, both closed when the test ends.
+func tracedStore(t *testing.T, schema string, o Options, maxConns int32) (*Store, *countingTracer) {
+	t.Helper()
 	cfg, err := pgxpool.ParseConfig(testDSN())
 	if err != nil {
 		t.Fatal(err)
 	}
 	tracer := &countingTracer{}
 	cfg.ConnConfig.Tracer = tracer
-	cfg.MaxConns = 1
+	cfg.MaxConns = maxConns
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Close()
-	s, err := New(context.Background(), pool, Options{Schema: schema})
+	o.Schema = schema
+	s, err := New(context.Background(), pool, o)
 	if err != nil {
+		pool.Close()
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() {
+		s.Close()
+		pool.Close()
+	})
+	return s, tracer
+}
+
+// A transaction costs at most one round trip per read plus one: BEGIN goes
+// with the first read and writes go with the next read or with COMMIT.
+func TestRoundTrips(t *testing.T) {
+	t.Parallel()
+	s, tracer := tracedStore(t, newSchema(t), Options{}, 1)
 	putRun(t, s, "run-0", 2)
 	count := func(name string, want int, fn func() error) {
 		t.Helper()
@@ -747,7 +758,7 @@ func TestRoundTrips(t *testing.T) {
 	count("reading the run and two steps it names, writing them", 2, touch(store.ForRun(ctx, "big", 5, 6), 5, 6))
 	count("reading the run and two steps it does not name, writing them", 4, touch(store.ForRun(ctx, "big"), 5, 6))
 	count("reading the run, a step it names and one it does not", 3, touch(store.ForRun(ctx, "big", 5), 5, 7))
-	err = s.View(ctx, func(tx store.Tx) error {
+	err := s.View(ctx, func(tx store.Tx) error {
 		for i, want := range map[int]int{5: 3, 6: 2, 7: 1, 8: 0} {
 			st, err := tx.Step("big", i, 0)
 			if err != nil {

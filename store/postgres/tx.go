@@ -630,14 +630,35 @@ func (t *tx) held() []string {
 // lockRuns locks runs in the order of their ids and remembers them: the
 // first statement of a group that runs again after a lock timeout.
 func (t *tx) lockRuns(ids []string) error {
-	return t.get("locking runs", t.s.q.lockRuns, []any{ids}, func(rows pgx.Rows) error {
+	return t.send("locking runs", t.lockRunsStmt(ids))
+}
+
+// lockRunsStmt locks runs in the order of their ids and remembers them.
+func (t *tx) lockRunsStmt(ids []string) stmt {
+	return stmt{sql: t.s.q.lockRuns, args: []any{ids}, read: eachRow(func(rows pgx.Rows) error {
 		r, err := scanRun(rows)
 		if err != nil {
 			return err
 		}
 		t.setRun(r, false)
 		return nil
-	})
+	})}
+}
+
+// smallSteps reads and locks the steps of run id if it has at most
+// smallRun of them, skipping those another transaction holds, and
+// remembers those the transaction does not hold yet.
+func (t *tx) smallSteps(id string) stmt {
+	return stmt{sql: t.s.q.smallSteps, args: []any{id, smallRun}, read: eachRow(func(rows pgx.Rows) error {
+		st, err := scanStep(rows)
+		if err != nil {
+			return err
+		}
+		if _, ok := t.steps[stepKey{st.RunID, st.Index, st.Item}]; !ok {
+			t.setStep(st, false, false)
+		}
+		return nil
+	})}
 }
 
 // claimedOf returns a read of the steps of run id in the store's claimed set
@@ -720,29 +741,13 @@ func (t *tx) claimedOfRuns(ids []string, named bool) *stmt {
 // read first in memory, instead of each reading its run in a round trip of
 // its own, one after the other.
 func (t *tx) readAhead(ids []string) error {
-	stmts := []stmt{{sql: t.s.q.lockRuns, args: []any{ids}, read: eachRow(func(rows pgx.Rows) error {
-		r, err := scanRun(rows)
-		if err != nil {
-			return err
-		}
-		t.setRun(r, false)
-		return nil
-	})}}
+	stmts := []stmt{t.lockRunsStmt(ids)}
 	if c := t.claimedOfRuns(ids, true); c != nil {
 		stmts = append(stmts, *c)
 	}
 	for _, id := range ids {
 		if !t.fetched[id] {
-			stmts = append(stmts, stmt{sql: t.s.q.smallSteps, args: []any{id, smallRun}, read: eachRow(func(rows pgx.Rows) error {
-				st, err := scanStep(rows)
-				if err != nil {
-					return err
-				}
-				if _, ok := t.steps[stepKey{st.RunID, st.Index, st.Item}]; !ok {
-					t.setStep(st, false, false)
-				}
-				return nil
-			})})
+			stmts = append(stmts, t.smallSteps(id))
 		}
 	}
 	return t.send("reading the group's runs", stmts...)
@@ -798,16 +803,7 @@ func (t *tx) Run(id string) (store.Run, error) {
 		// reads some of its steps next, and this saves that round trip.
 		// Rows another transaction holds are skipped (and read, waiting
 		// for them, if they are asked for).
-		stmts = append(stmts, stmt{sql: t.s.q.smallSteps, args: []any{id, smallRun}, read: eachRow(func(rows pgx.Rows) error {
-			st, err := scanStep(rows)
-			if err != nil {
-				return err
-			}
-			if _, ok := t.steps[stepKey{st.RunID, st.Index, st.Item}]; !ok {
-				t.setStep(st, false, false)
-			}
-			return nil
-		})})
+		stmts = append(stmts, t.smallSteps(id))
 	}
 	// The run's rows are not among those the queued writes write (those
 	// this transaction holds, and answers from memory): the writes can

@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -13,9 +12,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
-
-	"github.com/dagflow/dagflow"
-	"github.com/dagflow/dagflow/store/memory"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -142,13 +138,7 @@ func resolves(doc any, ref string) bool {
 // route (and so openapi.json) lists, and a method the route table lacks gets
 // 405.
 func TestRoutesAnswer(t *testing.T) {
-	eng, err := dagflow.Open(dagflow.WithStore(memory.New()), dagflow.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	h := New(eng, Options{Token: "t0ken", Logger: slog.New(slog.DiscardHandler)})
-	defer h.EndWaits()
+	h := newTestAPI(t)
 	call := func(method, path, ct, token string, body []byte) *httptest.ResponseRecorder {
 		req := httptest.NewRequest(method, path, bytes.NewReader(body))
 		if ct != "" {

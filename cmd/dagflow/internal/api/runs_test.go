@@ -17,13 +17,7 @@ import (
 // workflow at the same moment, exactly one is answered 201 and the others
 // 200, with the run's status.
 func TestCreateAnswersCreatedOnce(t *testing.T) {
-	eng, err := dagflow.Open(dagflow.WithStore(memory.New()), dagflow.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	h := New(eng, Options{Token: "t0ken", Logger: slog.New(slog.DiscardHandler)})
-	defer h.EndWaits()
+	h := newTestAPI(t)
 	body := []byte(`{"id": "w", "steps": [{"id": "a", "sleep": {"seconds": 60}}]}`)
 	codes := map[int]int{}
 	var mu sync.Mutex
@@ -50,4 +44,20 @@ func TestCreateAnswersCreatedOnce(t *testing.T) {
 	if codes[http.StatusCreated] != 1 || codes[http.StatusOK] != 15 {
 		t.Errorf("answers by status: %v, want one 201 and fifteen 200", codes)
 	}
+}
+
+// newTestAPI returns the API, with the token "t0ken", of an engine on a
+// memory store, both ended when the test ends.
+func newTestAPI(t *testing.T) *API {
+	t.Helper()
+	eng, err := dagflow.Open(dagflow.WithStore(memory.New()), dagflow.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(eng, Options{Token: "t0ken", Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(func() {
+		h.EndWaits()
+		eng.Close()
+	})
+	return h
 }
