@@ -172,3 +172,28 @@ func ExampleEngine_Wait() {
 	// charge failed
 	// ship skipped
 }
+
+// CreateIfAbsent says whether this call made the run: a request that is
+// delivered twice (a retried HTTP call, a redelivered message) creates one
+// run, and only its first delivery is told so.
+func ExampleEngine_CreateIfAbsent() {
+	eng, err := dagflow.Open(dagflow.WithStore(memory.New()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer eng.Close()
+	eng.Handle("ship", func(ctx context.Context, in dagflow.Input) (any, error) { return "shipped", nil })
+
+	ctx := context.Background()
+	wf := dagflow.Workflow{ID: "order-7", Steps: []dagflow.Step{{ID: "ship", Handler: "ship"}}}
+	for range 2 {
+		_, created, err := eng.CreateIfAbsent(ctx, wf)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println("created:", created)
+	}
+	// Output:
+	// created: true
+	// created: false
+}
