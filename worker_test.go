@@ -224,8 +224,25 @@ func TestClaimAhead(t *testing.T) {
 	if now, _ := cs.claims(); now != conc || long.most() != conc {
 		t.Errorf("long steps: %d claimed, %d handlers at once; want %d and %d", now, long.most(), conc, conc)
 	}
+	// The status shows the steps given back as not started.
+	st, err := eng.Status(ctxT(t), "long")
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := 0
+	for _, s := range st.Steps {
+		switch {
+		case s.State == dagflow.StateRunning:
+			running++
+		case s.Attempts != 0 || !s.StartedAt.IsZero():
+			t.Errorf("step %s given back: %s, %d attempts, started %v; want no attempt and no start", s.ID, s.State, s.Attempts, s.StartedAt)
+		}
+	}
+	if running != conc {
+		t.Errorf("%d steps running, want %d", running, conc)
+	}
 	close(release)
-	st, err := eng.Wait(ctxT(t), "long")
+	st, err = eng.Wait(ctxT(t), "long")
 	if err != nil {
 		t.Fatal(err)
 	}

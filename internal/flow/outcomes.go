@@ -291,10 +291,18 @@ func (x *Txn) Release(c *Claim, reason string) error {
 	}
 	rs.rec.Running--
 	st.Owner, st.LeaseUntil, st.AttemptAt, st.DueAt = "", time.Time{}, time.Time{}, x.now
+	// A step (or compensation) whose only attempt is given back has not
+	// started.
 	if c.Comp {
 		st.Comp, st.CompAttempts = store.CompReady, st.CompAttempts-1
+		if st.CompAttempts == 0 {
+			st.CompStartedAt = time.Time{}
+		}
 	} else {
 		st.State, st.Attempts = store.StepReady, st.Attempts-1
+		if st.Attempts == 0 {
+			st.StartedAt = time.Time{}
+		}
 	}
 	x.eff.Due = true
 	return x.put(&st)
