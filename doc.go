@@ -131,8 +131,8 @@
 // attempts end, while those attempts' outcomes commit: the status shows them
 // running, with their claim as their start, and their timeouts count from
 // when they start. One that finds no worker within a second is given back,
-// and shows as not started, without counting an attempt. [Engine.Delete] and [WithRetention] keep a store from
-// growing forever.
+// and shows as not started, without counting an attempt. [Engine.Delete] and
+// [WithRetention] keep a store from growing forever.
 //
 // # Stopping
 //
