@@ -69,10 +69,16 @@ type Stats struct {
 	// CommitsLost counts COMMITs whose answer was lost with the
 	// connection, and CommitsResolved those whose outcome txid_status told.
 	CommitsLost, CommitsResolved int64
+	// Cached counts the rows that Updates read from the row cache (the
+	// runs and steps this process wrote) rather than from the server;
+	// Stale the groups run again because one of those rows had changed
+	// since (another process wrote it).
+	Cached, Stale int64
 }
 
 type stats struct {
 	groups, functions, retries, lockTimeouts, reordered, dropped, commitsLost, commitsResolved atomic.Int64
+	cached, stale                                                                              atomic.Int64
 }
 
 // Stats returns what the group committer did since Open. It is safe for
@@ -80,7 +86,8 @@ type stats struct {
 func (s *Store) Stats() Stats {
 	return Stats{Groups: s.stats.groups.Load(), Functions: s.stats.functions.Load(), Retries: s.stats.retries.Load(),
 		LockTimeouts: s.stats.lockTimeouts.Load(), Reordered: s.stats.reordered.Load(), Dropped: s.stats.dropped.Load(),
-		CommitsLost: s.stats.commitsLost.Load(), CommitsResolved: s.stats.commitsResolved.Load()}
+		CommitsLost: s.stats.commitsLost.Load(), CommitsResolved: s.stats.commitsResolved.Load(),
+		Cached: s.stats.cached.Load(), Stale: s.stats.stale.Load()}
 }
 
 // request is one Update waiting for its group.
@@ -197,13 +204,14 @@ const (
 	groupRetry                  // run the whole group again, after a backoff
 	groupFailed                 // every caller gets err
 	groupUnbulk                 // a bulk statement failed: run again with a statement per row
+	groupStale                  // a row read from the cache had changed: run again at once, without it
 )
 
 // runGroup runs batch to the end: committed, or failed for each caller.
 func (s *Store) runGroup(batch []*request) {
 	var lock []string // runs to lock first, after a lock timeout
 	var lastErr error
-	noBulk := false
+	noBulk, noCache := false, false
 	orderTries := 0
 	for try := 0; ; {
 		// A caller whose context ended while its group waited to run again
@@ -224,7 +232,7 @@ func (s *Store) runGroup(batch []*request) {
 		if len(batch) == 0 {
 			return
 		}
-		out, who, err, held := s.tryGroup(batch, lock, noBulk)
+		out, who, err, held := s.tryGroup(batch, lock, noBulk, noCache)
 		if out == groupDropOne {
 			batch[who].finish(err)
 			batch[who] = nil
@@ -243,6 +251,9 @@ func (s *Store) runGroup(batch []*request) {
 			continue
 		case groupUnbulk:
 			noBulk = true
+			continue
+		case groupStale:
+			noCache = true
 			continue
 		case groupFailed:
 			for _, r := range batch {
@@ -331,7 +342,7 @@ func groupContext(batch []*request) (ctx context.Context, release func()) {
 // the runs the transaction held or waited for. A function that failed and
 // was taken back in place is finished here, and its entry of batch set to
 // nil.
-func (s *Store) tryGroup(batch []*request, lock []string, noBulk bool) (out groupOutcome, who int, err error, held []string) {
+func (s *Store) tryGroup(batch []*request, lock []string, noBulk, noCache bool) (out groupOutcome, who int, err error, held []string) {
 	ctx, release := groupContext(batch)
 	defer release()
 	c, err := s.pool.Acquire(ctx)
@@ -347,7 +358,7 @@ func (s *Store) tryGroup(batch []*request, lock []string, noBulk bool) (out grou
 	}
 	defer c.Release()
 	t := newTx(s, ctx, c.Conn(), modeUpdate)
-	t.noBulk = noBulk
+	t.noBulk, t.noCache = noBulk, noCache
 	for _, r := range batch {
 		if steps := store.StepsOf(r.ctx); len(steps) > 0 {
 			run := store.RunOf(r.ctx)
@@ -360,6 +371,11 @@ func (s *Store) tryGroup(batch []*request, lock []string, noBulk bool) (out grou
 	defer t.end()
 	// failed turns the transaction's failed statement into an outcome.
 	failed := func(ferr error) (groupOutcome, int, error, []string) {
+		if t.errOwner == staleOwner {
+			s.stats.stale.Add(1)
+			s.cache.stale(t.checked)
+			return groupStale, -1, t.err, nil
+		}
 		if ctx.Err() == nil && retryable(t.err) {
 			return groupRetry, -1, t.err, t.held()
 		}
@@ -378,7 +394,7 @@ func (s *Store) tryGroup(batch []*request, lock []string, noBulk bool) (out grou
 		if err := t.lockRuns(lock); err != nil {
 			return failed(nil)
 		}
-	} else if runs := namedRuns(batch); len(runs) > 1 {
+	} else if runs := namedRuns(batch); len(runs) > 1 && !t.allFromCache(runs) {
 		if err := t.readAhead(runs); err != nil {
 			return failed(nil)
 		}
@@ -407,6 +423,7 @@ func (s *Store) tryGroup(batch []*request, lock []string, noBulk bool) (out grou
 	switch {
 	case err == nil:
 		s.noteClaims(t)
+		s.cacheWrites(t)
 		return groupCommitted, -1, nil, nil
 	case !sent && t.errOwner != -1:
 		// A queued write of one function (or a bulk one) failed, and the

@@ -336,7 +336,7 @@ func TestMultiProcessChild(t *testing.T) {
 			say("done %s %d", cmd[1], failed.Load())
 		case "stats": // the store's counters
 			st := s.Stats()
-			say("stats %d %d %d %d %d", st.Groups, st.Functions, st.Retries, st.LockTimeouts, st.Reordered)
+			say("stats %d %d %d %d %d %d %d", st.Groups, st.Functions, st.Retries, st.LockTimeouts, st.Reordered, st.Cached, st.Stale)
 		}
 	}
 }
@@ -964,10 +964,10 @@ func logStats(tb testing.TB, c *mpChild) (groups, fns int64) {
 	tb.Helper()
 	c.send(tb, "stats")
 	line := c.expect(tb, "stats", 30*time.Second)
-	var retries, timeouts, reordered int64
-	fmt.Sscanf(line, "stats %d %d %d %d %d", &groups, &fns, &retries, &timeouts, &reordered)
-	tb.Logf("child %d: %d groups of %.1f functions on average; %d run again at once to lock in order, %d after a backoff (%d after a lock timeout)",
-		c.pid, groups, float64(fns)/float64(max(groups, 1)), reordered, retries, timeouts)
+	var retries, timeouts, reordered, cached, stale int64
+	fmt.Sscanf(line, "stats %d %d %d %d %d %d %d", &groups, &fns, &retries, &timeouts, &reordered, &cached, &stale)
+	tb.Logf("child %d: %d groups of %.1f functions on average; %d run again at once to lock in order, %d after a backoff (%d after a lock timeout); %d rows read from the row cache, %d groups run again for a stale one",
+		c.pid, groups, float64(fns)/float64(max(groups, 1)), reordered, retries, timeouts, cached, stale)
 	return groups, fns
 }
 

@@ -102,11 +102,31 @@
 // every execution, which cost a fifth of the server's time; the statements
 // are written so that the one plan looks rows up by their keys.
 //
+// # Row cache
+//
+// A Store remembers the runs and steps its own Updates wrote (up to 16,384
+// rows), with the id of the transaction that wrote each: PostgreSQL keeps it
+// in the row, as xmin, until anyone writes the row again. An Update's first
+// read of a run, with the steps read with it, and its reads of steps of a
+// run it holds, are answered from that memory when it holds the rows: a
+// worker's outcome then reads its run, its step and the steps that follow
+// without a round trip, and its transaction costs one, with COMMIT. Before
+// anything relies on such a read, the next batch the transaction sends (the
+// one with COMMIT at the latest) first locks those rows, in the order reads
+// lock them, and fails unless each still carries the id remembered
+// (SQLSTATE DF001, from the function fresh the migrations create); nothing
+// after it in the batch runs. The group then runs again at once, reading
+// from the server, and the runs found changed are not remembered for two
+// seconds, since another process writes them too. A read answered so is as
+// good as the read with a lock it replaces. Stats counts the rows read from
+// the cache and the groups run again for a stale one.
+//
 // # Leases and fencing
 //
 // The engine records a claim on the step itself (owner, fencing token, lease
 // expiry) and checks the token in the transaction that reports the outcome.
-// That transaction reads the step with a row lock, so a claim taken over by
+// That transaction reads the step with a row lock (or checks, with a lock,
+// the step it remembered; see Row cache), so a claim taken over by
 // another engine since (a new token) is seen and the outcome refused with
 // store.ErrLeaseLost: PostgreSQL's row locks make the check and the write
 // one atomic step. A Store is not store.Exclusive: an engine waits for
@@ -271,6 +291,8 @@ type Store struct {
 	cmu      sync.Mutex
 	claimed  map[string]map[stepKey]struct{}
 	nclaimed int
+	// cache is the row cache (cache.go).
+	cache *rowCache
 	// commitHook, when set (by tests), runs before the batch that ends
 	// with COMMIT is sent.
 	commitHook func(*tx)
@@ -338,7 +360,8 @@ func newStore(ctx context.Context, pool *pgxpool.Pool, o Options) (*Store, error
 	}
 	s := &Store{pool: pool, schema: o.Schema, channel: channelName(o.Schema), q: newQueries(o.Schema, o.LockTimeout),
 		retries: o.MaxRetries, maxBatch: o.MaxBatch, log: o.Logger,
-		claimed: map[string]map[stepKey]struct{}{}, loopStop: make(chan struct{})}
+		claimed: map[string]map[stepKey]struct{}{}, loopStop: make(chan struct{}),
+		cache: newRowCache()}
 	s.closing, s.stop = context.WithCancel(context.Background())
 	for range o.Committers {
 		q := &queue{kick: make(chan struct{}, 1)}

@@ -649,7 +649,7 @@ func TestQueuedWrites(t *testing.T) {
 		if err := tx.PutStep(st); err != nil {
 			return err
 		}
-		_, err = tx.Run("a")
+		_, err = tx.Attempts("a", 0)
 		if err == nil {
 			t.Errorf("a read after a refused write succeeded")
 		}
@@ -739,35 +739,61 @@ func tracedStore(t *testing.T, schema string, o Options, maxConns int32) (*Store
 }
 
 // A transaction costs at most one round trip per read plus one: BEGIN goes
-// with the first read and writes go with the next read or with COMMIT.
+// with the first read and writes go with the next read or with COMMIT. A
+// read the row cache answers costs none: its check goes with the next
+// batch.
 func TestRoundTrips(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		cache bool
+		// the round trips of the cases below, in order
+		want []int
+	}{
+		{"server", false, []int{5, 1, 0, 2, 2, 4, 3}},
+		// The finish reads the run and the step the claim wrote, the
+		// Updates of "big" the steps that putRun wrote: all cached.
+		{"cache", true, []int{4, 1, 0, 2, 1, 1, 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			roundTrips(t, tc.cache, tc.want)
+		})
+	}
+}
+
+func roundTrips(t *testing.T, cache bool, want []int) {
 	s, tracer := tracedStore(t, newSchema(t), Options{}, 1)
+	if !cache {
+		s.cache = nil
+	}
 	putRun(t, s, "run-0", 2)
-	count := func(name string, want int, fn func() error) {
+	n := 0
+	count := func(name string, fn func() error) {
 		t.Helper()
 		tracer.batches.Store(0)
 		tracer.queries.Store(0)
 		if err := fn(); err != nil {
 			t.Fatal(err)
 		}
-		if b, q := tracer.batches.Load(), tracer.queries.Load(); int(b+q) != want {
-			t.Errorf("%s: %d batches and %d queries, want %d round trips", name, b, q, want)
+		if b, q := tracer.batches.Load(), tracer.queries.Load(); int(b+q) != want[n] {
+			t.Errorf("%s: %d batches and %d queries, want %d round trips", name, b, q, want[n])
 		}
+		n++
 	}
 	claimFinish(s, "warm-up")
 	// The finish reads the run and the step the claim wrote running: the
 	// store's claimed set has them locked and read with BEGIN.
-	count("claim (2 reads) and finish (2 reads of what it claimed)", 5, func() error { _, err := claimFinish(s, "e"); return err })
-	count("a blind write", 1, func() error {
+	count("claim (2 reads) and finish (2 reads of what it claimed)", func() error { _, err := claimFinish(s, "e"); return err })
+	count("a blind write", func() error {
 		return s.Update(context.Background(), func(tx store.Tx) error {
 			return tx.PutRun(store.Run{ID: "x", State: store.RunRunning, CreatedAt: base})
 		})
 	})
-	count("an Update that does nothing", 0, func() error {
+	count("an Update that does nothing", func() error {
 		return s.Update(context.Background(), func(tx store.Tx) error { return nil })
 	})
-	count("a View with one read", 2, func() error {
+	count("a View with one read", func() error {
 		return s.View(context.Background(), func(tx store.Tx) error { _, err := tx.Run("x"); return err })
 	})
 
@@ -795,9 +821,9 @@ func TestRoundTrips(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	count("reading the run and two steps it names, writing them", 2, touch(store.ForRun(ctx, "big", 5, 6), 5, 6))
-	count("reading the run and two steps it does not name, writing them", 4, touch(store.ForRun(ctx, "big"), 5, 6))
-	count("reading the run, a step it names and one it does not", 3, touch(store.ForRun(ctx, "big", 5), 5, 7))
+	count("reading the run and two steps it names, writing them", touch(store.ForRun(ctx, "big", 5, 6), 5, 6))
+	count("reading the run and two steps it does not name, writing them", touch(store.ForRun(ctx, "big"), 5, 6))
+	count("reading the run, a step it names and one it does not", touch(store.ForRun(ctx, "big", 5), 5, 7))
 	err := s.View(ctx, func(tx store.Tx) error {
 		for i, want := range map[int]int{5: 3, 6: 2, 7: 1, 8: 0} {
 			st, err := tx.Step("big", i, 0)

@@ -69,6 +69,10 @@ type queries struct {
 	// smallSteps locks and reads the steps of run $1 if it has at most $2,
 	// but those another transaction holds.
 	smallSteps string
+	// checkRuns and checkSteps lock the rows read from the row cache, by
+	// key, in the order given, and fail with ErrCodeStale unless every one
+	// of them still has the xmin given (cache.go).
+	checkRuns, checkSteps string
 }
 
 // Flags of the variants of the Runs query.
@@ -123,6 +127,10 @@ func newQueries(schema string, lockTimeout time.Duration) *queries {
 		"runs r ON r.id = s.run_id WHERE s.due_at <= $1 ORDER BY s.due_at LIMIT $2 FOR NO KEY UPDATE OF s, r SKIP LOCKED"
 	q.smallSteps = "SELECT " + stepCols + " FROM " + s + "steps WHERE run_id = $1 AND item = 0 AND " +
 		"(SELECT total FROM " + s + "runs WHERE id = $1) <= $2 ORDER BY idx FOR NO KEY UPDATE SKIP LOCKED"
+	q.checkRuns = "SELECT " + s + "fresh(count(*) = cardinality($1::text[])) FROM unnest($1::text[], $2::bigint[]) AS k(id, x) " +
+		"CROSS JOIN LATERAL (SELECT FROM " + s + "runs WHERE id = k.id AND xmin::text::bigint = k.x FOR NO KEY UPDATE) r"
+	q.checkSteps = "SELECT " + s + "fresh(count(*) = cardinality($1::text[])) FROM unnest($1::text[], $2::integer[], $3::integer[], $4::bigint[]) AS k(run_id, idx, item, x) " +
+		"CROSS JOIN LATERAL (SELECT FROM " + s + "steps WHERE run_id = k.run_id AND idx = k.idx AND item = k.item AND xmin::text::bigint = k.x FOR NO KEY UPDATE) s"
 	q.bulkRuns = bulkUpsert(s+"runs", runCols, types(runCols), "id")
 	q.bulkSteps = bulkUpsert(s+"steps", stepCols, types(stepCols), "run_id, idx, item")
 	q.xid = "SELECT txid_current()"

@@ -125,6 +125,17 @@ type tx struct {
 	hints map[string][]int
 	// dueKeys is dueHeld's scratch space.
 	dueKeys []dueKey
+
+	// The row cache (cache.go): noCache keeps this transaction from
+	// reading it; checkRuns and checkSteps are the reads answered from it
+	// that the next batch checks; checked names the runs of those checks
+	// sent; wroteRuns the runs this Update wrote whole (the steps it wrote
+	// are the keys of claims).
+	noCache    bool
+	checkRuns  []checkRun
+	checkSteps []checkStep
+	checked    []string
+	wroteRuns  map[string]bool
 }
 
 // bulkAfter is how many steps of one run (or items of one step) an Update
@@ -212,7 +223,7 @@ func newTx(s *Store, ctx context.Context, conn *pgx.Conn, mode int) *tx {
 		t.exists, t.slots = map[string]bool{}, map[string]bool{}
 		t.runs, t.steps, t.due = map[string]store.Run{}, map[stepKey]store.Step{}, map[stepKey]bool{}
 		t.claims, t.misses, t.queued = map[stepKey]bool{}, map[stepKey]int{}, map[rowKey]int{}
-		t.fetched = map[string]bool{}
+		t.fetched, t.wroteRuns = map[string]bool{}, map[string]bool{}
 	}
 	return t
 }
@@ -284,6 +295,12 @@ func (t *tx) send(what string, stmts ...stmt) error {
 			b.Queue(t.s.q.xid)
 		}
 	}
+	// The reads answered from the cache are checked before anything that
+	// may rely on them.
+	checks := t.checks()
+	for _, c := range checks {
+		b.Queue(c.sql, c.args...)
+	}
 	// The queued writes go first, unless the statements cannot see them
 	// (keep): then they wait for a later batch, and the writes of a group's
 	// functions reach the server together, as bulk statements, with COMMIT.
@@ -325,6 +342,14 @@ func (t *tx) send(what string, stmts ...stmt) error {
 		if readXID {
 			if err := br.QueryRow().Scan(&t.xid); err != nil {
 				return fmt.Errorf("reading the transaction's id: %w", err)
+			}
+		}
+		for range checks {
+			if _, err := br.Exec(); err != nil {
+				if isStale(err) {
+					owner = staleOwner
+				}
+				return fmt.Errorf("checking the rows read from the cache: %w", err)
 			}
 		}
 		for _, w := range sent {
@@ -454,7 +479,7 @@ func (t *tx) writable() error {
 // have reached the server (then a lost connection leaves the outcome
 // unknown, and xid says which transaction to look up).
 func (t *tx) commit() (sent bool, err error) {
-	if !t.begun && len(t.queue) == 0 {
+	if !t.begun && len(t.queue) == 0 && len(t.checkRuns)+len(t.checkSteps) == 0 {
 		return false, nil // nothing read, nothing written
 	}
 	t.owner = -1
@@ -467,8 +492,11 @@ func (t *tx) commit() (sent bool, err error) {
 		// it stopped before COMMIT. Anything else (the connection broke,
 		// or the server stopped while answering COMMIT) leaves it unknown.
 		var pe *pgconn.PgError
+		var pre pgx.ErrPreprocessingBatch
 		switch {
-		case pgconn.SafeToRetry(err):
+		case pgconn.SafeToRetry(err), errors.As(err, &pre):
+			// Nothing was sent (preparing a statement before the batch is
+			// sent failed, say).
 			return false, err
 		case errors.As(err, &pe) && (pe.Severity == "ERROR" || !t.last):
 			return false, err
@@ -701,9 +729,7 @@ func (t *tx) claimedOfRuns(ids []string, named bool) *stmt {
 	if len(keys) == 0 {
 		return nil
 	}
-	slices.SortFunc(keys, func(a, b stepKey) int {
-		return cmp.Or(cmp.Compare(a.run, b.run), cmp.Compare(a.index, b.index), cmp.Compare(a.item, b.item))
-	})
+	slices.SortFunc(keys, compareKeys)
 	keys = slices.Compact(keys)
 	runs, idx, items := make([]string, len(keys)), make([]int, len(keys)), make([]int, len(keys))
 	for i, k := range keys {
@@ -768,6 +794,9 @@ func (t *tx) Run(id string) (store.Run, error) {
 		return store.Run{}, fmt.Errorf("postgres: reading run %q: the transaction failed earlier: %w", id, t.err)
 	}
 	if r, ok := t.runs[id]; ok {
+		return r, nil
+	}
+	if r, ok := t.fromCache(id); ok {
 		return r, nil
 	}
 	var r store.Run
@@ -839,6 +868,10 @@ func (t *tx) PutRun(r store.Run) error {
 	}
 	t.putRow(rowKey{table: 'r', step: stepKey{run: r.ID}}, sql, runArgs(&r)...)
 	t.setRun(r, true)
+	if !t.wroteRuns[r.ID] {
+		t.wroteRuns[r.ID] = true
+		t.logUndo(func() { delete(t.wroteRuns, r.ID) })
+	}
 	return nil
 }
 
@@ -933,6 +966,9 @@ func (t *tx) Step(runID string, index, item int) (store.Step, error) {
 		return store.Step{}, fmt.Errorf("postgres: reading step %d item %d of run %q: the transaction failed earlier: %w", index, item, runID, t.err)
 	}
 	if st, ok := t.steps[stepKey{runID, index, item}]; ok {
+		return st, nil
+	}
+	if st, ok := t.stepFromCache(stepKey{runID, index, item}); ok {
 		return st, nil
 	}
 	if t.mode == modeUpdate && !t.fetched[runID] && t.s.isClaimed(stepKey{runID, index, item}) {
