@@ -1,12 +1,16 @@
 package postgres
 
 import (
+	"bytes"
 	"cmp"
+	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/dagflow/dagflow/store"
@@ -331,14 +335,30 @@ func (t *tx) checks() []stmt {
 		}
 		out = append(out, stmt{sql: t.s.q.checkSteps, args: []any{runs, idx, items, xmins}})
 	}
+	if t.checkedXmin == nil {
+		t.checkedXmin = map[rowKey]uint32{}
+	}
 	for _, c := range t.checkRuns {
 		t.checked = append(t.checked, c.id)
+		t.checkedXmin[rowKey{table: 'r', step: stepKey{run: c.id}}] = c.xmin
 	}
 	for _, c := range t.checkSteps {
 		t.checked = append(t.checked, c.k.run)
+		t.checkedXmin[rowKey{table: 's', step: c.k}] = c.xmin
 	}
 	t.checkRuns, t.checkSteps = t.checkRuns[:0], t.checkSteps[:0]
 	return out
+}
+
+// verify sends the checks of the reads answered from the cache, if any
+// wait, and nothing else: the queued writes stay queued. A failed check
+// leaves t.err set.
+func (t *tx) verify() {
+	if len(t.checkRuns)+len(t.checkSteps) == 0 {
+		return
+	}
+	t.keep = true
+	t.send("checking the rows read from the cache")
 }
 
 func compareKeys(a, b stepKey) int {
@@ -403,4 +423,100 @@ func storedTime(t time.Time) time.Time {
 		return time.Time{}
 	}
 	return t.Truncate(time.Microsecond).UTC()
+}
+
+// resolveByRows finds out whether a transaction whose COMMIT's answer was
+// lost, and whose id is unknown (it began in that batch), committed, from
+// the rows it read from the cache and wrote. Such a row that still has the
+// xmin the check found was not written: the transaction did not commit. One
+// that holds what the transaction wrote, under another xmin, was: it did.
+// (A later writer would have left its own content.) Otherwise the outcome
+// cannot be told.
+func (s *Store) resolveByRows(t *tx, n int, cause, unknown error) (groupOutcome, int, error, []string) {
+	var runIDs []string
+	var sruns []string
+	var sidx, sitems []int
+	for id := range t.wroteRuns {
+		if _, ok := t.checkedXmin[rowKey{table: 'r', step: stepKey{run: id}}]; ok {
+			runIDs = append(runIDs, id)
+		}
+	}
+	for k := range t.claims {
+		if _, ok := t.checkedXmin[rowKey{table: 's', step: k}]; ok {
+			sruns, sidx, sitems = append(sruns, k.run), append(sidx, k.index), append(sitems, k.item)
+		}
+	}
+	ctx, cancel := context.WithTimeout(s.closing, 30*time.Second)
+	defer cancel()
+	committed, aborted := false, false
+	judge := func(k rowKey, xmin uint32, got, ours any) {
+		switch {
+		case xmin == t.checkedXmin[k]:
+			aborted = true
+		case sameRow(got, ours):
+			committed = true
+		}
+	}
+	var err error
+	for try := 0; len(runIDs)+len(sruns) > 0; try++ {
+		committed, aborted = false, false
+		err = func() error {
+			var b pgx.Batch
+			b.Queue(s.q.runsXmin, runIDs).Query(func(rows pgx.Rows) error {
+				for rows.Next() {
+					var x runScan
+					var xmin int64
+					if err := rows.Scan(append(x.dests(), &xmin)...); err != nil {
+						return err
+					}
+					r, err := x.run()
+					if err != nil {
+						return err
+					}
+					judge(rowKey{table: 'r', step: stepKey{run: r.ID}}, uint32(xmin), r, storedRun(t.runs[r.ID]))
+				}
+				return rows.Err()
+			})
+			b.Queue(s.q.stepsXmin, sruns, sidx, sitems).Query(func(rows pgx.Rows) error {
+				for rows.Next() {
+					var x stepScan
+					var xmin int64
+					if err := rows.Scan(append(x.dests(), &xmin)...); err != nil {
+						return err
+					}
+					st := x.step()
+					k := stepKey{st.RunID, st.Index, st.Item}
+					judge(rowKey{table: 's', step: k}, uint32(xmin), st, storedStep(t.steps[k]))
+				}
+				return rows.Err()
+			})
+			return s.pool.SendBatch(ctx, &b).Close()
+		}()
+		if err == nil || !s.sleep(ctx, backoff(min(try, 4))) {
+			break
+		}
+	}
+	switch {
+	case err == nil && committed && !aborted:
+		s.stats.commitsResolved.Add(1)
+		s.noteClaims(t)
+		s.log.Warn("postgres: the connection broke while committing; the transaction had committed (its rows say so)",
+			"functions", n, "error", cause)
+		return groupCommitted, -1, nil, nil
+	case err == nil && aborted && !committed:
+		s.stats.commitsResolved.Add(1)
+		s.log.Warn("postgres: the connection broke while committing; the transaction had not committed (its rows say so), so its functions run again",
+			"functions", n, "error", cause)
+		return groupRetry, -1, cause, nil
+	}
+	s.log.Error("postgres: the connection broke while committing, and the transaction's id is unknown: its outcome cannot be told",
+		"functions", n, "error", cause, "lookup", err)
+	return groupFailed, -1, unknown, nil
+}
+
+// sameRow reports whether two records hold the same values.
+func sameRow(a, b any) bool {
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
 }

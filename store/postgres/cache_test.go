@@ -1,10 +1,14 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"reflect"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -283,5 +287,120 @@ func fill(v reflect.Value) {
 				f.Set(reflect.ValueOf(base.Add(time.Duration(i)*time.Hour + 123_456_789).In(time.FixedZone("y", -7200))))
 			}
 		}
+	}
+}
+
+// A function that fails for a reason of its own, having read from the row
+// cache, fails only if what it read holds: an engine refusing an outcome
+// because a remembered step shows another claim must see the step as it is.
+func TestRowCacheFailureIsChecked(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	schema := newSchema(t)
+	s1 := openStore(t, schema, Options{})
+	s2 := openStore(t, schema, Options{})
+	putRun(t, s1, "a", 1) // s1 remembers step 0 with no claim
+	// The claim s1 does not know of (its own claim, say, whose COMMIT's
+	// answer it lost).
+	if err := s2.Update(ctx, func(tx store.Tx) error {
+		st, err := tx.Step("a", 0, 0)
+		if err != nil {
+			return err
+		}
+		st.State, st.Owner, st.Token = store.StepRunning, "s1", 7
+		return tx.PutStep(st)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	errLost := errors.New("claim lost")
+	runs := 0
+	err := s1.Update(ctx, func(tx store.Tx) error {
+		runs++
+		if _, err := tx.Run("a"); err != nil {
+			return err
+		}
+		st, err := tx.Step("a", 0, 0)
+		if err != nil {
+			return err
+		}
+		if st.Token != 7 {
+			return errLost
+		}
+		st.State, st.Owner, st.Token = store.StepCompleted, "", 0
+		return tx.PutStep(st)
+	})
+	if err != nil {
+		t.Fatalf("Update = %v after %d runs, want nil: the error came of a stale read", err, runs)
+	}
+	if runs != 2 {
+		t.Errorf("the function ran %d times, want 2 (from the cache, then from the server)", runs)
+	}
+}
+
+// A transaction whose every read the row cache answered begins in the batch
+// that commits it, so its id is unknown when that batch's answer is lost:
+// the rows it wrote tell whether it committed. The proxy loses the batch
+// (the server never commits) or its answer (the server commits), then cuts
+// the connection.
+func TestCommitOutcomeLostInOneBatch(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		toServer  bool
+		committed string
+	}{
+		{"AnswerLost", false, "had committed"},
+		{"BatchLost", true, "had not committed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var logs bytes.Buffer
+			var lmu sync.Mutex
+			s, p := openThroughProxy(t, Options{Committers: 1, MaxConns: 1, Logger: slog.New(slog.NewTextHandler(lockedWriter{&lmu, &logs}, nil))})
+			putRun(t, s, "a", 1)
+			putRun(t, s, "w", 1)
+			ctx := context.Background()
+			// The same statements once, so that none is prepared in the
+			// batch that is lost.
+			if err := s.Update(ctx, func(tx store.Tx) error { return bump(tx, "w") }); err != nil {
+				t.Fatal(err)
+			}
+			var once sync.Once
+			s.commitHook = func(tx *tx) {
+				once.Do(func() {
+					if tx.xid != 0 {
+						t.Errorf("the transaction began before its COMMIT's batch")
+					}
+					drop := &p.dropToClient
+					if tc.toServer {
+						drop = &p.dropToServer
+					}
+					drop.Store(true)
+					go func() {
+						time.Sleep(200 * time.Millisecond) // the server commits, or not
+						p.setDown(true)
+						drop.Store(false)
+						p.setDown(false)
+					}()
+				})
+			}
+			if err := s.Update(ctx, func(tx store.Tx) error { return bump(tx, "a") }); err != nil {
+				t.Fatalf("Update: %v", err)
+			}
+			done, attempts := counts(t, s, "a")
+			if done[0] != 1 || attempts[0] != 1 {
+				t.Errorf("run a: Done %d, Attempts %d; want 1 each", done[0], attempts[0])
+			}
+			lmu.Lock()
+			out := logs.String()
+			lmu.Unlock()
+			t.Logf("log: %s", out)
+			if st := s.Stats(); st.CommitsLost != 1 || st.CommitsResolved != 1 {
+				t.Errorf("stats %+v, want one COMMIT lost and resolved", st)
+			}
+			if n := strings.Count(out, "\n"); n != 1 || !strings.Contains(out, tc.committed) {
+				t.Errorf("the store logged %d lines, want one saying %q", n, tc.committed)
+			}
+		})
 	}
 }

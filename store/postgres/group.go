@@ -402,6 +402,11 @@ func (s *Store) tryGroup(batch []*request, lock []string, noBulk, noCache bool) 
 	for i, r := range batch {
 		t.start(i, len(batch)-1-i)
 		ferr := call(r, t)
+		if ferr != nil && r.pv == nil && t.err == nil {
+			// fn's error may come of a read from the row cache: it
+			// stands only once those reads are checked.
+			t.verify()
+		}
 		switch {
 		case r.pv != nil:
 			// fn panicked: its caller panics; the others run again.
@@ -563,12 +568,12 @@ func call(r *request, t *tx) (err error) {
 func (s *Store) resolve(t *tx, n int, cause error) (groupOutcome, int, error, []string) {
 	xid := t.xid
 	unknown := fmt.Errorf("postgres: the connection broke while committing; the transaction may or may not have been committed: %w", cause)
-	if xid == 0 {
-		s.log.Error("postgres: the connection broke while committing, and the transaction's id is unknown: its outcome cannot be told",
-			"functions", n, "error", cause)
-		return groupFailed, -1, unknown, nil
-	}
 	s.stats.commitsLost.Add(1)
+	if xid == 0 {
+		// The transaction began in the batch that was lost (every read
+		// was answered from the row cache): its rows tell.
+		return s.resolveByRows(t, n, cause, unknown)
+	}
 	ctx, cancel := context.WithTimeout(s.closing, 30*time.Second)
 	defer cancel()
 	for try := 0; ; try++ {
@@ -581,6 +586,7 @@ func (s *Store) resolve(t *tx, n int, cause error) (groupOutcome, int, error, []
 		case *status == "committed":
 			s.stats.commitsResolved.Add(1)
 			s.noteClaims(t)
+			s.cacheWrites(t)
 			s.log.Warn("postgres: the connection broke while committing; the transaction had committed",
 				"xid", xid, "functions", n, "error", cause)
 			return groupCommitted, -1, nil, nil

@@ -73,6 +73,9 @@ type queries struct {
 	// key, in the order given, and fail with ErrCodeStale unless every one
 	// of them still has the xmin given (cache.go).
 	checkRuns, checkSteps string
+	// runsXmin and stepsXmin read rows by key with their xmin, locking
+	// nothing (resolveByRows).
+	runsXmin, stepsXmin string
 }
 
 // Flags of the variants of the Runs query.
@@ -131,6 +134,8 @@ func newQueries(schema string, lockTimeout time.Duration) *queries {
 		"CROSS JOIN LATERAL (SELECT FROM " + s + "runs WHERE id = k.id AND xmin::text::bigint = k.x FOR NO KEY UPDATE) r"
 	q.checkSteps = "SELECT " + s + "fresh(count(*) = cardinality($1::text[])) FROM unnest($1::text[], $2::integer[], $3::integer[], $4::bigint[]) AS k(run_id, idx, item, x) " +
 		"CROSS JOIN LATERAL (SELECT FROM " + s + "steps WHERE run_id = k.run_id AND idx = k.idx AND item = k.item AND xmin::text::bigint = k.x FOR NO KEY UPDATE) s"
+	q.runsXmin = "SELECT " + runCols + ", xmin::text::bigint FROM " + s + "runs WHERE id = ANY ($1::text[])"
+	q.stepsXmin = "SELECT " + stepCols + ", xmin::text::bigint FROM " + s + "steps WHERE (run_id, idx, item) IN (SELECT * FROM unnest($1::text[], $2::integer[], $3::integer[]))"
 	q.bulkRuns = bulkUpsert(s+"runs", runCols, types(runCols), "id")
 	q.bulkSteps = bulkUpsert(s+"steps", stepCols, types(stepCols), "run_id, idx, item")
 	q.xid = "SELECT txid_current()"

@@ -136,6 +136,9 @@ type tx struct {
 	checkSteps []checkStep
 	checked    []string
 	wroteRuns  map[string]bool
+	// checkedXmin holds the xmin that the checks sent found in each row
+	// (resolveByRows).
+	checkedXmin map[rowKey]uint32
 }
 
 // bulkAfter is how many steps of one run (or items of one step) an Update
