@@ -117,9 +117,21 @@
 // (SQLSTATE DF001, from the function fresh the migrations create); nothing
 // after it in the batch runs. The group then runs again at once, reading
 // from the server, and the runs found changed are not remembered for two
-// seconds, since another process writes them too. A read answered so is as
-// good as the read with a lock it replaces. Stats counts the rows read from
-// the cache and the groups run again for a stale one.
+// seconds, since another process writes them too. A function that fails
+// for a reason of its own after such reads fails only once they are checked
+// (a round trip of their own): an error that a stale row caused runs the
+// group again instead. A read answered so is as good as the read with a
+// lock it replaces. Stats counts the rows read from the cache and the groups
+// run again for a stale one.
+//
+// A transaction whose reads the cache answered begins in the batch that
+// commits it, so when that batch's answer is lost its id is unknown. Its
+// rows then tell, read on another connection: a row it read from the cache
+// and wrote that still has the xmin its check found was never written, so
+// the transaction did not commit and its functions run again; one that holds
+// what the transaction wrote, under a new xmin, says that it committed.
+// Only when neither is found does Update return an error saying that the
+// outcome is unknown.
 //
 // # Leases and fencing
 //
