@@ -371,17 +371,7 @@ func TestCommitOutcomeLostInOneBatch(t *testing.T) {
 					if tx.xid != 0 {
 						t.Errorf("the transaction began before its COMMIT's batch")
 					}
-					drop := &p.dropToClient
-					if tc.toServer {
-						drop = &p.dropToServer
-					}
-					drop.Store(true)
-					go func() {
-						time.Sleep(200 * time.Millisecond) // the server commits, or not
-						p.setDown(true)
-						drop.Store(false)
-						p.setDown(false)
-					}()
+					p.loseBatch(tc.toServer)
 				})
 			}
 			if err := s.Update(ctx, func(tx store.Tx) error { return bump(tx, "a") }); err != nil {

@@ -365,21 +365,7 @@ func TestGroupCommitOutcomeLost(t *testing.T) {
 				putRun(t, s, id, 1)
 			}
 			var once sync.Once
-			s.commitHook = func(*tx) {
-				once.Do(func() {
-					drop := &p.dropToClient
-					if tc.toServer {
-						drop = &p.dropToServer
-					}
-					drop.Store(true)
-					go func() {
-						time.Sleep(200 * time.Millisecond) // the server commits, or not
-						p.setDown(true)
-						drop.Store(false)
-						p.setDown(false)
-					}()
-				})
-			}
+			s.commitHook = func(*tx) { once.Do(func() { p.loseBatch(tc.toServer) }) }
 			wait, release := hold(t, s)
 			var wg sync.WaitGroup
 			for i, id := range ids {
@@ -422,6 +408,23 @@ func TestGroupCommitOutcomeLost(t *testing.T) {
 			}
 		})
 	}
+}
+
+// loseBatch makes the proxy lose the batch being sent (toServer: the server
+// never runs it) or its answer (the server runs it), and then cut the
+// connection.
+func (p *proxy) loseBatch(toServer bool) {
+	drop := &p.dropToClient
+	if toServer {
+		drop = &p.dropToServer
+	}
+	drop.Store(true)
+	go func() {
+		time.Sleep(200 * time.Millisecond) // the server commits, or not
+		p.setDown(true)
+		drop.Store(false)
+		p.setDown(false)
+	}()
 }
 
 type lockedWriter struct {
