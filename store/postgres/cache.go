@@ -335,15 +335,16 @@ func (t *tx) checks() []stmt {
 		}
 		out = append(out, stmt{sql: t.s.q.checkSteps, args: []any{runs, idx, items, xmins}})
 	}
+	if len(out) == 0 {
+		return nil
+	}
 	if t.checkedXmin == nil {
 		t.checkedXmin = map[rowKey]uint32{}
 	}
 	for _, c := range t.checkRuns {
-		t.checked = append(t.checked, c.id)
 		t.checkedXmin[rowKey{table: 'r', step: stepKey{run: c.id}}] = c.xmin
 	}
 	for _, c := range t.checkSteps {
-		t.checked = append(t.checked, c.k.run)
 		t.checkedXmin[rowKey{table: 's', step: c.k}] = c.xmin
 	}
 	t.checkRuns, t.checkSteps = t.checkRuns[:0], t.checkSteps[:0]
@@ -359,6 +360,16 @@ func (t *tx) verify() {
 	}
 	t.keep = true
 	t.send("checking the rows read from the cache")
+}
+
+// checkedRuns returns the runs of the rows that the checks sent checked.
+func (t *tx) checkedRuns() []string {
+	var ids []string
+	for k := range t.checkedXmin {
+		ids = append(ids, k.step.run)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
 }
 
 func compareKeys(a, b stepKey) int {

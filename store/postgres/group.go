@@ -373,7 +373,7 @@ func (s *Store) tryGroup(batch []*request, lock []string, noBulk, noCache bool) 
 	failed := func(ferr error) (groupOutcome, int, error, []string) {
 		if t.errOwner == staleOwner {
 			s.stats.stale.Add(1)
-			s.cache.stale(t.checked)
+			s.cache.stale(t.checkedRuns())
 			return groupStale, -1, t.err, nil
 		}
 		if ctx.Err() == nil && retryable(t.err) {

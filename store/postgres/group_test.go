@@ -698,6 +698,7 @@ func TestNamedStepsWithTheirRun(t *testing.T) {
 // A group of Updates that name different runs (store.ForRun) locks those
 // runs and reads the steps they name in one round trip, with BEGIN, instead
 // of a round trip per run: the group costs that and COMMIT.
+//
 // From the row cache, which holds the rows putRun wrote, the reads cost
 // none: the group costs its COMMIT, which checks them.
 func TestGroupReadsItsRunsAhead(t *testing.T) {

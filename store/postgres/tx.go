@@ -128,17 +128,14 @@ type tx struct {
 
 	// The row cache (cache.go): noCache keeps this transaction from
 	// reading it; checkRuns and checkSteps are the reads answered from it
-	// that the next batch checks; checked names the runs of those checks
-	// sent; wroteRuns the runs this Update wrote whole (the steps it wrote
-	// are the keys of claims).
-	noCache    bool
-	checkRuns  []checkRun
-	checkSteps []checkStep
-	checked    []string
-	wroteRuns  map[string]bool
-	// checkedXmin holds the xmin that the checks sent found in each row
-	// (resolveByRows).
+	// that the next batch checks; checkedXmin holds the rows of the checks
+	// sent, with the xmin each was checked for; wroteRuns the runs this
+	// Update wrote whole (the steps it wrote are the keys of claims).
+	noCache     bool
+	checkRuns   []checkRun
+	checkSteps  []checkStep
 	checkedXmin map[rowKey]uint32
+	wroteRuns   map[string]bool
 }
 
 // bulkAfter is how many steps of one run (or items of one step) an Update
